@@ -1,0 +1,46 @@
+"""dehaze: classical single-image dehazing with Numba kernels.
+
+The dark-channel-prior pipeline (He, Sun & Tang 2009/2011) with an O(N) min filter, the
+O(N) guided filter (gray and colour guides, fast subsampled variant), atmospheric light,
+transmission, radiance recovery and relative depth, behind a small typed API. Images are
+RGB; uint8/uint16/float32/float64 inputs keep their dtype.
+
+>>> import numpy as np, dehaze
+>>> hazy = np.full((32, 32, 3), 200, dtype=np.uint8)
+>>> dehaze.dehaze(hazy, guided_radius=8).image.dtype
+dtype('uint8')
+"""
+
+from __future__ import annotations
+
+from dehaze.dcp import (
+    DarkChannelPrior,
+    atmospheric_light,
+    dark_channel,
+    dehaze,
+    recover,
+    transmission,
+)
+from dehaze.depth import colorize_depth, depth_map
+from dehaze.filters import box_filter, min_filter
+from dehaze.guided import guided_filter
+from dehaze.result import Dehazer, DehazeResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DarkChannelPrior",
+    "DehazeResult",
+    "Dehazer",
+    "__version__",
+    "atmospheric_light",
+    "box_filter",
+    "colorize_depth",
+    "dark_channel",
+    "dehaze",
+    "depth_map",
+    "guided_filter",
+    "min_filter",
+    "recover",
+    "transmission",
+]

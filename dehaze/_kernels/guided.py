@@ -1,0 +1,163 @@
+"""Guided filter kernels (He, Sun & Tang, TPAMI 2013), O(N) via running box sums.
+
+Pass 1 computes the local linear coefficients ``a`` (one per guide channel) and ``b`` for
+every window, from box means of the guide, the input, their products and the guide's
+(co)variances, all accumulated in float64. Pass 2 averages the coefficients over the same
+windows and forms ``q = mean(a) · I + mean(b)``. Both passes use the in-image-count
+normalisation of :mod:`dehaze._kernels.boxfilter`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dehaze._jit import jit
+from dehaze._kernels import Array
+from dehaze._kernels.boxfilter import add_stack_row, row_window_sums, window_counts
+
+
+@jit
+def _add_gray_row(guide: Array, src: Array, row: int, sign: float, colsum: Array) -> None:
+    width = guide.shape[1]
+    for j in range(width):
+        g = np.float64(guide[row, j])
+        s = np.float64(src[row, j])
+        colsum[0, j] += sign * g
+        colsum[1, j] += sign * s
+        colsum[2, j] += sign * (g * s)
+        colsum[3, j] += sign * (g * g)
+
+
+@jit
+def coefficients_gray(guide: Array, src: Array, radius: int, eps: float, ab: Array) -> None:
+    """Gray guide: ab[0] = a, ab[1] = b for each window centre (H×W guide and input)."""
+    height, width = guide.shape
+    colsum = np.zeros((4, width), dtype=np.float64)
+    sums = np.empty((4, width), dtype=np.float64)
+    count_x = window_counts(width, radius)
+    count_y = window_counts(height, radius)
+    for i in range(min(radius, height - 1) + 1):
+        _add_gray_row(guide, src, i, 1.0, colsum)
+    for i in range(height):
+        row_window_sums(colsum, radius, sums)
+        for j in range(width):
+            inv_n = 1.0 / (count_y[i] * count_x[j])
+            mean_i = sums[0, j] * inv_n
+            mean_p = sums[1, j] * inv_n
+            cov_ip = sums[2, j] * inv_n - mean_i * mean_p
+            var_i = sums[3, j] * inv_n - mean_i * mean_i
+            a = cov_ip / (var_i + eps)
+            ab[0, i, j] = a
+            ab[1, i, j] = mean_p - a * mean_i
+        if i + radius + 1 < height:
+            _add_gray_row(guide, src, i + radius + 1, 1.0, colsum)
+        if i - radius >= 0:
+            _add_gray_row(guide, src, i - radius, -1.0, colsum)
+
+
+@jit
+def _add_color_row(guide: Array, src: Array, row: int, sign: float, colsum: Array) -> None:
+    width = guide.shape[1]
+    for j in range(width):
+        r = np.float64(guide[row, j, 0])
+        g = np.float64(guide[row, j, 1])
+        b = np.float64(guide[row, j, 2])
+        s = np.float64(src[row, j])
+        colsum[0, j] += sign * r
+        colsum[1, j] += sign * g
+        colsum[2, j] += sign * b
+        colsum[3, j] += sign * s
+        colsum[4, j] += sign * (r * s)
+        colsum[5, j] += sign * (g * s)
+        colsum[6, j] += sign * (b * s)
+        colsum[7, j] += sign * (r * r)
+        colsum[8, j] += sign * (r * g)
+        colsum[9, j] += sign * (r * b)
+        colsum[10, j] += sign * (g * g)
+        colsum[11, j] += sign * (g * b)
+        colsum[12, j] += sign * (b * b)
+
+
+@jit
+def coefficients_color(guide: Array, src: Array, radius: int, eps: float, ab: Array) -> None:
+    """Colour guide: ab[0:3] = a (per channel), ab[3] = b; solves (Σ + εU) a = cov(I, p)."""
+    height, width, _ = guide.shape
+    colsum = np.zeros((13, width), dtype=np.float64)
+    sums = np.empty((13, width), dtype=np.float64)
+    count_x = window_counts(width, radius)
+    count_y = window_counts(height, radius)
+    for i in range(min(radius, height - 1) + 1):
+        _add_color_row(guide, src, i, 1.0, colsum)
+    for i in range(height):
+        row_window_sums(colsum, radius, sums)
+        for j in range(width):
+            inv_n = 1.0 / (count_y[i] * count_x[j])
+            mr = sums[0, j] * inv_n
+            mg = sums[1, j] * inv_n
+            mb = sums[2, j] * inv_n
+            mp = sums[3, j] * inv_n
+            cr = sums[4, j] * inv_n - mr * mp
+            cg = sums[5, j] * inv_n - mg * mp
+            cb = sums[6, j] * inv_n - mb * mp
+            srr = sums[7, j] * inv_n - mr * mr + eps
+            srg = sums[8, j] * inv_n - mr * mg
+            srb = sums[9, j] * inv_n - mr * mb
+            sgg = sums[10, j] * inv_n - mg * mg + eps
+            sgb = sums[11, j] * inv_n - mg * mb
+            sbb = sums[12, j] * inv_n - mb * mb + eps
+            # inverse of the symmetric 3×3 matrix by cofactors
+            c00 = sgg * sbb - sgb * sgb
+            c01 = srb * sgb - srg * sbb
+            c02 = srg * sgb - srb * sgg
+            c11 = srr * sbb - srb * srb
+            c12 = srb * srg - srr * sgb
+            c22 = srr * sgg - srg * srg
+            inv_det = 1.0 / (srr * c00 + srg * c01 + srb * c02)
+            ar = (c00 * cr + c01 * cg + c02 * cb) * inv_det
+            ag = (c01 * cr + c11 * cg + c12 * cb) * inv_det
+            ab_ = (c02 * cr + c12 * cg + c22 * cb) * inv_det
+            ab[0, i, j] = ar
+            ab[1, i, j] = ag
+            ab[2, i, j] = ab_
+            ab[3, i, j] = mp - ar * mr - ag * mg - ab_ * mb
+        if i + radius + 1 < height:
+            _add_color_row(guide, src, i + radius + 1, 1.0, colsum)
+        if i - radius >= 0:
+            _add_color_row(guide, src, i - radius, -1.0, colsum)
+
+
+@jit
+def apply_coefficients(ab: Array, guide: Array, radius: int, out: Array) -> None:
+    """Out = mean(a) · guide + mean(b) for a (C+1)×H×W stack ``ab`` and an H×W×C guide."""
+    n_q, height, width = ab.shape
+    channels = n_q - 1
+    colsum = np.zeros((n_q, width), dtype=np.float64)
+    sums = np.empty((n_q, width), dtype=np.float64)
+    count_x = window_counts(width, radius)
+    count_y = window_counts(height, radius)
+    for i in range(min(radius, height - 1) + 1):
+        add_stack_row(ab, i, 1.0, colsum)
+    for i in range(height):
+        row_window_sums(colsum, radius, sums)
+        for j in range(width):
+            acc = sums[channels, j]
+            for c in range(channels):
+                acc += sums[c, j] * guide[i, j, c]
+            out[i, j] = acc / (count_y[i] * count_x[j])
+        if i + radius + 1 < height:
+            add_stack_row(ab, i + radius + 1, 1.0, colsum)
+        if i - radius >= 0:
+            add_stack_row(ab, i - radius, -1.0, colsum)
+
+
+@jit
+def combine_coefficients(mean_ab: Array, guide: Array, out: Array) -> None:
+    """Out = mean_ab[:C] · guide + mean_ab[C] for already-averaged coefficients."""
+    n_q, height, width = mean_ab.shape
+    channels = n_q - 1
+    for i in range(height):
+        for j in range(width):
+            acc = np.float64(mean_ab[channels, i, j])
+            for c in range(channels):
+                acc += mean_ab[c, i, j] * guide[i, j, c]
+            out[i, j] = acc

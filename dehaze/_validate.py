@@ -1,0 +1,233 @@
+"""Input checks and the dtype rule, in one place.
+
+Every public function converts its inputs through these helpers, so kernels only ever see
+C-contiguous float32/float64 arrays that are finite and of the documented shape.
+
+The dtype rule (after scikit-image's ``_supported_float_type``):
+
+* float64 input is processed in float64; float32 in float32;
+* uint8 and uint16 input is scaled to [0, 1] and processed in float32 (24 mantissa bits
+  hold every uint16 value exactly);
+* results are returned in the caller's dtype by :func:`restore_dtype`, integer outputs
+  rounded and clipped to the dtype's range.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+FloatArray = NDArray[np.floating[Any]]
+
+#: dtypes accepted for images, in the order they are listed in error messages.
+SUPPORTED_DTYPES: tuple[np.dtype[Any], ...] = (
+    np.dtype(np.uint8),
+    np.dtype(np.uint16),
+    np.dtype(np.float32),
+    np.dtype(np.float64),
+)
+_SUPPORTED_NAMES = ", ".join(d.name for d in SUPPORTED_DTYPES)
+
+
+def working_dtype(dtype: DTypeLike) -> np.dtype[Any]:
+    """Return the float dtype used to process images of ``dtype``.
+
+    float64 stays float64; float32, uint8 and uint16 are processed in float32.
+    """
+    dt = np.dtype(dtype)
+    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
+
+
+def check_image(image: ArrayLike, name: str = "image", *, allow_gray: bool = True) -> np.ndarray:
+    """Check an image's type, shape and values; return it as an ndarray (no copy).
+
+    Accepted: H×W×3 RGB (and H×W gray if ``allow_gray``) arrays of uint8, uint16, float32
+    or float64 with H, W ≥ 1; float images must be finite and within [0, 1].
+
+    Raises
+    ------
+    TypeError
+        If ``image`` is not array-like of a supported dtype.
+    ValueError
+        If the shape, channel count or values are not accepted.
+    """
+    if isinstance(image, np.ndarray):
+        arr = image
+    else:
+        try:
+            arr = np.asarray(image)
+        except Exception as exc:  # pragma: no cover - exotic objects
+            raise TypeError(f"{name} must be a NumPy array, got {type(image).__name__}") from exc
+    if arr.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}; accepted dtypes are {_SUPPORTED_NAMES} "
+            f"(convert with skimage.util.img_as_float32 or .astype)"
+        )
+    shapes = "H×W×3 (RGB) or H×W (gray)" if allow_gray else "H×W×3 (RGB)"
+    if arr.ndim == 3:
+        channels = arr.shape[2]
+        if channels == 4:
+            raise ValueError(
+                f"{name} has 4 channels (RGBA?); accepted shapes are {shapes}. "
+                f"Drop the alpha channel first, e.g. {name}[..., :3]"
+            )
+        if channels != 3:
+            raise ValueError(f"{name} has {channels} channels; accepted shapes are {shapes}")
+    elif arr.ndim == 2:
+        if not allow_gray:
+            raise ValueError(f"{name} is 2-D (gray); accepted shapes are {shapes}")
+    else:
+        raise ValueError(
+            f"{name} has ndim={arr.ndim} (shape {arr.shape}); accepted shapes are {shapes}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); height and width must be ≥ 1")
+    if arr.dtype.kind == "f":
+        lo = float(np.min(arr))
+        hi = float(np.max(arr))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or inf; only finite values are accepted")
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{name} is a float image with values in [{lo:g}, {hi:g}]; float images must lie "
+                f"in [0, 1] (scale it, e.g. {name} / 255, or clip it yourself)"
+            )
+    return arr
+
+
+def as_float_image(image: ArrayLike, name: str = "image", *, allow_gray: bool = True) -> FloatArray:
+    """Validate ``image`` and return a C-contiguous float copy (or view) in [0, 1].
+
+    Integer images are scaled by their dtype's maximum; the float dtype follows
+    :func:`working_dtype`. The input is never modified: a new array is returned whenever a
+    conversion is needed, and the caller must not write into the result (it may be the
+    input itself when that is already C-contiguous float).
+    """
+    arr = check_image(image, name, allow_gray=allow_gray)
+    wdt = working_dtype(arr.dtype)
+    if arr.dtype.kind == "u":
+        scale = wdt.type(1.0 / np.iinfo(arr.dtype).max)
+        out = np.multiply(arr, scale, dtype=wdt)
+        return np.ascontiguousarray(out)
+    return np.ascontiguousarray(arr, dtype=wdt)
+
+
+def restore_dtype(image: FloatArray, dtype: DTypeLike) -> np.ndarray:
+    """Convert a float image in [0, 1] back to ``dtype``.
+
+    Integer dtypes are rounded to nearest after scaling and clipped to the dtype's range
+    (values of a dehazed image outside [0, 1] cannot be stored in an integer image);
+    float dtypes are cast.
+    """
+    dt = np.dtype(dtype)
+    if dt.kind == "u":
+        info = np.iinfo(dt)
+        scaled = np.clip(image, 0.0, 1.0) * float(info.max)
+        as_int: np.ndarray = np.rint(scaled).astype(dt)
+        return as_int
+    as_float: np.ndarray = np.asarray(image, dtype=dt)
+    return as_float
+
+
+def check_radius(value: Any, name: str, *, minimum: int = 0) -> int:
+    """Return ``value`` as an int if it is an integer ≥ ``minimum``; otherwise raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an integer ≥ {minimum}, got {value!r} ({type(value).__name__})"
+        )
+    ivalue = int(value)
+    if ivalue < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {ivalue}")
+    return ivalue
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = False,
+    high_inclusive: bool = False,
+) -> float:
+    """Return ``value`` as a float if it is a real number in the stated interval; else raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    fvalue = float(value)
+    lo_b = "[" if low_inclusive else "("
+    hi_b = "]" if high_inclusive else ")"
+    lo_s = "-inf" if low is None else f"{low:g}"
+    hi_s = "inf" if high is None else f"{high:g}"
+    interval = f"{lo_b}{lo_s}, {hi_s}{hi_b}"
+    ok = np.isfinite(fvalue)
+    if ok and low is not None:
+        ok = fvalue >= low if low_inclusive else fvalue > low
+    if ok and high is not None:
+        ok = fvalue <= high if high_inclusive else fvalue < high
+    if not ok:
+        raise ValueError(f"{name} must be in {interval}, got {fvalue!r}")
+    return fvalue
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise raise ValueError."""
+    if not isinstance(value, str) or value not in choices:
+        accepted = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {accepted}, got {value!r}")
+    return value
+
+
+def check_float_map(
+    array: ArrayLike, name: str, shape: tuple[int, ...] | None = None
+) -> FloatArray:
+    """Validate a finite real 2-D map (e.g. a transmission) and return it as float.
+
+    float32 stays float32; every other real dtype becomes float64. ``shape``, when given,
+    is the required shape.
+    """
+    arr = np.asarray(array)
+    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+        raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (H×W), got shape {arr.shape}")
+    if shape is not None and arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} to match the image, got {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    wdt = np.dtype(np.float32) if arr.dtype == np.float32 else np.dtype(np.float64)
+    out: FloatArray = np.ascontiguousarray(arr, dtype=wdt)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} contains NaN or inf; only finite values are accepted")
+    return out
+
+
+def check_atmospheric_light(value: ArrayLike, channels: int, dtype: DTypeLike) -> FloatArray:
+    """Validate a user-given atmospheric light for an image with ``channels`` channels.
+
+    Accepted: a scalar (the same value for every channel) or a sequence of length
+    ``channels``, every value in (0, 1] on the float scale of the image (for integer
+    images, a fraction of the dtype's maximum).
+    """
+    name = "atmospheric_light"
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+        raise TypeError(
+            f"{name} must be a real scalar or a length-{channels} sequence, got {value!r}"
+        )
+    arr = arr.astype(np.float64)
+    if arr.ndim == 0:
+        arr = np.full(channels, float(arr))
+    if arr.shape != (channels,):
+        raise ValueError(
+            f"{name} must be a scalar or have shape ({channels},) for a "
+            f"{channels}-channel image, got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0.0) or np.any(arr > 1.0):
+        raise ValueError(
+            f"{name} values must be in (0, 1] on the image's float scale (for integer images "
+            f"divide by the dtype's maximum, e.g. 230/255), got {arr.tolist()}"
+        )
+    return arr.astype(working_dtype(dtype))

@@ -1,0 +1,435 @@
+"""The dark-channel-prior pipeline (He, Sun & Tang, CVPR 2009 / TPAMI 2011).
+
+Haze model: I(x) = J(x) t(x) + A (1 − t(x)). The pipeline estimates
+
+1. the dark channel  dark(I)(x) = min over the patch Ω(x) of min over c of I_c;
+2. the atmospheric light A from the brightest 0.1 % of the dark channel;
+3. the transmission  t̃ = 1 − ω · dark(I / A);
+4. refines t̃ with the guided filter (gray or colour guide, optionally subsampled);
+5. recovers  J = (I − A) / max(t, t0) + A;
+6. relative depth −ln(t).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dehaze._kernels import minfilter as _min
+from dehaze._kernels import recover as _rec
+from dehaze._validate import (
+    FloatArray,
+    as_float_image,
+    check_atmospheric_light,
+    check_choice,
+    check_float_map,
+    check_radius,
+    check_real,
+    restore_dtype,
+)
+from dehaze.depth import depth_map
+from dehaze.filters import min_filter_plane
+from dehaze.guided import guided_filter_plane, to_gray
+from dehaze.result import DehazeResult
+
+__all__ = [
+    "DarkChannelPrior",
+    "atmospheric_light",
+    "dark_channel",
+    "dehaze",
+    "recover",
+    "transmission",
+]
+
+#: Lower bound applied to an *estimated* atmospheric light (a black image has no haze
+#: to estimate; the bound keeps I / A finite).
+MIN_ESTIMATED_LIGHT = 1e-3
+
+
+def _as_channels(image: FloatArray) -> FloatArray:
+    """View an H×W gray image as H×W×1 (H×W×3 is returned unchanged)."""
+    return image if image.ndim == 3 else image[:, :, np.newaxis]
+
+
+def _dark_channel(image: FloatArray, radius: int, scale: FloatArray | None = None) -> FloatArray:
+    """Dark channel of a validated float image, optionally of image · scale per channel."""
+    img3 = _as_channels(image)
+    channels = img3.shape[2]
+    if scale is None:
+        scale = np.ones(channels, dtype=image.dtype)
+    height, width = img3.shape[:2]
+    mins = np.empty((height, width), dtype=image.dtype)
+    _min.scaled_channel_min(img3, np.ascontiguousarray(scale, dtype=image.dtype), mins)
+    return min_filter_plane(mins, radius)
+
+
+def dark_channel(image: ArrayLike, patch_radius: int = 7) -> FloatArray:
+    """Compute the dark channel: min over colour channels, then over a square patch.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        RGB or gray image, uint8/uint16/float32/float64 (float in [0, 1]).
+    patch_radius : int, optional
+        Patch radius r ≥ 0; the patch is (2r + 1)² (r = 7 gives He's 15 × 15).
+
+    Returns
+    -------
+    (H, W) ndarray
+        Dark channel on the [0, 1] scale; float64 for float64 input, float32 otherwise.
+
+    Notes
+    -----
+    The patch is clipped to the image (padding with +inf), as in the paper. Cost per pixel
+    does not depend on the patch size (van Herk / Gil–Werman min filter).
+
+    References
+    ----------
+    .. [1] K. He, J. Sun and X. Tang, "Single image haze removal using dark channel
+       prior", CVPR 2009; IEEE TPAMI 33(12), 2011.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze import dark_channel
+    >>> img = np.zeros((4, 4, 3), dtype=np.uint8); img[..., 0] = 255
+    >>> float(dark_channel(img, 1).max())
+    0.0
+    """
+    img = as_float_image(image)
+    return _dark_channel(img, check_radius(patch_radius, "patch_radius"))
+
+
+def _estimate_light(image: FloatArray, dark: FloatArray, top_fraction: float) -> FloatArray:
+    img3 = _as_channels(image)
+    channels = img3.shape[2]
+    flat_dark = dark.ravel()
+    n = flat_dark.size
+    k = max(1, int(n * top_fraction))
+    threshold = np.partition(flat_dark, n - k)[n - k]
+    candidates = np.flatnonzero(flat_dark >= threshold)
+    pixels = img3.reshape(-1, channels)[candidates]
+    intensity = pixels.astype(np.float64).sum(axis=1)
+    best = candidates[int(np.argmax(intensity))]
+    light: FloatArray = img3.reshape(-1, channels)[best].astype(image.dtype)
+    return np.maximum(light, image.dtype.type(MIN_ESTIMATED_LIGHT))
+
+
+def atmospheric_light(
+    image: ArrayLike,
+    dark: ArrayLike | None = None,
+    *,
+    patch_radius: int = 7,
+    top_fraction: float = 0.001,
+) -> FloatArray:
+    """Estimate the atmospheric light A by He's rule.
+
+    Among the pixels whose dark-channel value is in the brightest ``top_fraction`` (0.1 %)
+    of the image, the input pixel of highest intensity (R + G + B) is taken as A.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        uint8/uint16/float32/float64 image (float in [0, 1]).
+    dark : (H, W) ndarray, optional
+        The image's dark channel; computed with ``patch_radius`` when not given.
+    patch_radius : int, optional
+        Patch radius for the dark channel when ``dark`` is not given.
+    top_fraction : float, optional
+        Fraction in (0, 1] of the brightest dark-channel pixels to search (at least one).
+
+    Returns
+    -------
+    (C,) ndarray
+        A on the [0, 1] scale (C = 3 for RGB, 1 for gray), each component at least
+        ``MIN_ESTIMATED_LIGHT`` (1e-3).
+
+    Notes
+    -----
+    Selection, not a sort: the threshold is the k-th largest dark value (k = max(1,
+    ⌊N · top_fraction⌋)) found by ``np.partition`` in O(N). Every pixel with a dark value at
+    or above it is a candidate (ties included); among equal intensities the first pixel in
+    row-major order wins. This makes the result independent of the selection algorithm.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze import atmospheric_light
+    >>> img = np.full((20, 20, 3), 0.2); img[5, 5] = (0.9, 0.8, 0.7)
+    >>> atmospheric_light(img, patch_radius=0)
+    array([0.9, 0.8, 0.7])
+    """
+    img = as_float_image(image)
+    frac = check_real(top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
+    if dark is None:
+        dark_f = _dark_channel(img, check_radius(patch_radius, "patch_radius"))
+    else:
+        dark_f = check_float_map(dark, "dark", img.shape[:2])
+    return _estimate_light(img, dark_f, frac)
+
+
+def _raw_transmission(
+    image: FloatArray, light: FloatArray, omega: float, radius: int
+) -> FloatArray:
+    scale = (1.0 / light.astype(np.float64)).astype(image.dtype)
+    t = _dark_channel(image, radius, scale)
+    t *= image.dtype.type(-omega)
+    t += image.dtype.type(1.0)
+    return t
+
+
+def transmission(
+    image: ArrayLike,
+    atmospheric_light: ArrayLike,
+    *,
+    omega: float = 0.95,
+    patch_radius: int = 7,
+) -> FloatArray:
+    """Coarse transmission t̃ = 1 − ω · dark(I / A), before refinement.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        uint8/uint16/float32/float64 image (float in [0, 1]).
+    atmospheric_light : float or (C,) array_like
+        A on the [0, 1] scale, every component in (0, 1].
+    omega : float, optional
+        Haze kept for aerial perspective, ω in (0, 1] (0.95 in the paper).
+    patch_radius : int, optional
+        Patch radius r ≥ 0 of the dark channel.
+
+    Returns
+    -------
+    (H, W) ndarray
+        t̃ (may be below 0 where I exceeds A in every channel of a patch); float64 for
+        float64 input, float32 otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze import transmission
+    >>> img = np.full((8, 8, 3), 0.5)
+    >>> float(transmission(img, 1.0, omega=1.0)[0, 0])
+    0.5
+    """
+    img = as_float_image(image)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    light = check_atmospheric_light(atmospheric_light, channels, img.dtype)
+    w = check_real(omega, "omega", low=0.0, high=1.0, high_inclusive=True)
+    return _raw_transmission(img, light, w, check_radius(patch_radius, "patch_radius"))
+
+
+def _recover(
+    image: FloatArray, t: FloatArray, light: FloatArray, t0: float, clip: bool
+) -> FloatArray:
+    img3 = _as_channels(image)
+    out = np.empty_like(img3)
+    _rec.recover_radiance(
+        img3, np.ascontiguousarray(t, dtype=image.dtype), light, float(t0), clip, out
+    )
+    return out.reshape(image.shape)
+
+
+def recover(
+    image: ArrayLike,
+    transmission: ArrayLike,
+    atmospheric_light: ArrayLike,
+    *,
+    t0: float = 0.1,
+    clip: bool = True,
+) -> NDArray[Any]:
+    """Recover the scene radiance J = (I − A) / max(t, t0) + A.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        The hazy image, uint8/uint16/float32/float64 (float in [0, 1]).
+    transmission : (H, W) ndarray
+        Transmission t, finite.
+    atmospheric_light : float or (C,) array_like
+        A on the [0, 1] scale, every component in (0, 1].
+    t0 : float, optional
+        Lower bound on t in (0, 1) (0.1 in the paper) so that noise is not amplified
+        without bound.
+    clip : bool, optional
+        Clip J to [0, 1] (default). Integer outputs are always clipped to the dtype's
+        range; ``clip=False`` keeps float outputs unclipped.
+
+    Returns
+    -------
+    ndarray
+        J with the input's shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze import recover
+    >>> hazy = np.full((2, 2, 3), 0.6)
+    >>> float(recover(hazy, np.full((2, 2), 0.5), 1.0)[0, 0, 0])
+    0.2
+    """
+    arr = np.asarray(image)
+    img = as_float_image(arr)
+    t = check_float_map(transmission, "transmission", img.shape[:2])
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    light = check_atmospheric_light(atmospheric_light, channels, img.dtype)
+    lo = check_real(t0, "t0", low=0.0, high=1.0)
+    if not isinstance(clip, (bool, np.bool_)):
+        raise TypeError(f"clip must be True or False, got {clip!r}")
+    return restore_dtype(_recover(img, t, light, lo, bool(clip)), arr.dtype)
+
+
+GUIDES = ("gray", "color")
+
+
+@dataclass(frozen=True)
+class DarkChannelPrior:
+    """A dark-channel-prior dehazer: validated, reusable parameters; call it on images.
+
+    Parameters
+    ----------
+    omega : float
+        ω in (0, 1]: fraction of haze removed (0.95 in the paper).
+    t0 : float
+        Lower bound on the transmission in (0, 1) during recovery (and depth).
+    patch_radius : int
+        Dark-channel patch radius ≥ 0 (7 → 15 × 15 patch, the paper's).
+    guided_radius : int
+        Guided-filter radius ≥ 0 used to refine the transmission (He uses 60 at ~600 px).
+    eps : float
+        Guided-filter regularisation ε > 0.
+    guide : {"gray", "color"}
+        Gray (luma) guide, or the RGB image as a colour guide (3×3 solve per pixel). A gray
+        input image always uses itself as the guide.
+    subsample : int
+        ≥ 1; > 1 uses the fast guided filter subsampled by this factor.
+    atmospheric_light : float or sequence of float, optional
+        A fixed A on the [0, 1] scale (components in (0, 1]); estimated per image when None.
+    top_fraction : float
+        Fraction of brightest dark-channel pixels searched for A (0.001 = 0.1 %).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze import DarkChannelPrior
+    >>> method = DarkChannelPrior(guided_radius=20, subsample=2)
+    >>> hazy = (np.random.default_rng(0).random((64, 80, 3)) * 0.5 + 0.4).astype(np.float32)
+    >>> result = method(hazy)
+    >>> result.image.dtype, result.image.shape, result.transmission.shape
+    (dtype('float32'), (64, 80, 3), (64, 80))
+    """
+
+    omega: float = 0.95
+    t0: float = 0.1
+    patch_radius: int = 7
+    guided_radius: int = 60
+    eps: float = 1e-4
+    guide: str = "gray"
+    subsample: int = 1
+    atmospheric_light: float | tuple[float, ...] | None = None
+    top_fraction: float = 0.001
+
+    def __post_init__(self) -> None:
+        check_real(self.omega, "omega", low=0.0, high=1.0, high_inclusive=True)
+        check_real(self.t0, "t0", low=0.0, high=1.0)
+        check_radius(self.patch_radius, "patch_radius")
+        check_radius(self.guided_radius, "guided_radius")
+        check_real(self.eps, "eps", low=0.0)
+        check_choice(self.guide, "guide", GUIDES)
+        check_radius(self.subsample, "subsample", minimum=1)
+        check_real(self.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
+        if self.atmospheric_light is not None:
+            light = np.asarray(self.atmospheric_light, dtype=np.float64)
+            check_atmospheric_light(light, 1 if light.ndim == 0 else light.shape[0], np.float64)
+            # store a hashable value so the frozen dataclass stays hashable
+            value: float | tuple[float, ...] = (
+                float(light) if light.ndim == 0 else tuple(float(v) for v in light)
+            )
+            object.__setattr__(self, "atmospheric_light", value)
+
+    def __call__(self, image: ArrayLike) -> DehazeResult:
+        """Dehaze ``image``; see :func:`dehaze.dehaze`."""
+        arr = np.asarray(image)
+        img = as_float_image(arr)
+        channels = 1 if img.ndim == 2 else img.shape[2]
+        dark = _dark_channel(img, self.patch_radius)
+        if self.atmospheric_light is None:
+            light = _estimate_light(img, dark, self.top_fraction)
+        else:
+            light = check_atmospheric_light(self.atmospheric_light, channels, img.dtype)
+        raw_t = _raw_transmission(img, light, self.omega, self.patch_radius)
+        if img.ndim == 2:
+            guide = img[:, :, np.newaxis]
+        elif self.guide == "gray":
+            guide = to_gray(img)[:, :, np.newaxis]
+        else:
+            guide = img
+        radius = min(self.guided_radius, max(img.shape[:2]))
+        refined = guided_filter_plane(guide, raw_t, radius, self.eps, self.subsample)
+        recovered = _recover(img, refined, light, self.t0, True)
+        return DehazeResult(
+            image=restore_dtype(recovered, arr.dtype),
+            transmission=refined,
+            atmospheric_light=light,
+            dark_channel=dark,
+            depth=depth_map(refined, t0=self.t0),
+        )
+
+
+def dehaze(
+    image: ArrayLike,
+    *,
+    omega: float = 0.95,
+    t0: float = 0.1,
+    patch_radius: int = 7,
+    guided_radius: int = 60,
+    eps: float = 1e-4,
+    guide: str = "gray",
+    subsample: int = 1,
+    atmospheric_light: float | tuple[float, ...] | None = None,
+    top_fraction: float = 0.001,
+) -> DehazeResult:
+    """Remove haze from one image with the dark channel prior.
+
+    Parameters are those of :class:`DarkChannelPrior` (build one to reuse a
+    configuration).
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        RGB or gray image; uint8, uint16, float32 or float64 (float in [0, 1]); any
+        memory layout, read-only views included. The input is never modified.
+    omega, t0, patch_radius, guided_radius, eps, guide, subsample, atmospheric_light, top_fraction
+        See :class:`DarkChannelPrior`.
+
+    Returns
+    -------
+    DehazeResult
+        ``image`` (same dtype and shape as the input, clipped to its range),
+        ``transmission``, ``atmospheric_light``, ``dark_channel`` and ``depth``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dehaze
+    >>> hazy = np.full((40, 60, 3), 180, dtype=np.uint8)
+    >>> hazy[10:30, 20:40] = (90, 120, 150)
+    >>> result = dehaze.dehaze(hazy, guided_radius=10)
+    >>> result.image.dtype, result.image.shape
+    (dtype('uint8'), (40, 60, 3))
+    """
+    method = DarkChannelPrior(
+        omega=omega,
+        t0=t0,
+        patch_radius=patch_radius,
+        guided_radius=guided_radius,
+        eps=eps,
+        guide=guide,
+        subsample=subsample,
+        atmospheric_light=atmospheric_light,
+        top_fraction=top_fraction,
+    )
+    return method(image)

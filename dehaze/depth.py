@@ -1,0 +1,93 @@
+"""Relative depth from transmission, and a colour-mapped view for saving."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dehaze._validate import FloatArray, check_choice, check_float_map, check_real
+
+__all__ = ["colorize_depth", "depth_map"]
+
+COLORMAPS: dict[str, int] = {
+    "turbo": cv2.COLORMAP_TURBO,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "magma": cv2.COLORMAP_MAGMA,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "jet": cv2.COLORMAP_JET,
+    "gray": -1,
+}
+
+
+def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) -> FloatArray:
+    """Relative scene depth d = −ln(t) / β from a transmission map.
+
+    The haze model gives t(x) = exp(−β d(x)); β (the scattering coefficient) is unknown
+    from one image, so d is a *relative* depth: correct up to the factor 1/β.
+
+    Parameters
+    ----------
+    transmission : (H, W) ndarray
+        Transmission map, finite real values.
+    beta : float, optional
+        Scattering coefficient β > 0 (default 1: depth in units of 1/β).
+    t0 : float, optional
+        Lower bound on t in (0, 1), as in the recovery step. t is taken in [t0, 1] before
+        the logarithm (t > 1 would mean negative depth, t ≤ 0 infinite depth), so depth
+        lies in [0, −ln(t0)/β].
+
+    Returns
+    -------
+    ndarray
+        Depth, same shape; float32 for float32 input, float64 otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze import depth_map
+    >>> depth_map(np.array([[1.0, np.exp(-1.0)]]))
+    array([[0., 1.]])
+    """
+    b = check_real(beta, "beta", low=0.0)
+    lo = check_real(t0, "t0", low=0.0, high=1.0)
+    t = check_float_map(transmission, "transmission")
+    clipped = np.clip(t, t.dtype.type(lo), t.dtype.type(1.0))
+    depth: FloatArray = -np.log(clipped) / t.dtype.type(b)
+    depth += t.dtype.type(0.0)  # turn -0.0 into 0.0
+    return depth
+
+
+def colorize_depth(
+    depth: ArrayLike, *, colormap: str = "turbo", vmax: float | None = None
+) -> NDArray[np.uint8]:
+    """Map a depth image to an RGB uint8 picture for saving or display.
+
+    Parameters
+    ----------
+    depth : (H, W) ndarray
+        Non-negative depth (e.g. from :func:`depth_map`).
+    colormap : {"turbo", "inferno", "magma", "viridis", "jet", "gray"}, optional
+        OpenCV colour map; "gray" gives a gray picture in three channels.
+    vmax : float, optional
+        Depth mapped to the top of the colour map (default: the map's maximum; a constant
+        map shows as the bottom colour).
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        RGB picture, near = low end of the map.
+    """
+    name = check_choice(colormap, "colormap", tuple(COLORMAPS))
+    d = check_float_map(depth, "depth").astype(np.float64)
+    if np.any(d < 0):
+        raise ValueError("depth must be non-negative")
+    top = float(d.max()) if vmax is None else check_real(vmax, "vmax", low=0.0)
+    scaled = np.zeros_like(d) if top == 0.0 else np.clip(d / top, 0.0, 1.0)
+    levels: NDArray[np.uint8] = np.rint(scaled * 255.0).astype(np.uint8)
+    if COLORMAPS[name] < 0:
+        gray: NDArray[np.uint8] = np.repeat(levels[:, :, np.newaxis], 3, axis=2)
+        return gray
+    bgr = cv2.applyColorMap(levels, COLORMAPS[name])
+    rgb: NDArray[np.uint8] = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    return rgb
