@@ -25,7 +25,7 @@ def synthetic_hazy(
     """
     from skimage import data
 
-    clear: NDArray[Any] = data.astronaut()  # type: ignore[no-untyped-call]
+    clear: NDArray[Any] = data.astronaut()
     height, width = clear.shape[:2]
     rows = np.linspace(1.0, 0.0, height)[:, np.newaxis]
     cols = np.linspace(0.0, 0.3, width)[np.newaxis, :]
