@@ -103,7 +103,11 @@ def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> P
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
     suffix = p.suffix.lower()
-    ok, encoded = cv2.imencode(suffix, _to_storable(image, suffix))
+    storable = _to_storable(image, suffix)
+    try:
+        ok, encoded = cv2.imencode(suffix, storable)
+    except cv2.error:
+        ok = False
     if not ok:
         raise ValueError(f"OpenCV cannot encode images as {suffix!r}")
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,112 @@
+"""Guided filter (gray, colour, fast) against the paper's formulas in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dehaze import guided_filter
+
+from helpers import DTYPES, SHAPES, layouts, random_image
+from reference import fast_guided_ref, guided_color_ref, guided_gray_ref, to_float64
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("radius", (0, 1, 4, 60))
+def test_gray_guide_matches_reference(rng, dtype, shape, radius):
+    guide = random_image(rng, shape, dtype)
+    src = rng.random(shape)
+    out = guided_filter(guide, src, radius, 1e-3)
+    expected = guided_gray_ref(to_float64(guide), src, radius, 1e-3)
+    atol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, expected, rtol=0, atol=atol)
+    assert out.dtype == np.float64  # src is float64
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("radius", (0, 1, 4, 60))
+def test_color_guide_matches_reference(rng, dtype, shape, radius):
+    guide = random_image(rng, (*shape, 3), dtype)
+    src = rng.random(shape).astype(np.float32)
+    out = guided_filter(guide, src, radius, 1e-2)
+    expected = guided_color_ref(to_float64(guide), src.astype(np.float64), radius, 1e-2)
+    assert out.dtype == (np.float64 if dtype == np.float64 else np.float32)
+    atol = 1e-9 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(out, expected, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("subsample", (2, 3, 4))
+@pytest.mark.parametrize("color", (False, True))
+@pytest.mark.parametrize("shape", ((40, 57), (9, 5), (3, 3)))
+def test_fast_guided_matches_reference(rng, subsample, color, shape):
+    guide = rng.random((*shape, 3) if color else shape)
+    src = rng.random(shape)
+    out = guided_filter(guide, src, 8, 1e-2, subsample=subsample)
+    expected = fast_guided_ref(guide, src, 8, 1e-2, subsample)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-9)
+
+
+def test_fast_guided_approximates_full_filter(rng):
+    y, x = np.mgrid[0:120, 0:160]
+    guide = ((x > 80) * 0.6 + 0.2 + 0.05 * rng.random((120, 160))).astype(np.float64)
+    src = guide + 0.1 * rng.standard_normal((120, 160))
+    full = guided_filter(guide, src, 16, 1e-2)
+    fast = guided_filter(guide, src, 16, 1e-2, subsample=4)
+    assert np.sqrt(np.mean((full - fast) ** 2)) < 0.02
+
+
+@pytest.mark.parametrize("layout", ("C", "F", "strided", "readonly"))
+def test_layouts(rng, layout):
+    guide = rng.random((21, 18, 3))
+    src = rng.random((21, 18))
+    expected = guided_color_ref(guide, src, 3, 1e-2)
+    out = guided_filter(layouts(guide)[layout], layouts(src)[layout], 3, 1e-2)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-10)
+
+
+def test_multichannel_src_is_filtered_per_channel(rng):
+    guide = rng.random((15, 16))
+    src = rng.random((15, 16, 3))
+    out = guided_filter(guide, src, 2, 1e-3)
+    for c in range(3):
+        np.testing.assert_allclose(
+            out[..., c], guided_gray_ref(guide, src[..., c], 2, 1e-3), atol=1e-10
+        )
+
+
+def test_edge_is_preserved(rng):
+    # a step edge in the guide keeps a sharp step in the output (unlike a box blur)
+    guide = np.zeros((50, 50))
+    guide[:, 25:] = 1.0
+    src = guide + 0.05 * rng.standard_normal((50, 50))
+    out = guided_filter(guide, src, 8, 1e-3)
+    assert out[:, 27:].mean() - out[:, :23].mean() > 0.95
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"eps": 0.0}, ValueError, r"eps must be in \(0, inf\)"),
+        ({"eps": -1.0}, ValueError, "eps must be in"),
+        ({"eps": float("nan")}, ValueError, "eps must be in"),
+        ({"radius": -2}, ValueError, "radius must be an integer ≥ 0"),
+        ({"subsample": 0}, ValueError, "subsample must be an integer ≥ 1"),
+        ({"subsample": 1.5}, TypeError, "subsample must be an integer"),
+    ],
+)
+def test_bad_parameters(kwargs, error, match):
+    args = {"radius": 2, "eps": 1e-3, **kwargs}
+    sub = args.pop("subsample", 1)
+    with pytest.raises(error, match=match):
+        guided_filter(np.zeros((8, 8)), np.zeros((8, 8)), subsample=sub, **args)
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="src must have shape"):
+        guided_filter(np.zeros((8, 8)), np.zeros((8, 9)), 2, 1e-3)
+    with pytest.raises(ValueError, match="src contains NaN"):
+        guided_filter(np.zeros((8, 8)), np.full((8, 8), np.inf), 2, 1e-3)
+    with pytest.raises(ValueError, match="4 channels"):
+        guided_filter(np.zeros((8, 8, 4)), np.zeros((8, 8)), 2, 1e-3)

@@ -1,0 +1,75 @@
+"""Hypothesis properties of the kernels and the pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import dehaze
+
+from reference import min_filter_ref
+
+DTYPE = st.sampled_from([np.uint8, np.uint16, np.float32, np.float64])
+SIDE = st.integers(1, 24)
+GRAY_OR_RGB = st.sampled_from([None, 3])
+
+
+@st.composite
+def images(draw, channels=GRAY_OR_RGB):
+    dtype = np.dtype(draw(DTYPE))
+    h, w = draw(SIDE), draw(SIDE)
+    c = draw(channels)
+    shape = (h, w) if c is None else (h, w, c)
+    if dtype.kind == "u":
+        elements = st.integers(0, int(np.iinfo(dtype).max))
+    else:
+        elements = st.floats(0.0, 1.0, width=dtype.itemsize * 8)
+    return draw(arrays(dtype, shape, elements=elements))
+
+
+settings.register_profile("dehaze", deadline=None, max_examples=60)
+settings.load_profile("dehaze")
+
+
+@given(images(), st.integers(0, 30), st.integers(0, 30))
+def test_pipeline_output_range_dtype_finite(image, patch_radius, guided_radius):
+    result = dehaze.dehaze(image, patch_radius=patch_radius, guided_radius=guided_radius)
+    assert result.image.dtype == image.dtype and result.image.shape == image.shape
+    if image.dtype.kind == "f":
+        assert np.all(np.isfinite(result.image))
+        assert result.image.min() >= 0.0 and result.image.max() <= 1.0
+    for value in (result.transmission, result.dark_channel, result.depth):
+        assert np.all(np.isfinite(value))
+    assert np.all(result.depth >= 0)
+    assert np.all((result.atmospheric_light > 0) & (result.atmospheric_light <= 1))
+
+
+@given(images(channels=st.just(3)), st.floats(0.0, 1.0), st.integers(0, 10))
+def test_adding_haze_never_lowers_the_dark_channel(clear, t, radius):
+    # with white atmospheric light, I = J t + (1 - t) ≥ J in every channel,
+    # so the dark channel of the hazy image is at least that of the clear one
+    j = clear.astype(np.float64)
+    if clear.dtype.kind == "u":
+        j /= np.iinfo(clear.dtype).max
+    hazy = np.clip(j * t + (1.0 - t), 0.0, 1.0)
+    assert np.all(dehaze.dark_channel(hazy, radius) >= dehaze.dark_channel(j, radius) - 1e-12)
+
+
+@given(images(), st.floats(-5.0, 5.0), st.integers(0, 40), st.sampled_from([1e-6, 1e-3, 0.1]))
+def test_guided_filter_of_constant_is_constant(guide, value, radius, eps):
+    src = np.full(guide.shape[:2], value)
+    out = dehaze.guided_filter(guide, src, radius, eps)
+    np.testing.assert_allclose(out, value, atol=1e-6 * max(1.0, abs(value)))
+
+
+@given(arrays(np.float64, st.tuples(SIDE, SIDE), elements=st.floats(-1e6, 1e6)), st.integers(0, 40))
+def test_min_filter_matches_scipy_on_any_finite_values(a, radius):
+    np.testing.assert_array_equal(dehaze.min_filter(a, radius), min_filter_ref(a, radius))
+
+
+@given(arrays(np.float64, st.tuples(SIDE, SIDE), elements=st.floats(-1e3, 1e3)), st.integers(0, 40))
+def test_box_filter_stays_within_min_and_max(a, radius):
+    out = dehaze.box_filter(a, radius)
+    assert np.all(out >= a.min() - 1e-9) and np.all(out <= a.max() + 1e-9)
