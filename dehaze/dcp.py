@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from dehaze._kernels import atmosphere as _atm
 from dehaze._kernels import minfilter as _min
 from dehaze._kernels import recover as _rec
 from dehaze._validate import (
@@ -28,7 +29,6 @@ from dehaze._validate import (
     check_float_map,
     check_radius,
     check_real,
-    restore_dtype,
 )
 from dehaze.depth import depth_map
 from dehaze.filters import min_filter_plane
@@ -105,16 +105,9 @@ def dark_channel(image: ArrayLike, patch_radius: int = 7) -> FloatArray:
 
 def _estimate_light(image: FloatArray, dark: FloatArray, top_fraction: float) -> FloatArray:
     img3 = _as_channels(image)
-    channels = img3.shape[2]
-    flat_dark = dark.ravel()
-    n = flat_dark.size
-    k = max(1, int(n * top_fraction))
-    threshold = np.partition(flat_dark, n - k)[n - k]
-    candidates = np.flatnonzero(flat_dark >= threshold)
-    pixels = img3.reshape(-1, channels)[candidates]
-    intensity = pixels.astype(np.float64).sum(axis=1)
-    best = candidates[int(np.argmax(intensity))]
-    light: FloatArray = img3.reshape(-1, channels)[best].astype(image.dtype)
+    k = max(1, int(dark.size * top_fraction))
+    index = _atm.brightest_of_darkest_top(np.ascontiguousarray(dark, dtype=image.dtype), img3, k)
+    light: FloatArray = img3.reshape(-1, img3.shape[2])[index].astype(image.dtype)
     return np.maximum(light, image.dtype.type(MIN_ESTIMATED_LIGHT))
 
 
@@ -223,12 +216,25 @@ def transmission(
 
 
 def _recover(
-    image: FloatArray, t: FloatArray, light: FloatArray, t0: float, clip: bool
-) -> FloatArray:
+    image: FloatArray,
+    t: FloatArray,
+    light: FloatArray,
+    t0: float,
+    clip: bool,
+    out_dtype: np.dtype[Any],
+) -> NDArray[Any]:
+    """Recover J in ``out_dtype`` (integers: clipped, scaled and rounded in the same pass)."""
     img3 = _as_channels(image)
-    out = np.empty_like(img3)
+    out = np.empty(img3.shape, dtype=out_dtype)
+    out_scale = float(np.iinfo(out_dtype).max) if out_dtype.kind == "u" else 0.0
     _rec.recover_radiance(
-        img3, np.ascontiguousarray(t, dtype=image.dtype), light, float(t0), clip, out
+        img3,
+        np.ascontiguousarray(t, dtype=image.dtype),
+        light,
+        float(t0),
+        clip or out_scale > 0.0,
+        out_scale,
+        out,
     )
     return out.reshape(image.shape)
 
@@ -279,7 +285,7 @@ def recover(
     lo = check_real(t0, "t0", low=0.0, high=1.0)
     if not isinstance(clip, (bool, np.bool_)):
         raise TypeError(f"clip must be True or False, got {clip!r}")
-    return restore_dtype(_recover(img, t, light, lo, bool(clip)), arr.dtype)
+    return _recover(img, t, light, lo, bool(clip), arr.dtype)
 
 
 GUIDES = ("gray", "color")
@@ -369,9 +375,8 @@ class DarkChannelPrior:
             guide = img
         radius = min(self.guided_radius, max(img.shape[:2]))
         refined = guided_filter_plane(guide, raw_t, radius, self.eps, self.subsample)
-        recovered = _recover(img, refined, light, self.t0, True)
         return DehazeResult(
-            image=restore_dtype(recovered, arr.dtype),
+            image=_recover(img, refined, light, self.t0, True, arr.dtype),
             transmission=refined,
             atmospheric_light=light,
             dark_channel=dark,

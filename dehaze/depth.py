@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from dehaze._kernels import recover as _rec
 from dehaze._validate import FloatArray, check_choice, check_float_map, check_real
 
 __all__ = ["colorize_depth", "depth_map"]
@@ -52,9 +53,8 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
     b = check_real(beta, "beta", low=0.0)
     lo = check_real(t0, "t0", low=0.0, high=1.0)
     t = check_float_map(transmission, "transmission")
-    clipped = np.clip(t, t.dtype.type(lo), t.dtype.type(1.0))
-    depth: FloatArray = -np.log(clipped) / t.dtype.type(b)
-    depth += t.dtype.type(0.0)  # turn -0.0 into 0.0
+    depth = np.empty_like(t)
+    _rec.depth_from_transmission(t, lo, b, depth)
     return depth
 
 
