@@ -13,6 +13,7 @@ dtype('uint8')
 
 from __future__ import annotations
 
+from dehaze._parallel import get_num_threads, num_threads, set_num_threads
 from dehaze.dcp import (
     DarkChannelPrior,
     atmospheric_light,
@@ -39,8 +40,11 @@ __all__ = [
     "dark_channel",
     "dehaze",
     "depth_map",
+    "get_num_threads",
     "guided_filter",
     "min_filter",
+    "num_threads",
     "recover",
+    "set_num_threads",
     "transmission",
 ]

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from dehaze._kernels import atmosphere as _atm
 from dehaze._kernels import minfilter as _min
 from dehaze._kernels import recover as _rec
+from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
@@ -62,7 +63,8 @@ def _dark_channel(image: FloatArray, radius: int, scale: FloatArray | None = Non
         scale = np.ones(channels, dtype=image.dtype)
     height, width = img3.shape[:2]
     mins = np.empty((height, width), dtype=image.dtype)
-    _min.scaled_channel_min(img3, np.ascontiguousarray(scale, dtype=image.dtype), mins)
+    factors = np.ascontiguousarray(scale, dtype=image.dtype)
+    run_bands(lambda i0, i1: _min.scaled_channel_min(img3, factors, mins, i0, i1), height)
     return min_filter_plane(mins, radius)
 
 
@@ -227,14 +229,13 @@ def _recover(
     img3 = _as_channels(image)
     out = np.empty(img3.shape, dtype=out_dtype)
     out_scale = float(np.iinfo(out_dtype).max) if out_dtype.kind == "u" else 0.0
-    _rec.recover_radiance(
-        img3,
-        np.ascontiguousarray(t, dtype=image.dtype),
-        light,
-        float(t0),
-        clip or out_scale > 0.0,
-        out_scale,
-        out,
+    t_c = np.ascontiguousarray(t, dtype=image.dtype)
+    do_clip = clip or out_scale > 0.0
+    run_bands(
+        lambda i0, i1: _rec.recover_radiance(
+            img3, t_c, light, float(t0), do_clip, out_scale, out, i0, i1
+        ),
+        img3.shape[0],
     )
     return out.reshape(image.shape)
 

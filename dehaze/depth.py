@@ -7,6 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import recover as _rec
+from dehaze._parallel import run_bands
 from dehaze._validate import FloatArray, check_choice, check_float_map, check_real
 
 __all__ = ["colorize_depth", "depth_map"]
@@ -54,7 +55,7 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
     lo = check_real(t0, "t0", low=0.0, high=1.0)
     t = check_float_map(transmission, "transmission")
     depth = np.empty_like(t)
-    _rec.depth_from_transmission(t, lo, b, depth)
+    run_bands(lambda i0, i1: _rec.depth_from_transmission(t, lo, b, depth, i0, i1), t.shape[0])
     return depth
 
 

@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import boxfilter as _box
 from dehaze._kernels import minfilter as _min
+from dehaze._parallel import run_bands
 from dehaze._validate import SUPPORTED_DTYPES, FloatArray, check_radius, working_dtype
 
 __all__ = ["box_filter", "min_filter"]
@@ -35,17 +36,19 @@ def min_filter_plane(plane: FloatArray, radius: int) -> FloatArray:
     """
     height, width = plane.shape
     rows = np.empty_like(plane)
-    _min.min_filter_rows(plane, min(radius, width - 1), rows)
+    r_x = min(radius, width - 1)
+    run_bands(lambda i0, i1: _min.min_filter_rows(plane, r_x, rows, i0, i1), height)
     out = np.empty_like(plane)
-    _min.min_filter_cols(rows, min(radius, height - 1), out)
+    r_y = min(radius, height - 1)
+    run_bands(lambda j0, j1: _min.min_filter_cols(rows, r_y, out, j0, j1), width)
     return out
 
 
 def box_mean_planes(stack: FloatArray, radius: int) -> FloatArray:
     """Box mean of every plane of a C-contiguous float K×H×W stack (internal, unchecked)."""
     out = np.empty_like(stack)
-    radius = min(radius, max(stack.shape[1], stack.shape[2]))
-    _box.box_mean_stack(stack, radius, out)
+    r = min(radius, max(stack.shape[1], stack.shape[2]))
+    run_bands(lambda j0, j1: _box.box_mean_stack(stack, r, out, j0, j1), stack.shape[2])
     return out
 
 

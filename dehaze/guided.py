@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from dehaze._kernels import guided as _gk
+from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
@@ -53,18 +54,24 @@ def guided_filter_plane(
     small_r = min(small_r, max(sh, sw))
     ab = np.empty((channels + 1, sh, sw), dtype=dtype)
     if channels == 1:
-        _gk.coefficients_gray(small_guide[:, :, 0], small_src, small_r, eps, ab)
+        gray = np.ascontiguousarray(small_guide[:, :, 0])
+        run_bands(
+            lambda j0, j1: _gk.coefficients_gray(gray, small_src, small_r, eps, ab, j0, j1), sw
+        )
     else:
-        _gk.coefficients_color(small_guide, small_src, small_r, eps, ab)
+        run_bands(
+            lambda j0, j1: _gk.coefficients_color(small_guide, small_src, small_r, eps, ab, j0, j1),
+            sw,
+        )
     out = np.empty((height, width), dtype=dtype)
     if subsample == 1:
-        _gk.apply_coefficients(ab, guide, small_r, out)
+        run_bands(lambda j0, j1: _gk.apply_coefficients(ab, guide, small_r, out, j0, j1), width)
         return out
     mean_ab = box_mean_planes(ab, small_r)
     up = np.empty((channels + 1, height, width), dtype=dtype)
     for q in range(channels + 1):
         up[q] = cv2.resize(mean_ab[q], (width, height), interpolation=cv2.INTER_LINEAR)
-    _gk.combine_coefficients(up, guide, out)
+    run_bands(lambda i0, i1: _gk.combine_coefficients(up, guide, out, i0, i1), height)
     return out
 
 

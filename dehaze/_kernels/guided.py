@@ -13,13 +13,19 @@ import numpy as np
 
 from dehaze._jit import jit
 from dehaze._kernels import Array
-from dehaze._kernels.boxfilter import add_stack_row, row_window_sums, window_counts
+from dehaze._kernels.boxfilter import (
+    add_stack_row,
+    band_columns,
+    inverse_window_counts,
+    row_window_sums,
+)
 
 
 @jit
-def _add_gray_row(guide: Array, src: Array, row: int, sign: float, colsum: Array) -> None:
-    width = guide.shape[1]
-    for j in range(width):
+def _add_gray_row(
+    guide: Array, src: Array, row: int, sign: float, colsum: Array, c0: int, c1: int
+) -> None:
+    for j in range(c0, c1):
         g = np.float64(guide[row, j])
         s = np.float64(src[row, j])
         colsum[0, j] += sign * g
@@ -29,19 +35,23 @@ def _add_gray_row(guide: Array, src: Array, row: int, sign: float, colsum: Array
 
 
 @jit
-def coefficients_gray(guide: Array, src: Array, radius: int, eps: float, ab: Array) -> None:
+def coefficients_gray(
+    guide: Array, src: Array, radius: int, eps: float, ab: Array, j0: int, j1: int
+) -> None:
     """Gray guide: ab[0] = a, ab[1] = b for each window centre (H×W guide and input)."""
     height, width = guide.shape
     colsum = np.zeros((4, width), dtype=np.float64)
     sums = np.empty((4, width), dtype=np.float64)
-    count_x = window_counts(width, radius)
-    count_y = window_counts(height, radius)
+    c0, c1 = band_columns(width, radius, j0, j1)
+    inv_count_x = inverse_window_counts(width, radius)
+    inv_count_y = inverse_window_counts(height, radius)
     for i in range(min(radius, height - 1) + 1):
-        _add_gray_row(guide, src, i, 1.0, colsum)
+        _add_gray_row(guide, src, i, 1.0, colsum, c0, c1)
     for i in range(height):
-        row_window_sums(colsum, radius, sums)
-        for j in range(width):
-            inv_n = 1.0 / (count_y[i] * count_x[j])
+        row_window_sums(colsum, radius, j0, j1, sums)
+        inv_y = inv_count_y[i]
+        for j in range(j0, j1):
+            inv_n = inv_y * inv_count_x[j]
             mean_i = sums[0, j] * inv_n
             mean_p = sums[1, j] * inv_n
             cov_ip = sums[2, j] * inv_n - mean_i * mean_p
@@ -50,15 +60,16 @@ def coefficients_gray(guide: Array, src: Array, radius: int, eps: float, ab: Arr
             ab[0, i, j] = a
             ab[1, i, j] = mean_p - a * mean_i
         if i + radius + 1 < height:
-            _add_gray_row(guide, src, i + radius + 1, 1.0, colsum)
+            _add_gray_row(guide, src, i + radius + 1, 1.0, colsum, c0, c1)
         if i - radius >= 0:
-            _add_gray_row(guide, src, i - radius, -1.0, colsum)
+            _add_gray_row(guide, src, i - radius, -1.0, colsum, c0, c1)
 
 
 @jit
-def _add_color_row(guide: Array, src: Array, row: int, sign: float, colsum: Array) -> None:
-    width = guide.shape[1]
-    for j in range(width):
+def _add_color_row(
+    guide: Array, src: Array, row: int, sign: float, colsum: Array, c0: int, c1: int
+) -> None:
+    for j in range(c0, c1):
         r = np.float64(guide[row, j, 0])
         g = np.float64(guide[row, j, 1])
         b = np.float64(guide[row, j, 2])
@@ -79,19 +90,23 @@ def _add_color_row(guide: Array, src: Array, row: int, sign: float, colsum: Arra
 
 
 @jit
-def coefficients_color(guide: Array, src: Array, radius: int, eps: float, ab: Array) -> None:
+def coefficients_color(
+    guide: Array, src: Array, radius: int, eps: float, ab: Array, j0: int, j1: int
+) -> None:
     """Colour guide: ab[0:3] = a (per channel), ab[3] = b; solves (Σ + εU) a = cov(I, p)."""
     height, width, _ = guide.shape
     colsum = np.zeros((13, width), dtype=np.float64)
     sums = np.empty((13, width), dtype=np.float64)
-    count_x = window_counts(width, radius)
-    count_y = window_counts(height, radius)
+    c0, c1 = band_columns(width, radius, j0, j1)
+    inv_count_x = inverse_window_counts(width, radius)
+    inv_count_y = inverse_window_counts(height, radius)
     for i in range(min(radius, height - 1) + 1):
-        _add_color_row(guide, src, i, 1.0, colsum)
+        _add_color_row(guide, src, i, 1.0, colsum, c0, c1)
     for i in range(height):
-        row_window_sums(colsum, radius, sums)
-        for j in range(width):
-            inv_n = 1.0 / (count_y[i] * count_x[j])
+        row_window_sums(colsum, radius, j0, j1, sums)
+        inv_y = inv_count_y[i]
+        for j in range(j0, j1):
+            inv_n = inv_y * inv_count_x[j]
             mr = sums[0, j] * inv_n
             mg = sums[1, j] * inv_n
             mb = sums[2, j] * inv_n
@@ -121,41 +136,43 @@ def coefficients_color(guide: Array, src: Array, radius: int, eps: float, ab: Ar
             ab[2, i, j] = ab_
             ab[3, i, j] = mp - ar * mr - ag * mg - ab_ * mb
         if i + radius + 1 < height:
-            _add_color_row(guide, src, i + radius + 1, 1.0, colsum)
+            _add_color_row(guide, src, i + radius + 1, 1.0, colsum, c0, c1)
         if i - radius >= 0:
-            _add_color_row(guide, src, i - radius, -1.0, colsum)
+            _add_color_row(guide, src, i - radius, -1.0, colsum, c0, c1)
 
 
 @jit
-def apply_coefficients(ab: Array, guide: Array, radius: int, out: Array) -> None:
+def apply_coefficients(ab: Array, guide: Array, radius: int, out: Array, j0: int, j1: int) -> None:
     """Out = mean(a) · guide + mean(b) for a (C+1)×H×W stack ``ab`` and an H×W×C guide."""
     n_q, height, width = ab.shape
     channels = n_q - 1
     colsum = np.zeros((n_q, width), dtype=np.float64)
     sums = np.empty((n_q, width), dtype=np.float64)
-    count_x = window_counts(width, radius)
-    count_y = window_counts(height, radius)
+    c0, c1 = band_columns(width, radius, j0, j1)
+    inv_count_x = inverse_window_counts(width, radius)
+    inv_count_y = inverse_window_counts(height, radius)
     for i in range(min(radius, height - 1) + 1):
-        add_stack_row(ab, i, 1.0, colsum)
+        add_stack_row(ab, i, 1.0, colsum, c0, c1)
     for i in range(height):
-        row_window_sums(colsum, radius, sums)
-        for j in range(width):
+        row_window_sums(colsum, radius, j0, j1, sums)
+        inv_y = inv_count_y[i]
+        for j in range(j0, j1):
             acc = sums[channels, j]
             for c in range(channels):
                 acc += sums[c, j] * guide[i, j, c]
-            out[i, j] = acc / (count_y[i] * count_x[j])
+            out[i, j] = acc * (inv_y * inv_count_x[j])
         if i + radius + 1 < height:
-            add_stack_row(ab, i + radius + 1, 1.0, colsum)
+            add_stack_row(ab, i + radius + 1, 1.0, colsum, c0, c1)
         if i - radius >= 0:
-            add_stack_row(ab, i - radius, -1.0, colsum)
+            add_stack_row(ab, i - radius, -1.0, colsum, c0, c1)
 
 
 @jit
-def combine_coefficients(mean_ab: Array, guide: Array, out: Array) -> None:
+def combine_coefficients(mean_ab: Array, guide: Array, out: Array, i0: int, i1: int) -> None:
     """Out = mean_ab[:C] · guide + mean_ab[C] for already-averaged coefficients."""
     n_q, height, width = mean_ab.shape
     channels = n_q - 1
-    for i in range(height):
+    for i in range(i0, i1):
         for j in range(width):
             acc = np.float64(mean_ab[channels, i, j])
             for c in range(channels):

@@ -17,10 +17,10 @@ from dehaze._kernels import Array
 
 
 @jit
-def scaled_channel_min(image: Array, scale: Array, out: Array) -> None:
+def scaled_channel_min(image: Array, scale: Array, out: Array, i0: int, i1: int) -> None:
     """out[i, j] = min_c image[i, j, c] * scale[c] for an H×W×C image."""
-    height, width, channels = image.shape
-    for i in range(height):
+    width, channels = image.shape[1], image.shape[2]
+    for i in range(i0, i1):
         for j in range(width):
             m = image[i, j, 0] * scale[0]
             for c in range(1, channels):
@@ -31,9 +31,9 @@ def scaled_channel_min(image: Array, scale: Array, out: Array) -> None:
 
 
 @jit
-def min_filter_rows(src: Array, radius: int, out: Array) -> None:
+def min_filter_rows(src: Array, radius: int, out: Array, i0: int, i1: int) -> None:
     """Minimum over ``[j - radius, j + radius]`` along each row (axis 1)."""
-    height, width = src.shape
+    width = src.shape[1]
     k = 2 * radius + 1
     n_blocks = (width + 2 * radius + k - 1) // k
     padded = n_blocks * k
@@ -42,7 +42,7 @@ def min_filter_rows(src: Array, radius: int, out: Array) -> None:
     h = np.empty(padded, dtype=src.dtype)
     for p in range(padded):
         buf[p] = np.inf
-    for i in range(height):
+    for i in range(i0, i1):
         for j in range(width):
             buf[radius + j] = src[i, j]
         for b in range(n_blocks):
@@ -69,44 +69,58 @@ def min_filter_rows(src: Array, radius: int, out: Array) -> None:
 
 
 @jit
-def min_filter_cols(src: Array, radius: int, out: Array) -> None:
-    """Minimum over ``[i - radius, i + radius]`` along each column (axis 0).
+def min_filter_cols(src: Array, radius: int, out: Array, j0: int, j1: int) -> None:
+    """Minimum over ``[i - radius, i + radius]`` along each column (axis 0), columns [j0, j1).
 
-    Vectorised across columns: every inner loop walks a contiguous row.
+    Vectorised across columns: every inner loop walks a contiguous stretch of a row. Only
+    the running minima of the current block (``h``, backwards) and the next block (``g``,
+    forwards) are kept, so the buffers are 2·(2r + 1) rows of the band, not the image.
     """
-    height, width = src.shape
+    height = src.shape[0]
     k = 2 * radius + 1
-    n_blocks = (height + 2 * radius + k - 1) // k
-    padded = n_blocks * k
-    g = np.empty((padded, width), dtype=src.dtype)
-    h = np.empty((padded, width), dtype=src.dtype)
+    n_cols = j1 - j0
+    g = np.empty((k, n_cols), dtype=src.dtype)
+    h = np.empty((k, n_cols), dtype=src.dtype)
+    n_blocks = (height + k - 1) // k  # blocks that contain output rows
+    # padded index p corresponds to image row p - radius; rows outside count as +inf
+    # g for block 0 is not needed (outputs start at padded index 0, which is in block 0,
+    # and use g of indices i + k - 1, in block 0 only for i = 0, where g = h)
     for b in range(n_blocks):
         start = b * k
-        for p in range(start, start + k):
-            row = p - radius
-            inside = 0 <= row < height
-            if p == start:
-                for j in range(width):
-                    g[p, j] = src[row, j] if inside else np.inf
-            else:
-                for j in range(width):
-                    v = src[row, j] if inside else np.inf
-                    m = g[p - 1, j]
-                    g[p, j] = v if v < m else m
         end = start + k - 1
+        # h: running minima from the end of block b backwards
         for p in range(end, start - 1, -1):
             row = p - radius
             inside = 0 <= row < height
             if p == end:
-                for j in range(width):
-                    h[p, j] = src[row, j] if inside else np.inf
+                for j in range(n_cols):
+                    h[p - start, j] = src[row, j0 + j] if inside else np.inf
             else:
-                for j in range(width):
-                    v = src[row, j] if inside else np.inf
-                    m = h[p + 1, j]
-                    h[p, j] = v if v < m else m
-    for i in range(height):
-        for j in range(width):
-            a = h[i, j]
-            b2 = g[i + k - 1, j]
-            out[i, j] = a if a < b2 else b2
+                for j in range(n_cols):
+                    v = src[row, j0 + j] if inside else np.inf
+                    m = h[p - start + 1, j]
+                    h[p - start, j] = v if v < m else m
+        # g: running minima of block b + 1 from its start
+        nstart = start + k
+        for p in range(nstart, nstart + k):
+            row = p - radius
+            inside = 0 <= row < height
+            if p == nstart:
+                for j in range(n_cols):
+                    g[0, j] = src[row, j0 + j] if inside else np.inf
+            else:
+                for j in range(n_cols):
+                    v = src[row, j0 + j] if inside else np.inf
+                    m = g[p - nstart - 1, j]
+                    g[p - nstart, j] = v if v < m else m
+        # outputs i in block b: window [i, i + k - 1] in padded indices
+        for i in range(start, min(end + 1, height)):
+            off = i - start
+            if off == 0:
+                for j in range(n_cols):
+                    out[i, j0 + j] = h[0, j]
+            else:
+                for j in range(n_cols):
+                    a = h[off, j]
+                    b2 = g[off - 1, j]
+                    out[i, j0 + j] = a if a < b2 else b2

@@ -17,6 +17,8 @@ def recover_radiance(
     clip: bool,
     out_scale: float,
     out: np.ndarray,
+    i0: int,
+    i1: int,
 ) -> None:
     """Recover every channel of an H×W×C image into ``out``.
 
@@ -24,21 +26,23 @@ def recover_radiance(
     stored as ``rint(J · out_scale)``, i.e. converted to the caller's integer dtype in the
     same pass; ``out_scale = 0`` stores J as it is (float outputs).
     """
-    height, width, channels = image.shape
-    for i in range(height):
+    width, channels = image.shape[1], image.shape[2]
+    T = type(image[0, 0, 0])  # keep float32 math float32: bare literals are float64
+    zero, one, t_min = T(0.0), T(1.0), T(t0)
+    for i in range(i0, i1):
         for j in range(width):
             t = transmission[i, j]
-            if t < t0:
-                t = t0
-            inv_t = 1.0 / t
+            if t < t_min:
+                t = t_min
+            inv_t = one / t
             for c in range(channels):
                 a = light[c]
                 v = (image[i, j, c] - a) * inv_t + a
                 if clip:
-                    if v < 0.0:
-                        v = 0.0
-                    elif v > 1.0:
-                        v = 1.0
+                    if v < zero:
+                        v = zero
+                    elif v > one:
+                        v = one
                 if out_scale > 0.0:
                     out[i, j, c] = np.rint(v * out_scale)
                 else:
@@ -46,16 +50,19 @@ def recover_radiance(
 
 
 @jit
-def depth_from_transmission(transmission: Array, t0: float, beta: float, out: Array) -> None:
+def depth_from_transmission(
+    transmission: Array, t0: float, beta: float, out: Array, i0: int, i1: int
+) -> None:
     """Out = −ln(clip(t, t0, 1)) / β (never −0.0)."""
-    height, width = transmission.shape
-    inv_beta = 1.0 / beta
-    for i in range(height):
+    width = transmission.shape[1]
+    T = type(transmission[0, 0])
+    one, t_min, inv_beta = T(1.0), T(t0), T(1.0 / beta)
+    for i in range(i0, i1):
         for j in range(width):
             t = transmission[i, j]
-            if t >= 1.0:
+            if t >= one:
                 out[i, j] = 0.0  # explicit: fastmath's nsz could turn −ln(1) into −0.0
             else:
-                if t < t0:
-                    t = t0
+                if t < t_min:
+                    t = t_min
                 out[i, j] = -np.log(t) * inv_beta
