@@ -1,0 +1,161 @@
+"""Each kernel beside its slow reference (and OpenCV where it has one), same run."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import run
+
+import dehaze
+from dehaze._validate import as_float_image
+
+from reference import (
+    atmospheric_light_ref,
+    box_mean_ref,
+    dark_channel_ref,
+    guided_color_ref,
+    guided_gray_ref,
+    min_filter_ref,
+    recover_ref,
+)
+
+IMPLS = ("dehaze", "reference", "opencv")
+
+
+@pytest.fixture(scope="module")
+def planes(image):
+    img = as_float_image(image)
+    gray = np.ascontiguousarray(img @ np.array([0.299, 0.587, 0.114], np.float32))
+    return img, gray
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_min_filter(benchmark, planes, size, impl):
+    benchmark.group = f"min_filter r=7 {size}"
+    _, gray = planes
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15))
+    func = {
+        "dehaze": lambda: dehaze.min_filter(gray, 7),
+        "reference": lambda: min_filter_ref(gray, 7),
+        "opencv": lambda: cv2.erode(gray, kernel),
+    }[impl]
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("radius", (7, 60))
+@pytest.mark.parametrize("impl", ("dehaze", "opencv"))
+def test_min_filter_window_independence(benchmark, planes, size, impl, radius):
+    if size != "1920x1080":
+        pytest.skip("one size suffices to show the cost against the window")
+    benchmark.group = f"min_filter window {size} r={radius}"
+    _, gray = planes
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
+    func = (
+        (lambda: dehaze.min_filter(gray, radius))
+        if impl == "dehaze"
+        else (lambda: cv2.erode(gray, kernel))
+    )
+    run(benchmark, func)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_box_filter(benchmark, planes, size, impl):
+    benchmark.group = f"box_filter r=60 {size}"
+    _, gray = planes
+    func = {
+        "dehaze": lambda: dehaze.box_filter(gray, 60),
+        "reference": lambda: box_mean_ref(gray, 60),
+        "opencv": lambda: (
+            cv2.boxFilter(gray, -1, (121, 121), normalize=False, borderType=cv2.BORDER_CONSTANT)
+            / cv2.boxFilter(
+                np.ones_like(gray), -1, (121, 121), normalize=False, borderType=cv2.BORDER_CONSTANT
+            )
+        ),
+    }[impl]
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", ("dehaze", "reference", "opencv"))
+def test_guided_gray(benchmark, planes, size, impl):
+    from opencv_reference import guided_gray
+
+    benchmark.group = f"guided_filter gray r=60 {size}"
+    _, gray = planes
+    src = np.ascontiguousarray(np.clip(1.0 - gray, 0, 1))
+    func = {
+        "dehaze": lambda: dehaze.guided_filter(gray, src, 60, 1e-4),
+        "reference": lambda: guided_gray_ref(gray, src, 60, 1e-4),
+        "opencv": lambda: guided_gray(gray, src, 60, 1e-4),
+    }[impl]
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", ("dehaze", "reference"))
+def test_guided_color(benchmark, planes, size, impl):
+    if impl == "reference" and size == "3840x2160":
+        pytest.skip("the batched 3×3 solve reference needs several GB at 4K")
+    benchmark.group = f"guided_filter color r=60 {size}"
+    img, gray = planes
+    src = np.ascontiguousarray(1.0 - gray)
+    func = {
+        "dehaze": lambda: dehaze.guided_filter(img, src, 60, 1e-4),
+        "reference": lambda: guided_color_ref(img, src, 60, 1e-4),
+    }[impl]
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", ("dehaze", "reference"))
+@pytest.mark.parametrize("subsample", (1, 4))
+def test_guided_fast_variant(benchmark, planes, size, impl, subsample):
+    if impl == "reference":
+        if subsample == 4:
+            pytest.skip("the reference is the full filter")
+    benchmark.group = f"guided_filter gray r=60 subsample {size}"
+    _, gray = planes
+    src = np.ascontiguousarray(1.0 - gray)
+    if impl == "reference":
+        func = lambda: guided_gray_ref(gray, src, 60, 1e-4)  # noqa: E731
+    else:
+        func = lambda: dehaze.guided_filter(gray, src, 60, 1e-4, subsample=subsample)  # noqa: E731
+    benchmark.extra_info["subsample"] = subsample
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", ("dehaze", "reference"))
+def test_dark_channel(benchmark, image, size, impl):
+    benchmark.group = f"dark_channel r=7 {size}"
+    func = (
+        (lambda: dehaze.dark_channel(image, 7))
+        if impl == "dehaze"
+        else (lambda: dark_channel_ref(image, 7))
+    )
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", ("dehaze", "reference"))
+def test_atmospheric_light(benchmark, image, planes, size, impl):
+    benchmark.group = f"atmospheric_light {size}"
+    img, _ = planes
+    dark = dehaze.dark_channel(img, 7)
+    dark64 = dark.astype(np.float64)
+    func = (
+        (lambda: dehaze.atmospheric_light(img, dark))
+        if impl == "dehaze"
+        else (lambda: atmospheric_light_ref(img, dark64, 0.001))
+    )
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", ("dehaze", "reference"))
+def test_recover(benchmark, image, planes, size, impl):
+    benchmark.group = f"recover {size}"
+    _, gray = planes
+    t = np.ascontiguousarray(1.0 - 0.8 * gray)
+    light = np.array([0.9, 0.9, 0.92])
+    func = (
+        (lambda: dehaze.recover(image, t, light))
+        if impl == "dehaze"
+        else (lambda: recover_ref(image, t.astype(np.float64), light, 0.1))
+    )
+    run(benchmark, func, slow=impl == "reference")

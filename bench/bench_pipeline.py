@@ -1,0 +1,43 @@
+"""The whole pipeline (gray guide, default parameters) beside two references, same run.
+
+* ``reference``: tests/reference.py's plain float64 NumPy/SciPy implementation (the one the
+  tests check dehaze against to 1e-5);
+* ``opencv``: bench/opencv_reference.py, an idiomatic float32 OpenCV implementation.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run
+from opencv_reference import dehaze_opencv
+
+import dehaze
+
+from reference import dehaze_ref
+
+
+@pytest.mark.parametrize(
+    "impl", ("dehaze", "dehaze-1-thread", "dehaze-fast", "reference", "opencv")
+)
+def test_pipeline(benchmark, image, size, impl):
+    benchmark.group = f"pipeline {size}"
+    if impl == "dehaze":
+        func = lambda: dehaze.dehaze(image)  # noqa: E731
+    elif impl == "dehaze-1-thread":
+
+        def func():
+            with dehaze.num_threads(1):
+                return dehaze.dehaze(image)
+    elif impl == "dehaze-fast":
+        func = lambda: dehaze.dehaze(image, subsample=4)  # noqa: E731
+    elif impl == "reference":
+        func = lambda: dehaze_ref(image)  # noqa: E731
+    else:
+        func = lambda: dehaze_opencv(image)  # noqa: E731
+    run(benchmark, func, slow=impl in ("reference", "opencv"))
+
+
+@pytest.mark.parametrize("guide", ("gray", "color"))
+def test_pipeline_guides(benchmark, image, size, guide):
+    benchmark.group = f"pipeline guide {size}"
+    run(benchmark, lambda: dehaze.dehaze(image, guide=guide))
