@@ -19,7 +19,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import atmosphere as _atm
-from dehaze._kernels import minfilter as _min
 from dehaze._kernels import recover as _rec
 from dehaze._parallel import run_bands
 from dehaze._validate import (
@@ -57,15 +56,7 @@ def _as_channels(image: FloatArray) -> FloatArray:
 
 def _dark_channel(image: FloatArray, radius: int, scale: FloatArray | None = None) -> FloatArray:
     """Dark channel of a validated float image, optionally of image · scale per channel."""
-    img3 = _as_channels(image)
-    channels = img3.shape[2]
-    if scale is None:
-        scale = np.ones(channels, dtype=image.dtype)
-    height, width = img3.shape[:2]
-    mins = np.empty((height, width), dtype=image.dtype)
-    factors = np.ascontiguousarray(scale, dtype=image.dtype)
-    run_bands(lambda i0, i1: _min.scaled_channel_min(img3, factors, mins, i0, i1), height)
-    return min_filter_plane(mins, radius)
+    return min_filter_plane(image, radius, scale)
 
 
 def dark_channel(image: ArrayLike, patch_radius: int = 7) -> FloatArray:

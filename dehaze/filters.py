@@ -29,16 +29,24 @@ def _check_array(array: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def min_filter_plane(plane: FloatArray, radius: int) -> FloatArray:
-    """Min filter of a C-contiguous float 2-D array over a (2r+1)² window clipped to it.
+def min_filter_plane(image: FloatArray, radius: int, scale: FloatArray | None = None) -> FloatArray:
+    """Min filter over a (2r+1)² window clipped to the array (internal, unchecked).
 
-    Internal entry point for already-validated data (no checks, no copies of the input).
+    ``image`` is a C-contiguous float H×W plane, or H×W×C, in which case the minimum over
+    channels of ``image · scale`` (per channel; ones by default) is filtered: the dark
+    channel of ``image / A`` with ``scale = 1 / A``.
     """
-    height, width = plane.shape
-    rows = np.empty_like(plane)
+    img3 = image if image.ndim == 3 else image[:, :, np.newaxis]
+    height, width, channels = img3.shape
+    factors = (
+        np.ones(channels, dtype=image.dtype)
+        if scale is None
+        else np.ascontiguousarray(scale, dtype=image.dtype)
+    )
+    rows = np.empty((height, width), dtype=image.dtype)
     r_x = min(radius, width - 1)
-    run_bands(lambda i0, i1: _min.min_filter_rows(plane, r_x, rows, i0, i1), height)
-    out = np.empty_like(plane)
+    run_bands(lambda i0, i1: _min.min_filter_rows(img3, factors, r_x, rows, i0, i1), height)
+    out = np.empty_like(rows)
     r_y = min(radius, height - 1)
     run_bands(lambda j0, j1: _min.min_filter_cols(rows, r_y, out, j0, j1), width)
     return out

@@ -17,23 +17,14 @@ from dehaze._kernels import Array
 
 
 @jit
-def scaled_channel_min(image: Array, scale: Array, out: Array, i0: int, i1: int) -> None:
-    """out[i, j] = min_c image[i, j, c] * scale[c] for an H×W×C image."""
-    width, channels = image.shape[1], image.shape[2]
-    for i in range(i0, i1):
-        for j in range(width):
-            m = image[i, j, 0] * scale[0]
-            for c in range(1, channels):
-                v = image[i, j, c] * scale[c]
-                if v < m:
-                    m = v
-            out[i, j] = m
+def min_filter_rows(src: Array, scale: Array, radius: int, out: Array, i0: int, i1: int) -> None:
+    """out[i, j] = min over ``[j - radius, j + radius]`` of min_c src[i, ·, c] · scale[c].
 
-
-@jit
-def min_filter_rows(src: Array, radius: int, out: Array, i0: int, i1: int) -> None:
-    """Minimum over ``[j - radius, j + radius]`` along each row (axis 1)."""
-    width = src.shape[1]
+    ``src`` is H×W×C: the minimum over channels (each scaled, as in dark(I / A)) is taken
+    while the row is loaded, so the dark channel needs no separate channel-min pass. Pass
+    a H×W×1 view and ``scale = [1]`` for a plain min filter (multiplying by 1 is exact).
+    """
+    width, channels = src.shape[1], src.shape[2]
     k = 2 * radius + 1
     n_blocks = (width + 2 * radius + k - 1) // k
     padded = n_blocks * k
@@ -44,7 +35,12 @@ def min_filter_rows(src: Array, radius: int, out: Array, i0: int, i1: int) -> No
         buf[p] = np.inf
     for i in range(i0, i1):
         for j in range(width):
-            buf[radius + j] = src[i, j]
+            m = src[i, j, 0] * scale[0]
+            for c in range(1, channels):
+                v = src[i, j, c] * scale[c]
+                if v < m:
+                    m = v
+            buf[radius + j] = m
         for b in range(n_blocks):
             start = b * k
             m = buf[start]
