@@ -79,6 +79,20 @@ def _to_storable(image: NDArray[Any], suffix: str) -> NDArray[Any]:
     return out
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - not Linux
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
 def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> Path:
     """Write an RGB (or gray) image atomically.
 
@@ -113,6 +127,8 @@ def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> P
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(encoded.tobytes())
         if overwrite:

@@ -112,3 +112,14 @@ def test_imread_drops_alpha(tmp_path: Path):
     rgb = imread(path)
     assert rgb.shape == (3, 3, 3)
     np.testing.assert_array_equal(rgb[0, 0], [200, 0, 10])
+
+
+def test_imwrite_gives_the_file_the_umask_mode(tmp_path: Path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = imwrite(tmp_path / "m.png", np.zeros((2, 2, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
