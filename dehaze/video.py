@@ -1,0 +1,430 @@
+"""Video dehazing with a temporally smoothed atmospheric light.
+
+Dehazing every frame of a clip independently makes it flicker: He's rule picks the
+atmospheric light A from a handful of pixels (the brightest 0.1 % of the dark channel), so a
+bright object entering the view, a specular highlight or sensor noise can move A from one
+frame to the next, and every pixel of the output moves with it (J = (I − A)/t + A).
+
+This module estimates A per frame (every ``light_every`` frames, optionally on a
+``light_downscale``-times smaller copy) and blends the estimates with an exponential moving
+average (EMA) before the rest of the dark-channel pipeline runs with the blended value:
+
+    A_0 = Â_0,    A_k = (1 − w) · A_{k−1} + w · Â_k,
+
+where Â_k is the estimate of frame k and w = ``light_weight`` in (0, 1]. Consequences:
+
+* the change of A between consecutive frames is at most w times the jump of the estimate,
+  ``|A_k − A_{k−1}| = w · |Â_k − A_{k−1}| ≤ w`` per channel;
+* a lasting change of the scene light is followed with time constant about 1/w frames
+  (w = 0.1: 10 frames, 1/3 s at 30 fps; after n frames the remaining error is (1 − w)^n);
+* w = 1 disables the smoothing (every frame gets its own estimate, as with
+  :func:`dehaze.dehaze`).
+
+Frames are processed one at a time (:func:`dehaze_frames` is a generator and
+:func:`dehaze_video` streams from :class:`cv2.VideoCapture` to :class:`cv2.VideoWriter`), so
+memory does not grow with the clip's length.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dehaze._validate import FloatArray, as_float_image, check_radius, check_real
+from dehaze.dcp import DarkChannelPrior, atmospheric_light
+from dehaze.result import DehazeResult
+
+__all__ = [
+    "DEFAULT_LIGHT_WEIGHT",
+    "VIDEO_CODECS",
+    "DehazedFrame",
+    "VideoSummary",
+    "dehaze_frames",
+    "dehaze_video",
+]
+
+#: EMA weight of the newest atmospheric-light estimate (time constant ≈ 10 frames).
+DEFAULT_LIGHT_WEIGHT = 0.1
+
+#: Output container suffix → FourCC of the codec written (OpenCV's FFmpeg backend).
+VIDEO_CODECS: dict[str, str] = {
+    ".mp4": "mp4v",
+    ".m4v": "mp4v",
+    ".mov": "mp4v",
+    ".avi": "MJPG",
+    ".mkv": "MJPG",
+}
+
+StrPath = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class DehazedFrame:
+    """One frame of :func:`dehaze_frames`.
+
+    Attributes
+    ----------
+    index : int
+        Frame number, from 0.
+    result : DehazeResult
+        What ``method(frame)`` returns with the atmospheric light fixed to the smoothed
+        A: ``image`` (input dtype and shape), ``transmission``, ``atmospheric_light`` (the
+        smoothed A, [0, 1] scale), ``dark_channel`` and ``depth``.
+    light_estimate : (C,) float ndarray or None
+        This frame's own estimate Â before smoothing; None on frames where A was not
+        re-estimated (``light_every`` > 1) or when A is fixed by the method.
+    """
+
+    index: int
+    result: DehazeResult
+    light_estimate: FloatArray | None
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """What :func:`dehaze_video` did.
+
+    Attributes
+    ----------
+    source, output : Path
+        The input clip and the written clip.
+    frames : int
+        Number of frames read and written.
+    fps : float
+        Frame rate of both clips.
+    width, height : int
+        Frame size in pixels (the same for both clips).
+    seconds : float
+        Wall-clock time spent, reading and writing included.
+    """
+
+    source: Path
+    output: Path
+    frames: int
+    fps: float
+    width: int
+    height: int
+    seconds: float
+
+
+def _check_options(
+    method: DarkChannelPrior | None, light_weight: float, light_every: int, light_downscale: int
+) -> tuple[DarkChannelPrior, float, int, int]:
+    if method is None:
+        method = DarkChannelPrior()
+    elif not isinstance(method, DarkChannelPrior):
+        raise TypeError(
+            "method must be a dehaze.DarkChannelPrior (the temporal smoothing needs its "
+            f"atmospheric light), got {type(method).__name__}"
+        )
+    weight = check_real(light_weight, "light_weight", low=0.0, high=1.0, high_inclusive=True)
+    every = check_radius(light_every, "light_every", minimum=1)
+    downscale = check_radius(light_downscale, "light_downscale", minimum=1)
+    return method, weight, every, downscale
+
+
+def _estimate_frame_light(
+    image: FloatArray, method: DarkChannelPrior, downscale: int
+) -> NDArray[np.float64]:
+    """He's atmospheric light of one frame, optionally on a smaller copy."""
+    if downscale > 1:
+        height, width = image.shape[:2]
+        size = (max(1, width // downscale), max(1, height // downscale))
+        resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small: FloatArray = np.ascontiguousarray(
+            resized.reshape(size[1], size[0], *image.shape[2:]), dtype=image.dtype
+        )
+        radius = round(method.patch_radius / downscale)
+    else:
+        small, radius = image, method.patch_radius
+    light = atmospheric_light(small, patch_radius=radius, top_fraction=method.top_fraction)
+    return np.asarray(light, dtype=np.float64)
+
+
+def dehaze_frames(
+    frames: Iterable[ArrayLike],
+    method: DarkChannelPrior | None = None,
+    *,
+    light_weight: float = DEFAULT_LIGHT_WEIGHT,
+    light_every: int = 1,
+    light_downscale: int = 1,
+) -> Iterator[DehazedFrame]:
+    """Dehaze a stream of frames with a temporally smoothed atmospheric light.
+
+    Parameters
+    ----------
+    frames : iterable of ndarray
+        RGB (H, W, 3) or gray (H, W) frames, uint8/uint16/float32/float64 (float in
+        [0, 1]), all of the same shape. Consumed lazily, one frame at a time.
+    method : DarkChannelPrior, optional
+        The pipeline's parameters (default ``DarkChannelPrior()``). With a fixed
+        ``atmospheric_light`` no estimation or smoothing happens.
+    light_weight : float, optional
+        EMA weight w in (0, 1] of the newest estimate: A_k = (1 − w) A_{k−1} + w Â_k
+        (default 0.1; 1 disables smoothing).
+    light_every : int, optional
+        Re-estimate A every this many frames (≥ 1); the frames in between reuse the
+        smoothed value (and skip the estimation's dark channel and selection).
+    light_downscale : int, optional
+        Estimate A on a copy shrunk by this factor (≥ 1, area averaging) with the patch
+        radius scaled alike; the transmission and recovery stay at full resolution.
+
+    Yields
+    ------
+    DehazedFrame
+        The frame's index, its :class:`~dehaze.DehazeResult` (with the smoothed A) and its
+        own, unsmoothed estimate.
+
+    Raises
+    ------
+    ValueError
+        If a frame is not a valid image or its shape differs from the first frame's.
+
+    Notes
+    -----
+    With ``light_weight=1``, ``light_every=1`` and ``light_downscale=1`` every frame is
+    recovered exactly as ``method(frame)`` would recover it. The change of the smoothed A
+    between consecutive frames is at most ``light_weight`` times the jump of the estimate
+    (see the module notes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze import DarkChannelPrior
+    >>> from dehaze.video import dehaze_frames
+    >>> rng = np.random.default_rng(0)
+    >>> clip = (rng.random((3, 24, 32, 3)) * 0.4 + 0.5).astype(np.float32)
+    >>> out = list(dehaze_frames(clip, DarkChannelPrior(guided_radius=8)))
+    >>> len(out), out[0].result.image.shape, out[0].result.image.dtype
+    (3, (24, 32, 3), dtype('float32'))
+    """
+    method, weight, every, downscale = _check_options(
+        method, light_weight, light_every, light_downscale
+    )
+    return _frames(frames, method, weight, every, downscale)
+
+
+def _frames(
+    frames: Iterable[ArrayLike],
+    method: DarkChannelPrior,
+    weight: float,
+    every: int,
+    downscale: int,
+) -> Iterator[DehazedFrame]:
+    smoothed: NDArray[np.float64] | None = None
+    shape: tuple[int, ...] | None = None
+    for index, frame in enumerate(frames):
+        arr = np.asarray(frame)
+        img = as_float_image(arr, "frame")
+        if shape is None:
+            shape = img.shape
+        elif img.shape != shape:
+            raise ValueError(
+                f"frame {index} has shape {arr.shape}; every frame must have the first "
+                f"frame's shape {shape}"
+            )
+        estimate: NDArray[np.float64] | None = None
+        frame_method = method
+        if method.atmospheric_light is None:
+            if smoothed is None or index % every == 0:
+                estimate = _estimate_frame_light(img, method, downscale)
+                if smoothed is None:
+                    smoothed = estimate
+                else:
+                    smoothed = (1.0 - weight) * smoothed + weight * estimate
+            assert smoothed is not None
+            # the public pipeline with A fixed: whatever DarkChannelPrior does, video does too
+            frame_method = replace(method, atmospheric_light=tuple(float(v) for v in smoothed))
+        result = frame_method(arr)
+        yield DehazedFrame(index=index, result=result, light_estimate=estimate)
+
+
+def _commit(tmp_name: str, target: Path, overwrite: bool) -> None:
+    """Move a finished temporary file into place (never clobbering unless ``overwrite``)."""
+    if overwrite:
+        os.replace(tmp_name, target)
+    else:
+        os.link(tmp_name, target)  # fails if the target appeared meanwhile
+        os.unlink(tmp_name)
+
+
+def _temp_beside(target: Path, suffix: str) -> str:
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent
+    )
+    os.close(fd)
+    # mkstemp creates the file private (0600); give it the permissions of a normal new file
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(name, 0o666 & ~mask)
+    return name
+
+
+def _read_frames(capture: Any, first: NDArray[Any]) -> Iterator[NDArray[Any]]:
+    """RGB frames of an opened capture, starting with the already-read ``first``."""
+    yield cv2.cvtColor(first, cv2.COLOR_BGR2RGB)
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            return
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def dehaze_video(
+    source: StrPath,
+    output: StrPath,
+    method: DarkChannelPrior | None = None,
+    *,
+    light_weight: float = DEFAULT_LIGHT_WEIGHT,
+    light_every: int = 1,
+    light_downscale: int = 1,
+    overwrite: bool = False,
+    light_log: StrPath | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VideoSummary:
+    """Dehaze a video file into a new file with the same frame rate and size.
+
+    Frames are read with :class:`cv2.VideoCapture`, dehazed by :func:`dehaze_frames` and
+    written with :class:`cv2.VideoWriter` one at a time. The output goes to a temporary
+    file in the target folder that is renamed at the end, so an interrupted run leaves no
+    half-written clip.
+
+    Parameters
+    ----------
+    source : str or path-like
+        Input clip (any format OpenCV's FFmpeg backend reads).
+    output : str or path-like
+        Output clip; the suffix chooses the codec (see ``VIDEO_CODECS``: ``mp4v`` for
+        .mp4/.m4v/.mov, ``MJPG`` for .avi/.mkv).
+    method : DarkChannelPrior, optional
+        Pipeline parameters (default ``DarkChannelPrior()``).
+    light_weight, light_every, light_downscale
+        Temporal smoothing of the atmospheric light; see :func:`dehaze_frames`.
+    overwrite : bool, optional
+        Replace an existing ``output`` (default False: raise FileExistsError). The source
+        is never overwritten.
+    light_log : str or path-like, optional
+        Also write a CSV with one row per frame: ``frame``, the frame's own estimate
+        ``estimate_0..C-1`` (empty when not estimated) and the smoothed ``light_0..C-1``
+        used; written atomically like the clip, refused if it exists unless ``overwrite``.
+    progress : callable, optional
+        Called after each frame with the number of frames done and the number the
+        source reports (0 when it reports none; the count is a container estimate).
+
+    Returns
+    -------
+    VideoSummary
+        Paths, frame count, fps, size and time taken.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``source`` does not exist.
+    FileExistsError
+        If ``output`` (or ``light_log``) exists and ``overwrite`` is False.
+    ValueError
+        If ``output`` is the source, its suffix is not in ``VIDEO_CODECS``, the source
+        cannot be decoded or reports no frame rate, or OpenCV cannot open the writer.
+    """
+    src = Path(source)
+    dst = Path(output)
+    log_path = None if light_log is None else Path(light_log)
+    method, weight, every, downscale = _check_options(
+        method, light_weight, light_every, light_downscale
+    )
+    if not src.is_file():
+        raise FileNotFoundError(f"no such video file: {src}")
+    suffix = dst.suffix.lower()
+    if suffix not in VIDEO_CODECS:
+        accepted = ", ".join(VIDEO_CODECS)
+        raise ValueError(f"output must end with one of {accepted}, got {dst.name!r}")
+    for target in (dst, log_path):
+        if target is None:
+            continue
+        if target.exists() and os.path.samefile(target, src):
+            raise ValueError(f"refusing to write over the input {src}")
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+
+    start = time.perf_counter()
+    capture = cv2.VideoCapture(str(src))
+    writer: Any = None
+    tmp_video: str | None = None
+    tmp_log: str | None = None
+    log_file = None
+    try:
+        ok, first = capture.read() if capture.isOpened() else (False, None)
+        if not ok or first is None:
+            raise ValueError(f"cannot decode {src} as a video (corrupt, empty or unsupported)")
+        fps = float(capture.get(cv2.CAP_PROP_FPS))
+        if not math.isfinite(fps) or fps <= 0.0:
+            raise ValueError(f"{src} does not report a frame rate; cannot keep it")
+        total = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        height, width = first.shape[:2]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp_video = _temp_beside(dst, suffix)
+        writer = cv2.VideoWriter(
+            tmp_video, cv2.VideoWriter.fourcc(*VIDEO_CODECS[suffix]), fps, (width, height)
+        )
+        if not writer.isOpened():
+            raise ValueError(f"OpenCV cannot write {VIDEO_CODECS[suffix]} video to {dst.name}")
+        log_writer = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp_log = _temp_beside(log_path, log_path.suffix)
+            log_file = open(tmp_log, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            log_writer = csv.writer(log_file)
+            log_writer.writerow(
+                ["frame", "estimate_0", "estimate_1", "estimate_2", "light_0", "light_1", "light_2"]
+            )
+        count = 0
+        frames = _frames(_read_frames(capture, first), method, weight, every, downscale)
+        for item in frames:
+            writer.write(cv2.cvtColor(item.result.image, cv2.COLOR_RGB2BGR))
+            if log_writer is not None:
+                light = item.result.atmospheric_light
+                assert light is not None
+                est = item.light_estimate
+                est_cells = ["" for _ in light] if est is None else [f"{v:.6f}" for v in est]
+                log_writer.writerow([item.index, *est_cells, *(f"{v:.6f}" for v in light)])
+            count += 1
+            if progress is not None:
+                progress(count, total)
+        writer.release()
+        writer = None
+        _commit(tmp_video, dst, overwrite)
+        tmp_video = None
+        if log_file is not None and tmp_log is not None and log_path is not None:
+            log_file.close()
+            log_file = None
+            _commit(tmp_log, log_path, overwrite)
+            tmp_log = None
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if log_file is not None:
+            log_file.close()
+        for leftover in (tmp_video, tmp_log):
+            if leftover is not None and os.path.exists(leftover):
+                os.unlink(leftover)
+    return VideoSummary(
+        source=src,
+        output=dst,
+        frames=count,
+        fps=fps,
+        width=width,
+        height=height,
+        seconds=time.perf_counter() - start,
+    )

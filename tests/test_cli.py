@@ -1,0 +1,335 @@
+"""The ``dehaze`` command, run for real in a subprocess on temporary folders."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dehaze import cli
+from dehaze.io import imread, imwrite
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "dehaze", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def hazy(seed: int, height: int = 40, width: int = 56) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    scene = rng.random((height, width, 3)) * 0.5
+    t = np.linspace(0.3, 0.9, height)[:, None, None]
+    return np.rint((scene * t + 0.85 * (1 - t)) * 255).astype(np.uint8)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def batch(tmp_path: Path) -> Path:
+    """in/a.png, in/b.jpg, in/sub/c.png, in/broken.png (corrupt), in/notes.txt (ignored)."""
+    src = tmp_path / "in"
+    imwrite(src / "a.png", hazy(1))
+    imwrite(src / "b.jpg", hazy(2))
+    imwrite(src / "sub" / "c.png", hazy(3, 30, 30))
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+def inputs_digests(src: Path) -> dict[Path, str]:
+    return {p: digest(p) for p in src.rglob("*") if p.is_file()}
+
+
+def test_batch_with_a_corrupt_file(batch: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    imwrite(out / "b.jpg", np.zeros((5, 5, 3), np.uint8))  # an existing output: must stay
+    kept = digest(out / "b.jpg")
+    before = inputs_digests(batch)
+    proc = run(batch, "-o", out, "--save-transmission", "--save-depth")
+    assert proc.returncode == 1, proc.stderr
+    assert "broken.png" in proc.stderr and "cannot decode" in proc.stderr
+    assert "b.jpg exists" in proc.stderr and "--overwrite" in proc.stderr
+    assert "2 done, 2 failed" in proc.stderr and "megapixels/s" in proc.stderr
+    assert inputs_digests(batch) == before
+    assert digest(out / "b.jpg") == kept
+    for name, shape in [("a", (40, 56)), ("sub/c", (30, 30))]:
+        dehazed = imread(out / f"{name}.png")
+        assert dehazed.shape == (*shape, 3) and dehazed.dtype == np.uint8
+        assert imread(out / f"{name}_transmission.png").shape == shape
+        assert imread(out / f"{name}_depth.png").shape == (*shape, 3)
+    assert not (out / "broken.png").exists() and not (out / "notes.txt").exists()
+    assert not [p for p in out.rglob("*") if ".part" in p.name]
+
+
+def test_overwrite_replaces_outputs_never_inputs(
+    batch: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (batch / "broken.png").unlink()
+    out = tmp_path / "out"
+    imwrite(out / "a.png", np.zeros((5, 5, 3), np.uint8))
+    proc = run(batch, "-o", out, "-q")
+    assert proc.returncode == 1  # a.png exists
+    assert imread(out / "a.png").shape == (5, 5, 3)
+    assert imread(out / "b.jpg").shape == (40, 56, 3)
+    proc = run(batch, "-o", out, "-q", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert imread(out / "a.png").shape == (40, 56, 3)
+    # even with --overwrite an input is never an output: usage error, nothing written
+    before = inputs_digests(batch)
+    for args in ([str(batch / "a.png")], [str(batch)]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([*args, "-o", str(batch), "--overwrite"])
+        assert exc.value.code == 2
+        assert "would replace the input" in capsys.readouterr().err
+    assert inputs_digests(batch) == before
+
+
+def test_output_below_the_input_folder_is_not_reprocessed(batch: Path) -> None:
+    (batch / "broken.png").unlink()
+    out = batch / "dehazed"
+    assert run(batch, "-o", out, "-q").returncode == 0
+    proc = run(batch, "-o", out, "-q", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert not (out / "dehazed").exists()
+
+
+def test_files_globs_and_collisions(batch: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run(batch / "a.png", str(batch / "**" / "c.png"), "-o", out, "--fast", "--omega", "0.8")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "a.png").is_file() and (out / "sub" / "c.png").is_file()
+    other = tmp_path / "other"
+    imwrite(other / "a.png", hazy(4))
+    proc = run(batch / "a.png", other / "a.png", "-o", tmp_path / "out2")
+    assert proc.returncode == 2 and "would both be written" in proc.stderr
+    assert not (tmp_path / "out2").exists()
+    proc = run(tmp_path / "missing.png", batch / "a.png", "-o", tmp_path / "out3")
+    assert proc.returncode == 1 and "no such file" in proc.stderr
+    assert (tmp_path / "out3" / "a.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "required"),
+        (("x.png",), "-o"),
+        (("x.png", "-o", "o", "--omega", "2"), "omega"),
+        (("x.png", "-o", "o", "--omega", "abc"), "invalid float"),
+        (("x.png", "-o", "o", "--guide", "blue"), "invalid choice"),
+        (("x.png", "-o", "o", "--method", "magic"), "invalid choice"),
+        (("x.png", "-o", "o", "--method", "aodnet", "--omega", "0.9"), "only apply"),
+        (("x.png", "-o", "o", "--method", "aodnet", "--weights", "nope.pth"), "no such file"),
+        (("x.png", "-o", "o", "--atmospheric-light", "0.9,0.8"), "1 or 3"),
+        (("x.png", "-o", "o", "--light-weight", "0"), "light-weight"),
+        (("x.png", "-o", "x.png"), "not a folder"),
+    ],
+)
+def test_usage_errors_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    """In-process (the same code path as the script); one real subprocess check below."""
+    imwrite(tmp_path / "x.png", hazy(0))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(list(args))
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_usage_error_in_a_real_process(tmp_path: Path) -> None:
+    imwrite(tmp_path / "x.png", hazy(0))
+    proc = run("x.png", "-o", "o", "--omega", "1.5", cwd=tmp_path)
+    assert proc.returncode == 2 and "omega must be in (0, 1]" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_default_weights_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imwrite(tmp_path / "x.png", hazy(0))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEHAZE_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["x.png", "-o", "o", "--method", "dehazenet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--weights" in err and "DEHAZE_DATA" in err
+
+
+def test_video(tmp_path: Path) -> None:
+    height, width, fps, count = 64, 96, 20.0, 15
+    writer = cv2.VideoWriter(
+        str(tmp_path / "clip.avi"), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height)
+    )
+    for k in range(count):
+        frame = np.full((height, width, 3), (215, 210, 205), np.uint8)  # BGR haze
+        frame[30:60, (2 * k) % 40 : (2 * k) % 40 + 40] = (90, 70, 50)
+        if k % 2:
+            frame[0:24, 60:90] = 255  # a flickering white object larger than the patch
+        writer.write(frame)
+    writer.release()
+    proc = run(tmp_path / "clip.avi", "-o", tmp_path / "out", "--save-light", "--patch-radius", "3")
+    assert proc.returncode == 0, proc.stderr
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "clip.avi"))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == count
+    assert capture.get(cv2.CAP_PROP_FPS) == fps
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
+        width,
+        height,
+    )
+    capture.release()
+    with (tmp_path / "out" / "clip_light.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == count
+    light = np.array([[float(r[f"light_{c}"]) for c in range(3)] for r in rows])
+    estimate = np.array([[float(r[f"estimate_{c}"]) for c in range(3)] for r in rows])
+    assert np.abs(np.diff(estimate, axis=0)).max() > 0.1  # the per-frame estimate flickers
+    assert np.abs(np.diff(light, axis=0)).max() <= 0.1 * np.abs(np.diff(estimate, axis=0)).max()
+    # a second run refuses, --overwrite replaces (in-process: the same code path)
+    clip, out = str(tmp_path / "clip.avi"), str(tmp_path / "out")
+    assert cli.main([clip, "-o", out, "-q"]) == 1
+    assert cli.main([clip, "-o", out, "-q", "--overwrite"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        cli.main([clip, "-o", str(tmp_path / "o2"), "--method", "aodnet"])
+    assert exc.value.code == 2
+
+
+def test_demo(tmp_path: Path) -> None:
+    out = tmp_path / "demo-out"
+    proc = run("demo", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "PSNR" in proc.stdout
+    names = ["demo_hazy.png", "demo_dehazed.png", "demo_transmission.png", "demo_depth.png"]
+    for name in names:
+        assert imread(out / name).shape[:2] == (512, 512)
+    assert cli.main(["demo", "-o", str(out)]) == 1  # refuses to replace
+    assert cli.main(["demo", "-o", str(out), "--overwrite"]) == 0
+
+
+def test_a_folder_named_demo_is_processed_with_dashdash(tmp_path: Path) -> None:
+    imwrite(tmp_path / "demo" / "x.png", hazy(5))
+    proc = run("--", "demo", "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "x.png").is_file()
+    proc = run("./demo", "-o", "out2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out2" / "x.png").is_file()
+
+
+def test_interrupted_batch_leaves_no_partial_file(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    for k in range(40):
+        imwrite(src / f"{k:02d}.png", hazy(k, 300, 400))
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dehaze", str(src), "-o", str(out), "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(out.glob("*.png"))) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    written = sorted(out.iterdir())
+    assert 0 < len(written) < 40
+    for path in written:
+        assert not path.name.startswith("."), path  # no temporary file left behind
+        assert imread(path).shape == (300, 400, 3)
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--help", "--version"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([flag])
+        assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "dehaze demo" in out and "--save-depth" in out and "\ndehaze 0." in out
+
+
+def test_bench_forwards_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forwarding itself (the runner is dehaze.benchmark, tested with it)."""
+    seen: list[list[str]] = []
+
+    def fake_main(argv: list[str]) -> int:
+        seen.append(argv)
+        return 7
+
+    module = types.ModuleType("dehaze.benchmark")
+    module.main = fake_main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dehaze.benchmark", module)
+    assert cli.main(["bench", "--limit", "3", "demo"]) == 7
+    assert seen == [["--limit", "3", "demo"]]
+
+
+def test_method_table_is_name_to_factory() -> None:
+    assert set(cli.METHODS) >= {"dcp", "aodnet", "dehazenet"}
+    parser = cli.build_parser()
+    args = parser.parse_args(["x.png", "-o", "o", "--fast", "--omega", "0.7"])
+    method = cli.METHODS["dcp"](args)
+    assert method.subsample == cli.FAST_SUBSAMPLE and method.omega == 0.7  # type: ignore[attr-defined]
+
+
+def test_bench_reaches_the_real_runner() -> None:
+    proc = run("bench", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: dehaze bench" in proc.stdout
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("method", ["aodnet", "dehazenet"])
+def test_network_methods_with_the_published_weights(
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+) -> None:
+    imwrite(tmp_path / "x.png", hazy(0))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEHAZE_DATA", str(data_dir))
+    status = cli.main(["x.png", "-o", "out", "-q", "--method", method, "--save-transmission"])
+    assert status == 0
+    assert imread(tmp_path / "out" / "x.png").shape == (40, 56, 3)
+    written_t = (tmp_path / "out" / "x_transmission.png").is_file()
+    if method == "aodnet":  # AOD-Net estimates no transmission: skipped with a warning
+        assert not written_t
+        assert "gives no transmission" in capsys.readouterr().err
+    else:
+        assert written_t
+    weights = data_dir / "weights" / cli.DEFAULT_WEIGHTS[method]
+    status = cli.main(["x.png", "-o", "out2", "-q", "--method", method, "--weights", str(weights)])
+    assert status == 0

@@ -1,0 +1,269 @@
+"""Video dehazing: temporal smoothing of the atmospheric light, streaming, file round trip."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dehaze import DarkChannelPrior
+from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_frames, dehaze_video
+
+METHOD = DarkChannelPrior(guided_radius=8, patch_radius=3)
+HAZE = np.array([0.80, 0.82, 0.86])
+
+
+def hazy_frame(
+    k: int, height: int = 48, width: int = 64, light: np.ndarray = HAZE, flicker: bool = False
+) -> np.ndarray:
+    """A hazy scene with a moving dark object; on odd frames a large white object if flicker."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    t = 0.35 + 0.5 * yy / height  # haze thicker at the top
+    scene = 0.15 + 0.25 * ((xx + 3 * k) % 16 < 8)[..., None] * np.array([0.6, 0.8, 1.0])
+    frame = scene * t[..., None] + light * (1.0 - t[..., None])
+    if flicker and k % 2 == 1:
+        frame[2:22, 2:22] = (1.0, 1.0, 1.0)  # larger than the 7×7 patch: He's rule picks it
+    return np.clip(frame, 0.0, 1.0).astype(np.float32)
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: float, fourcc: str) -> None:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened()
+    for frame in frames:
+        rgb = np.rint(frame * 255).astype(np.uint8)
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def read_clip(path: Path) -> tuple[int, float, int, int, list[np.ndarray]]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    capture.release()
+    return len(frames), fps, width, height, frames
+
+
+# --- the frame generator ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_without_smoothing_each_frame_is_the_single_image_pipeline(dtype: type) -> None:
+    frames = [hazy_frame(k, flicker=True) for k in range(4)]
+    if dtype is np.uint8:
+        frames = [np.rint(f * 255).astype(np.uint8) for f in frames]
+    else:
+        frames = [f.astype(dtype) for f in frames]
+    out = list(dehaze_frames(frames, METHOD, light_weight=1.0))
+    assert [o.index for o in out] == [0, 1, 2, 3]
+    for frame, item in zip(frames, out, strict=True):
+        expected = METHOD(frame)
+        assert item.result.image.dtype == frame.dtype
+        np.testing.assert_array_equal(item.result.image, expected.image)
+        assert item.light_estimate is not None
+        np.testing.assert_allclose(item.light_estimate, expected.atmospheric_light, rtol=0)
+
+
+def test_smoothed_light_changes_little_although_the_estimate_flickers() -> None:
+    weight = 0.1
+    frames = [hazy_frame(k, flicker=True) for k in range(16)]
+    out = list(dehaze_frames(frames, METHOD, light_weight=weight))
+    estimates = np.array([o.light_estimate for o in out])
+    smoothed = np.array([o.result.atmospheric_light for o in out], dtype=np.float64)
+    estimate_jumps = np.abs(np.diff(estimates, axis=0)).max()
+    smoothed_jumps = np.abs(np.diff(smoothed, axis=0))
+    # the scene really flickers: He's rule alternates between the haze and the white object
+    assert estimate_jumps > 0.1
+    # EMA: |A_k − A_{k−1}| = w |Â_k − A_{k−1}| ≤ w · (largest possible jump of the estimate)
+    for k in range(1, len(out)):
+        bound = weight * np.abs(estimates[k] - smoothed[k - 1]) + 1e-6
+        assert np.all(smoothed_jumps[k - 1] <= bound)
+    assert smoothed_jumps.max() <= weight * estimate_jumps + 1e-6
+    # the definition, frame by frame
+    np.testing.assert_allclose(smoothed[0], estimates[0], atol=1e-6)
+    for k in range(1, len(out)):
+        expected = (1 - weight) * smoothed[k - 1] + weight * estimates[k]
+        np.testing.assert_allclose(smoothed[k], expected, atol=1e-6)
+    for item in out:
+        assert np.all(np.isfinite(item.result.image))
+        assert item.result.image.min() >= 0 and item.result.image.max() <= 1
+
+
+def test_smoothed_light_follows_a_lasting_change() -> None:
+    weight = 0.25
+    new_haze = np.array([0.95, 0.93, 0.90])
+    frames = [hazy_frame(k) for k in range(6)] + [hazy_frame(k, light=new_haze) for k in range(6)]
+    out = list(dehaze_frames(frames, METHOD, light_weight=weight))
+    estimates = np.array([o.light_estimate for o in out])
+    smoothed = np.array([o.result.atmospheric_light for o in out], dtype=np.float64)
+    target = estimates[-1]
+    step = np.abs(smoothed[5] - target).max()
+    assert step > 0.03  # the estimate did move
+    for n in range(1, 7):
+        remaining = np.abs(smoothed[5 + n] - target).max()
+        assert remaining <= (1 - weight) ** n * step + 0.01
+
+
+def test_default_weight_is_documented_value() -> None:
+    assert DEFAULT_LIGHT_WEIGHT == 0.1
+    out = list(dehaze_frames([hazy_frame(k, flicker=True) for k in range(3)], METHOD))
+    e1, a0, a1 = (
+        out[1].light_estimate,
+        out[0].result.atmospheric_light,
+        out[1].result.atmospheric_light,
+    )
+    assert e1 is not None and a0 is not None and a1 is not None
+    np.testing.assert_allclose(a1, 0.9 * a0 + 0.1 * e1, atol=1e-6)
+
+
+def test_light_every_reestimates_only_every_n_frames() -> None:
+    out = list(
+        dehaze_frames([hazy_frame(k, flicker=True) for k in range(7)], METHOD, light_every=3)
+    )
+    has_estimate = [o.light_estimate is not None for o in out]
+    assert has_estimate == [True, False, False, True, False, False, True]
+    lights = [o.result.atmospheric_light for o in out]
+    np.testing.assert_array_equal(lights[0], lights[1])
+    np.testing.assert_array_equal(lights[1], lights[2])
+
+
+def test_light_downscale_estimates_close_to_full_resolution() -> None:
+    frame = hazy_frame(0, height=96, width=128)
+    full = next(dehaze_frames([frame], METHOD)).light_estimate
+    small = next(dehaze_frames([frame], METHOD, light_downscale=2)).light_estimate
+    assert full is not None and small is not None
+    np.testing.assert_allclose(small, full, atol=0.02)
+
+
+def test_fixed_light_is_used_as_is() -> None:
+    method = DarkChannelPrior(guided_radius=8, atmospheric_light=(0.9, 0.8, 0.7))
+    frames = [hazy_frame(k, flicker=True) for k in range(3)]
+    out = list(dehaze_frames(frames, method))
+    for frame, item in zip(frames, out, strict=True):
+        assert item.light_estimate is None
+        np.testing.assert_allclose(item.result.atmospheric_light, (0.9, 0.8, 0.7), rtol=1e-6)
+        np.testing.assert_array_equal(item.result.image, method(frame).image)
+
+
+def test_gray_frames() -> None:
+    frames = [hazy_frame(k).mean(axis=2) for k in range(3)]
+    out = list(dehaze_frames(frames, METHOD))
+    assert out[2].result.image.shape == frames[2].shape
+    assert out[2].result.atmospheric_light is not None
+    assert out[2].result.atmospheric_light.shape == (1,)
+
+
+def test_is_lazy_and_memory_does_not_grow_with_length() -> None:
+    def endless() -> Iterator[np.ndarray]:
+        for k in itertools.count():
+            yield hazy_frame(k % 5)
+
+    stream = dehaze_frames(endless(), METHOD)
+    first = list(itertools.islice(stream, 3))  # an endless input is fine: frames are pulled
+    assert len(first) == 3
+
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        for _ in itertools.islice(dehaze_frames(endless(), METHOD), n):
+            pass
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    short, long = peak(5), peak(40)
+    assert long < 1.5 * short
+
+
+def test_bad_arguments() -> None:
+    frames = [hazy_frame(0)]
+    with pytest.raises(ValueError, match="light_weight"):
+        list(dehaze_frames(frames, METHOD, light_weight=0.0))
+    with pytest.raises(ValueError, match="light_weight"):
+        list(dehaze_frames(frames, METHOD, light_weight=1.5))
+    with pytest.raises(ValueError, match="light_every"):
+        list(dehaze_frames(frames, METHOD, light_every=0))
+    with pytest.raises(TypeError, match="light_downscale"):
+        list(dehaze_frames(frames, METHOD, light_downscale=1.5))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="DarkChannelPrior"):
+        list(dehaze_frames(frames, lambda image: image))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shape"):
+        list(dehaze_frames([hazy_frame(0), hazy_frame(1, height=40)], METHOD))
+    with pytest.raises(ValueError, match="frame"):
+        list(dehaze_frames([np.full((8, 8, 3), 2.0)], METHOD))
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "fourcc", "fps"), [(".mp4", "mp4v", 24.0), (".avi", "MJPG", 15.0)]
+)
+def test_video_file_keeps_frame_count_fps_and_size(
+    tmp_path: Path, suffix: str, fourcc: str, fps: float
+) -> None:
+    frames = [hazy_frame(k, height=72, width=96, flicker=True) for k in range(12)]
+    source = tmp_path / f"clip{suffix}"
+    write_clip(source, frames, fps, fourcc)
+    before = source.read_bytes()
+    output = tmp_path / "out" / f"clip{suffix}"
+    log = tmp_path / "out" / "light.csv"
+    calls: list[tuple[int, int]] = []
+    summary = dehaze_video(
+        source, output, METHOD, light_log=log, progress=lambda d, t: calls.append((d, t))
+    )
+    assert (summary.frames, summary.fps, summary.width, summary.height) == (12, fps, 96, 72)
+    count, out_fps, width, height, out_frames = read_clip(output)
+    assert (count, out_fps, width, height) == (12, fps, 96, 72)
+    assert source.read_bytes() == before
+    assert [c[0] for c in calls] == list(range(1, 13))
+    # the output is dehazed: more contrast than the input in the hazy top rows
+    _, _, _, _, in_frames = read_clip(source)
+    assert out_frames[0][:20].std() > 1.2 * in_frames[0][:20].std()
+    with log.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["frame"]) for r in rows] == list(range(12))
+    light = np.array([[float(r[f"light_{c}"]) for c in range(3)] for r in rows])
+    assert np.abs(np.diff(light, axis=0)).max() <= DEFAULT_LIGHT_WEIGHT + 1e-5
+    assert sorted(p.name for p in output.parent.iterdir()) == ["clip" + suffix, "light.csv"]
+
+
+def test_video_file_refuses_to_overwrite(tmp_path: Path) -> None:
+    source = tmp_path / "clip.avi"
+    write_clip(source, [hazy_frame(k) for k in range(3)], 10.0, "MJPG")
+    output = tmp_path / "out.avi"
+    output.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        dehaze_video(source, output, METHOD)
+    assert output.read_bytes() == b"keep me"
+    summary = dehaze_video(source, output, METHOD, overwrite=True)
+    assert summary.frames == 3 and read_clip(output)[0] == 3
+    with pytest.raises(ValueError, match="input"):
+        dehaze_video(source, source, METHOD, overwrite=True)
+    assert read_clip(source)[0] == 3
+    with pytest.raises(ValueError, match=r"\.mp4"):
+        dehaze_video(source, tmp_path / "out.gif", METHOD)
+    with pytest.raises(FileNotFoundError):
+        dehaze_video(tmp_path / "missing.avi", tmp_path / "x.avi", METHOD)
+
+
+def test_corrupt_video_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "broken.mp4"
+    source.write_bytes(b"\x00\x01 not a video" * 100)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(ValueError, match="cannot decode"):
+        dehaze_video(source, out_dir / "broken.mp4", METHOD)
+    assert list(out_dir.iterdir()) == []
