@@ -5,11 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import run
 
 import dehaze
 from dehaze._validate import as_float_image
 
+from conftest import run
 from reference import (
     atmospheric_light_ref,
     box_mean_ref,

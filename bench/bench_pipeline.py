@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run
-from opencv_reference import dehaze_opencv
 
 import dehaze
 
+from conftest import run
+from opencv_reference import dehaze_opencv
 from reference import dehaze_ref
 
 
