@@ -111,7 +111,7 @@ def _network_method(class_name: str, method: str) -> Callable[[argparse.Namespac
         try:
             loaded: Dehazer = network.from_file(weights)
         except (OSError, ValueError, TypeError, ImportError) as exc:
-            raise UsageError(f"cannot load {method} weights from {weights}: {exc}") from exc
+            raise UsageError(f"cannot load {method} weights: {exc}") from exc
         return loaded
 
     return factory
