@@ -266,7 +266,7 @@ def recover(
     >>> import numpy as np
     >>> from dehaze import recover
     >>> hazy = np.full((2, 2, 3), 0.6)
-    >>> float(recover(hazy, np.full((2, 2), 0.5), 1.0)[0, 0, 0])
+    >>> round(float(recover(hazy, np.full((2, 2), 0.5), 1.0)[0, 0, 0]), 6)
     0.2
     """
     arr = np.asarray(image)

@@ -1,0 +1,28 @@
+"""The Examples sections of the public docstrings run and print what they show."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import dehaze
+
+MODULES = sorted(
+    info.name
+    for info in pkgutil.walk_packages(dehaze.__path__, "dehaze.")
+    if "._kernels" not in info.name and not info.name.endswith("__main__")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+
+
+def test_the_package_docstring_examples():
+    assert doctest.testmod(dehaze).failed == 0
