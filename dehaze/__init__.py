@@ -14,6 +14,7 @@ dtype('uint8')
 from __future__ import annotations
 
 from dehaze._parallel import get_num_threads, num_threads, set_num_threads
+from dehaze.cap import ColorAttenuationPrior, cap_depth
 from dehaze.dcp import (
     DarkChannelPrior,
     atmospheric_light,
@@ -30,12 +31,15 @@ from dehaze.result import Dehazer, DehazeResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "ColorAttenuationPrior",
+    "RobustDCP",
     "DarkChannelPrior",
     "DehazeResult",
     "Dehazer",
     "__version__",
     "atmospheric_light",
     "box_filter",
+    "cap_depth",
     "colorize_depth",
     "dark_channel",
     "dehaze",
@@ -44,7 +48,9 @@ __all__ = [
     "guided_filter",
     "min_filter",
     "num_threads",
+    "quadtree_atmospheric_light",
     "recover",
     "set_num_threads",
+    "tolerance_transmission",
     "transmission",
 ]

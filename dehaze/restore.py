@@ -1,0 +1,402 @@
+"""Dark-channel restoration that does not break on sky and bright regions.
+
+The plain dark-channel prior (He, Sun & Tang 2009/2011) fails where it does not hold:
+sky and bright objects have a high dark channel, so their transmission collapses to t0
+and (I − A)/t0 blows colours out; He's atmospheric-light rule can pick a white object.
+This module adds, in the same API as :class:`dehaze.DarkChannelPrior`:
+
+* :func:`quadtree_atmospheric_light`: the hierarchical search of Kim et al. (2013), with a
+  guard so that A is never a small white object;
+* :func:`tolerance_transmission`: the K-tolerance rule for pixels close to A;
+* :class:`RobustDCP`: the pipeline with these blocks and a haze ``amount`` in [0, 1]
+  (MATLAB ``imreducehaze``'s idea).
+
+How the defaults were chosen (shared data only; ``bench/tune_restoration.py --grid
+tolerance`` reproduces the grid): with He's rule guarded by a 15 × 15 window, every
+K ∈ {0, 0.1, 0.2, 0.25, …, 0.5} × amount ∈ {1, 0.9, 0.8} was scored (mean PSNR) on the
+60 SOTS-indoor and 12 SOTS-outdoor pairs, and the pair kept that maximises the smaller of
+the two margins over AOD-Net's published-weights PSNR (18.40 dB indoor, 19.07 dB
+outdoor): K = 0.25, amount = 0.9 (19.65 / 20.83 dB). He's guarded rule beat the quad-tree
+search indoors (about +0.8 dB) and is within 0.2 dB of it outdoors, so it is the default;
+the quad-tree search stays available (``light="quadtree"``). No single (K, amount) reaches
+the issue's targets on both sets: outdoors, where the "clear" images keep real haze and
+large skies, K = 0.45, amount = 0.9 gives 24.8 dB and is never below the input, but costs
+about 3 dB indoors. No image statistic we tried (luma-distance quantiles, mean
+transmission, sky fraction, saturation, dark-channel mean) predicted the per-image best K,
+so no automatic choice is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dehaze._kernels import atmosphere as _atm
+from dehaze._kernels import restore as _rk
+from dehaze._parallel import run_bands
+from dehaze._validate import (
+    FloatArray,
+    as_float_image,
+    check_atmospheric_light,
+    check_choice,
+    check_float_map,
+    check_radius,
+    check_real,
+)
+from dehaze.dcp import (
+    MIN_ESTIMATED_LIGHT,
+    _dark_channel,
+    _estimate_light,
+    _raw_transmission,
+    _recover,
+)
+from dehaze.depth import depth_map
+from dehaze.filters import min_filter_plane
+from dehaze.guided import GRAY_WEIGHTS, guided_filter_plane, to_gray
+from dehaze.result import DehazeResult
+
+__all__ = [
+    "LIGHT_METHODS",
+    "RobustDCP",
+    "quadtree_atmospheric_light",
+    "tolerance_transmission",
+]
+
+#: Atmospheric-light estimators accepted by :class:`RobustDCP`.
+LIGHT_METHODS = ("quadtree", "he")
+
+
+def _channels(image: FloatArray) -> FloatArray:
+    return image if image.ndim == 3 else image[:, :, np.newaxis]
+
+
+def _guarded_window_mean(img3: FloatArray, flat_index: int, guard_radius: int) -> FloatArray:
+    """Mean colour of the (2g+1)² window (clipped to the image) around one pixel."""
+    i, j = divmod(int(flat_index), img3.shape[1])
+    g = guard_radius
+    window = img3[max(0, i - g) : i + g + 1, max(0, j - g) : j + g + 1]
+    mean: FloatArray = window.reshape(-1, img3.shape[2]).astype(np.float64).mean(axis=0)
+    return mean
+
+
+def _quadtree_light(image: FloatArray, min_size: int, guard_radius: int) -> FloatArray:
+    img3 = _channels(image)
+    height, width, channels = img3.shape
+    top, bottom, left, right = 0, height, 0, width
+    # Kim et al.: score = mean − standard deviation over the block (all channels)
+    while bottom - top >= 2 * min_size and right - left >= 2 * min_size:
+        mid_r = (top + bottom) // 2
+        mid_c = (left + right) // 2
+        best_score = -np.inf
+        best = (top, mid_r, left, mid_c)
+        for r0, r1 in ((top, mid_r), (mid_r, bottom)):
+            for c0, c1 in ((left, mid_c), (mid_c, right)):
+                block = img3[r0:r1, c0:c1]
+                score = float(block.mean(dtype=np.float64) - block.std(dtype=np.float64))
+                if score > best_score:  # strict: the first block wins ties
+                    best_score = score
+                    best = (r0, r1, c0, c1)
+        top, bottom, left, right = best
+    block = np.ascontiguousarray(img3[top:bottom, left:right])
+    if guard_radius > 0:
+        # rank pixels by their eroded colour: a white object narrower than the guard
+        # window is erased by the per-channel min filter and cannot be chosen
+        ranked = np.stack(
+            [
+                min_filter_plane(np.ascontiguousarray(block[:, :, c]), guard_radius)
+                for c in range(channels)
+            ],
+            axis=-1,
+        )
+    else:
+        ranked = block
+    dist = ((1.0 - ranked.astype(np.float64)) ** 2).sum(axis=2)
+    bi, bj = np.unravel_index(int(np.argmin(dist)), dist.shape)
+    if guard_radius > 0:
+        # the window is clipped to the final block, whose pixels all scored as bright
+        flat = int(bi) * block.shape[1] + int(bj)
+        light = _guarded_window_mean(block, flat, guard_radius)
+    else:
+        light = block[int(bi), int(bj)].astype(np.float64)
+    return np.maximum(light, MIN_ESTIMATED_LIGHT).astype(image.dtype)
+
+
+def _he_guarded_light(
+    image: FloatArray, dark: FloatArray, top_fraction: float, guard_radius: int
+) -> FloatArray:
+    """He's rule on a dark channel widened to the guard radius, averaged over the window."""
+    img3 = _channels(image)
+    if guard_radius == 0:
+        return _estimate_light(image, dark, top_fraction)
+    wide = min_filter_plane(dark, guard_radius)
+    k = max(1, int(wide.size * top_fraction))
+    index = _atm.brightest_of_darkest_top(wide, img3, k)  # He's rule, as dcp uses it
+    light = _guarded_window_mean(img3, int(index), guard_radius)
+    return np.maximum(light, MIN_ESTIMATED_LIGHT).astype(image.dtype)
+
+
+def quadtree_atmospheric_light(
+    image: ArrayLike, *, min_size: int = 16, guard_radius: int = 7
+) -> FloatArray:
+    """Atmospheric light by Kim et al.'s hierarchical (quad-tree) search.
+
+    The image is split into four blocks; the block with the highest score (mean minus
+    standard deviation of its values, all channels together) is split again, until a block
+    would be narrower than ``min_size``. Within the last block the pixel closest to white,
+    ``argmin ‖(1, 1, 1) − I(x)‖``, is chosen. Sky and haze are bright *and* flat, so they
+    score high; a white object on a textured background does not.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        uint8/uint16/float32/float64 image (float in [0, 1]).
+    min_size : int, optional
+        Smallest block side ≥ 1: blocks are split only while both sides are at least
+        ``2 · min_size``.
+    guard_radius : int, optional
+        g ≥ 0. With g > 0 pixels are ranked by their colour eroded over a (2g + 1)² window
+        (per-channel min filter, window clipped to the block), so a white object smaller than
+        the window is never chosen, and A is the mean colour of the (2g + 1)² window around
+        the chosen pixel. g = 0 is Kim et al.'s rule unchanged.
+
+    Returns
+    -------
+    (C,) ndarray
+        A on the [0, 1] scale (C = 3 for RGB, 1 for gray); float64 for float64 input,
+        float32 otherwise; every component at least 1e-3.
+
+    References
+    ----------
+    .. [1] J.-H. Kim, W.-D. Jang, J.-Y. Sim and C.-S. Kim, "Optimized contrast enhancement
+       for real-time image and video dehazing", J. Vis. Commun. Image Represent. 24(3),
+       410–425, 2013, section 3.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze.restore import quadtree_atmospheric_light
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.random((128, 128, 3)) * 0.5
+    >>> img[:40, 64:] = 0.9                     # a bright flat "sky" top right
+    >>> img[100:103, 10:13] = 1.0               # a small white object
+    >>> quadtree_atmospheric_light(img).round(2)
+    array([0.9, 0.9, 0.9])
+    """
+    img = as_float_image(image)
+    size = check_radius(min_size, "min_size", minimum=1)
+    guard = check_radius(guard_radius, "guard_radius")
+    return _quadtree_light(img, size, guard)
+
+
+def _distance_to_light(
+    image: FloatArray, light: FloatArray, gray: FloatArray | None = None
+) -> FloatArray:
+    """|Y(I) − Y(A)| with Y the Rec. 601 luma (the gray distance of the tolerance rule).
+
+    ``gray``, when given, is the image's luma already computed (it is not modified).
+    """
+    if image.ndim == 2:
+        dist: FloatArray = np.abs(image - light[0])
+        return dist
+    luma_a = float(np.dot(np.asarray(GRAY_WEIGHTS), light.astype(np.float64)))
+    luma = to_gray(image) if gray is None else gray
+    out: FloatArray = np.abs(luma - image.dtype.type(luma_a))
+    return out
+
+
+def _tolerance(
+    t: FloatArray, distance: FloatArray, tolerance: float, t0: float, amount: float = 1.0
+) -> FloatArray:
+    out = np.empty_like(t)
+    run_bands(
+        lambda i0, i1: _rk.tolerance_rule(t, distance, tolerance, t0, amount, out, i0, i1),
+        t.shape[0],
+    )
+    return out
+
+
+def tolerance_transmission(
+    transmission: ArrayLike,
+    image: ArrayLike,
+    atmospheric_light: ArrayLike,
+    tolerance: float,
+    *,
+    t0: float = 0.1,
+) -> FloatArray:
+    """Raise the transmission where the image is close to A (the K-tolerance rule).
+
+    t'(x) = min(max(K / |I(x) − A|, 1) · max(t(x), t0), 1), with |I − A| the absolute
+    difference of the luma (Rec. 601) of the pixel and of A. Pixels farther than K from A
+    keep max(t, t0); closer pixels (sky, dense haze, bright objects that violate the
+    dark-channel prior) get a transmission raised in proportion, up to 1 at I = A, so
+    (I − A)/t no longer amplifies their small differences from A into blown-out colour.
+
+    Parameters
+    ----------
+    transmission : (H, W) ndarray
+        Transmission t, finite.
+    image : (H, W, 3) or (H, W) ndarray
+        The hazy image (uint8/uint16/float32/float64, float in [0, 1]).
+    atmospheric_light : float or (C,) array_like
+        A on the [0, 1] scale, components in (0, 1].
+    tolerance : float
+        K in [0, 1]; 0 leaves max(t, t0) unchanged.
+    t0 : float, optional
+        Lower bound on t in (0, 1) applied before scaling.
+
+    Returns
+    -------
+    (H, W) ndarray
+        t' in [t0, 1]; float64 if ``transmission`` or ``image`` is float64, else float32.
+
+    References
+    ----------
+    .. [1] J. Jiang, T. Hou and M. Qi, "Improved algorithm on image haze removal using
+       dark channel prior" (in Chinese), Journal of Circuits and Systems 16(2), 7–12, 2011:
+       the tolerance K on |I − A| for bright regions.
+    .. [2] K. He, J. Sun and X. Tang, "Single image haze removal using dark channel
+       prior", IEEE TPAMI 33(12), 2011 (the prior and its failure on bright regions).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze.restore import tolerance_transmission
+    >>> img = np.array([[[0.9, 0.9, 0.9], [0.5, 0.5, 0.5]]])
+    >>> tolerance_transmission(np.full((1, 2), 0.2), img, 1.0, 0.2)
+    array([[0.4, 0.2]])
+    """
+    img = as_float_image(image)
+    t = check_float_map(transmission, "transmission", img.shape[:2])
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    light = check_atmospheric_light(atmospheric_light, channels, img.dtype)
+    k = check_real(
+        tolerance, "tolerance", low=0.0, high=1.0, low_inclusive=True, high_inclusive=True
+    )
+    lo = check_real(t0, "t0", low=0.0, high=1.0)
+    dtype = np.result_type(img.dtype, t.dtype)
+    dist = np.ascontiguousarray(_distance_to_light(img, light), dtype=dtype)
+    return _tolerance(np.ascontiguousarray(t, dtype=dtype), dist, k, lo)
+
+
+@dataclass(frozen=True)
+class RobustDCP:
+    """Dark-channel dehazing with sky protection, robust A and adjustable strength.
+
+    Steps: dark channel; A by the quad-tree search or He's rule, both guarded against
+    small white objects; t̃ = 1 − ω · dark(I / A); guided-filter refinement (gray guide);
+    the K-tolerance rule for pixels close to A; the haze ``amount``
+    t ← 1 − amount · (1 − t); recovery J = (I − A) / max(t, t0) + A.
+
+    Parameters
+    ----------
+    omega : float
+        ω in (0, 1]: fraction of haze removed by the prior.
+    t0 : float
+        Lower bound on t in (0, 1).
+    patch_radius : int
+        Dark-channel patch radius ≥ 0.
+    guided_radius : int
+        Guided-filter radius ≥ 0 refining t.
+    eps : float
+        Guided-filter ε > 0.
+    light : {"quadtree", "he"}
+        Atmospheric-light estimator: Kim et al.'s quad-tree search
+        (:func:`quadtree_atmospheric_light`) or He's rule (brightest of the 0.1 % highest
+        dark-channel pixels).
+    guard_radius : int
+        g ≥ 0: A is never taken from an object smaller than (2g + 1)² pixels (for "he", the
+        candidates come from a dark channel eroded by a further (2g + 1)² min filter) and is
+        the mean colour of that window. 0 disables the guard.
+    tolerance : float or None
+        K in [0, 1] of :func:`tolerance_transmission`; None disables the rule.
+    amount : float
+        Haze removed, in [0, 1]: 0 returns the input, 1 the full estimate.
+    top_fraction : float
+        Fraction of dark-channel pixels searched by He's rule.
+
+    References
+    ----------
+    .. [1] K. He, J. Sun and X. Tang, "Single image haze removal using dark channel
+       prior", IEEE TPAMI 33(12), 2011.
+    .. [2] J.-H. Kim et al., "Optimized contrast enhancement for real-time image and video
+       dehazing", JVCIR 24(3), 2013.
+    .. [3] J. Jiang, T. Hou and M. Qi, Journal of Circuits and Systems 16(2), 2011
+       (K-tolerance).
+    .. [4] MathWorks, ``imreducehaze`` ("Amount" of haze to remove), Image Processing
+       Toolbox, R2018b.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze.restore import RobustDCP
+    >>> hazy = (np.random.default_rng(0).random((64, 80, 3)) * 0.5 + 0.4).astype(np.float32)
+    >>> result = RobustDCP(guided_radius=20)(hazy)
+    >>> result.image.dtype, result.image.shape
+    (dtype('float32'), (64, 80, 3))
+    """
+
+    omega: float = 0.95
+    t0: float = 0.1
+    patch_radius: int = 7
+    guided_radius: int = 60
+    eps: float = 1e-4
+    light: str = "he"
+    guard_radius: int = 7
+    tolerance: float | None = 0.25
+    amount: float = 0.9
+    top_fraction: float = 0.001
+
+    def __post_init__(self) -> None:
+        check_real(self.omega, "omega", low=0.0, high=1.0, high_inclusive=True)
+        check_real(self.t0, "t0", low=0.0, high=1.0)
+        check_radius(self.patch_radius, "patch_radius")
+        check_radius(self.guided_radius, "guided_radius")
+        check_real(self.eps, "eps", low=0.0)
+        check_choice(self.light, "light", LIGHT_METHODS)
+        check_radius(self.guard_radius, "guard_radius")
+        if self.tolerance is not None:
+            check_real(
+                self.tolerance,
+                "tolerance",
+                low=0.0,
+                high=1.0,
+                low_inclusive=True,
+                high_inclusive=True,
+            )
+        check_real(
+            self.amount, "amount", low=0.0, high=1.0, low_inclusive=True, high_inclusive=True
+        )
+        check_real(self.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
+
+    def estimate_light(self, image: FloatArray, dark: FloatArray) -> FloatArray:
+        """Atmospheric light of a validated float image by the configured rule."""
+        if self.light == "quadtree":
+            return _quadtree_light(image, 16, self.guard_radius)
+        return _he_guarded_light(image, dark, self.top_fraction, self.guard_radius)
+
+    def __call__(self, image: ArrayLike) -> DehazeResult:
+        """Dehaze ``image``; returns the same :class:`dehaze.DehazeResult` as DCP."""
+        arr = np.asarray(image)
+        img = as_float_image(arr)
+        dark = _dark_channel(img, self.patch_radius)
+        light = self.estimate_light(img, dark)
+        raw_t = _raw_transmission(img, light, self.omega, self.patch_radius)
+        gray = to_gray(img)
+        radius = min(self.guided_radius, max(img.shape[:2]))
+        t = guided_filter_plane(_channels(gray), raw_t, radius, self.eps, 1)
+        if self.tolerance is not None:
+            distance = _distance_to_light(img, light, gray)
+            t = _tolerance(t, distance, float(self.tolerance), self.t0, float(self.amount))
+        elif self.amount < 1.0:
+            t = (1.0 - self.amount * (1.0 - t)).astype(img.dtype, copy=False)
+        recovered: NDArray[Any] = _recover(img, t, light, self.t0, True, arr.dtype)
+        return DehazeResult(
+            image=recovered,
+            transmission=t,
+            atmospheric_light=light,
+            dark_channel=dark,
+            depth=depth_map(t, t0=self.t0),
+        )
