@@ -50,9 +50,12 @@ def _edge_step(colsum: Array, q: int, j: int, radius: int) -> float:
 def row_window_sums(colsum: Array, radius: int, j0: int, j1: int, out: Array) -> None:
     """out[q, j] = sum of colsum[q, j − radius : j + radius + 1] (clipped), j in [j0, j1).
 
-    Away from the borders the step is ``acc += colsum[j + r + 1] − colsum[j − r]``: the
-    difference does not depend on ``acc``, so the loop-carried chain is one addition
-    (about 2.5× faster than adding and subtracting into ``acc`` in turn).
+    Two speed-ups over the obvious loop, both measured (≈2.5× and ≈1.5×):
+
+    * away from the borders the step is ``acc += colsum[j + r + 1] − colsum[j − r]``: the
+      difference does not depend on ``acc``, so the loop-carried chain is one addition;
+    * quantities are summed in pairs, two independent chains the CPU overlaps (for an odd
+      count the last quantity is paired with itself).
     """
     n_q, width = colsum.shape
     lo = j0 - radius if j0 - radius > 0 else 0
@@ -60,19 +63,28 @@ def row_window_sums(colsum: Array, radius: int, j0: int, j1: int, out: Array) ->
     # columns whose step has both the entering and the leaving column inside the image
     m0 = min(max(radius, j0), j1)
     m1 = max(min(width - radius - 1, j1), m0)
-    for q in range(n_q):
-        acc = 0.0
+    for q in range(0, n_q, 2):
+        p = q + 1 if q + 1 < n_q else q
+        acc_q = 0.0
+        acc_p = 0.0
         for j in range(lo, hi + 1):
-            acc += colsum[q, j]
+            acc_q += colsum[q, j]
+            acc_p += colsum[p, j]
         for j in range(j0, m0):
-            out[q, j] = acc
-            acc += _edge_step(colsum, q, j, radius)
+            out[q, j] = acc_q
+            out[p, j] = acc_p
+            acc_q += _edge_step(colsum, q, j, radius)
+            acc_p += _edge_step(colsum, p, j, radius)
         for j in range(m0, m1):
-            out[q, j] = acc
-            acc += colsum[q, j + radius + 1] - colsum[q, j - radius]
+            out[q, j] = acc_q
+            out[p, j] = acc_p
+            acc_q += colsum[q, j + radius + 1] - colsum[q, j - radius]
+            acc_p += colsum[p, j + radius + 1] - colsum[p, j - radius]
         for j in range(m1, j1):
-            out[q, j] = acc
-            acc += _edge_step(colsum, q, j, radius)
+            out[q, j] = acc_q
+            out[p, j] = acc_p
+            acc_q += _edge_step(colsum, q, j, radius)
+            acc_p += _edge_step(colsum, p, j, radius)
 
 
 @jit
@@ -93,6 +105,20 @@ def add_stack_row(src: Array, row: int, sign: float, colsum: Array, c0: int, c1:
 
 
 @jit
+def move_stack_rows(src: Array, enter: int, leave: int, colsum: Array, c0: int, c1: int) -> None:
+    """Slide the column sums down a row: add row ``enter``, remove ``leave`` (< 0: none)."""
+    if enter < 0 or leave < 0:
+        if enter >= 0:
+            add_stack_row(src, enter, 1.0, colsum, c0, c1)
+        if leave >= 0:
+            add_stack_row(src, leave, -1.0, colsum, c0, c1)
+        return
+    for q in range(src.shape[0]):
+        for j in range(c0, c1):
+            colsum[q, j] += np.float64(src[q, enter, j]) - np.float64(src[q, leave, j])
+
+
+@jit
 def box_mean_stack(src: Array, radius: int, out: Array, j0: int, j1: int) -> None:
     """Box mean of every plane of a K×H×W stack into ``out``, output columns [j0, j1)."""
     n_q, height, width = src.shape
@@ -109,7 +135,5 @@ def box_mean_stack(src: Array, radius: int, out: Array, j0: int, j1: int) -> Non
         for q in range(n_q):
             for j in range(j0, j1):
                 out[q, i, j] = sums[q, j] * (inv_y * inv_count_x[j])
-        if i + radius + 1 < height:
-            add_stack_row(src, i + radius + 1, 1.0, colsum, c0, c1)
-        if i - radius >= 0:
-            add_stack_row(src, i - radius, -1.0, colsum, c0, c1)
+        enter = i + radius + 1 if i + radius + 1 < height else -1
+        move_stack_rows(src, enter, i - radius, colsum, c0, c1)

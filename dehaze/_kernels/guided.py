@@ -17,6 +17,7 @@ from dehaze._kernels.boxfilter import (
     add_stack_row,
     band_columns,
     inverse_window_counts,
+    move_stack_rows,
     row_window_sums,
 )
 
@@ -32,6 +33,32 @@ def _add_gray_row(
         colsum[1, j] += sign * s
         colsum[2, j] += sign * (g * s)
         colsum[3, j] += sign * (g * g)
+
+
+@jit
+def _move_gray_rows(
+    guide: Array, src: Array, enter: int, leave: int, colsum: Array, c0: int, c1: int
+) -> None:
+    """Slide the window down one row: add row ``enter``, remove row ``leave`` (−1: none).
+
+    With both rows present the four sums are updated in one loop from the difference of
+    the two rows' terms, touching each column sum once instead of twice.
+    """
+    if enter < 0 or leave < 0:
+        if enter >= 0:
+            _add_gray_row(guide, src, enter, 1.0, colsum, c0, c1)
+        if leave >= 0:
+            _add_gray_row(guide, src, leave, -1.0, colsum, c0, c1)
+        return
+    for j in range(c0, c1):
+        g1 = np.float64(guide[enter, j])
+        s1 = np.float64(src[enter, j])
+        g0 = np.float64(guide[leave, j])
+        s0 = np.float64(src[leave, j])
+        colsum[0, j] += g1 - g0
+        colsum[1, j] += s1 - s0
+        colsum[2, j] += g1 * s1 - g0 * s0
+        colsum[3, j] += g1 * g1 - g0 * g0
 
 
 @jit
@@ -59,10 +86,8 @@ def coefficients_gray(
             a = cov_ip / (var_i + eps)
             ab[0, i, j] = a
             ab[1, i, j] = mean_p - a * mean_i
-        if i + radius + 1 < height:
-            _add_gray_row(guide, src, i + radius + 1, 1.0, colsum, c0, c1)
-        if i - radius >= 0:
-            _add_gray_row(guide, src, i - radius, -1.0, colsum, c0, c1)
+        enter = i + radius + 1 if i + radius + 1 < height else -1
+        _move_gray_rows(guide, src, enter, i - radius, colsum, c0, c1)
 
 
 @jit
@@ -87,6 +112,41 @@ def _add_color_row(
         colsum[10, j] += sign * (g * g)
         colsum[11, j] += sign * (g * b)
         colsum[12, j] += sign * (b * b)
+
+
+@jit
+def _move_color_rows(
+    guide: Array, src: Array, enter: int, leave: int, colsum: Array, c0: int, c1: int
+) -> None:
+    """Slide the window down one row (see :func:`_move_gray_rows`), colour guide."""
+    if enter < 0 or leave < 0:
+        if enter >= 0:
+            _add_color_row(guide, src, enter, 1.0, colsum, c0, c1)
+        if leave >= 0:
+            _add_color_row(guide, src, leave, -1.0, colsum, c0, c1)
+        return
+    for j in range(c0, c1):
+        r1 = np.float64(guide[enter, j, 0])
+        g1 = np.float64(guide[enter, j, 1])
+        b1 = np.float64(guide[enter, j, 2])
+        s1 = np.float64(src[enter, j])
+        r0 = np.float64(guide[leave, j, 0])
+        g0 = np.float64(guide[leave, j, 1])
+        b0 = np.float64(guide[leave, j, 2])
+        s0 = np.float64(src[leave, j])
+        colsum[0, j] += r1 - r0
+        colsum[1, j] += g1 - g0
+        colsum[2, j] += b1 - b0
+        colsum[3, j] += s1 - s0
+        colsum[4, j] += r1 * s1 - r0 * s0
+        colsum[5, j] += g1 * s1 - g0 * s0
+        colsum[6, j] += b1 * s1 - b0 * s0
+        colsum[7, j] += r1 * r1 - r0 * r0
+        colsum[8, j] += r1 * g1 - r0 * g0
+        colsum[9, j] += r1 * b1 - r0 * b0
+        colsum[10, j] += g1 * g1 - g0 * g0
+        colsum[11, j] += g1 * b1 - g0 * b0
+        colsum[12, j] += b1 * b1 - b0 * b0
 
 
 @jit
@@ -135,10 +195,8 @@ def coefficients_color(
             ab[1, i, j] = ag
             ab[2, i, j] = ab_
             ab[3, i, j] = mp - ar * mr - ag * mg - ab_ * mb
-        if i + radius + 1 < height:
-            _add_color_row(guide, src, i + radius + 1, 1.0, colsum, c0, c1)
-        if i - radius >= 0:
-            _add_color_row(guide, src, i - radius, -1.0, colsum, c0, c1)
+        enter = i + radius + 1 if i + radius + 1 < height else -1
+        _move_color_rows(guide, src, enter, i - radius, colsum, c0, c1)
 
 
 @jit
@@ -156,15 +214,17 @@ def apply_coefficients(ab: Array, guide: Array, radius: int, out: Array, j0: int
     for i in range(height):
         row_window_sums(colsum, radius, j0, j1, sums)
         inv_y = inv_count_y[i]
-        for j in range(j0, j1):
-            acc = sums[channels, j]
-            for c in range(channels):
-                acc += sums[c, j] * guide[i, j, c]
-            out[i, j] = acc * (inv_y * inv_count_x[j])
-        if i + radius + 1 < height:
-            add_stack_row(ab, i + radius + 1, 1.0, colsum, c0, c1)
-        if i - radius >= 0:
-            add_stack_row(ab, i - radius, -1.0, colsum, c0, c1)
+        if channels == 1:  # gray guide: a straight loop the compiler vectorises
+            for j in range(j0, j1):
+                out[i, j] = (sums[0, j] * guide[i, j, 0] + sums[1, j]) * (inv_y * inv_count_x[j])
+        else:
+            for j in range(j0, j1):
+                acc = sums[channels, j]
+                for c in range(channels):
+                    acc += sums[c, j] * guide[i, j, c]
+                out[i, j] = acc * (inv_y * inv_count_x[j])
+        enter = i + radius + 1 if i + radius + 1 < height else -1
+        move_stack_rows(ab, enter, i - radius, colsum, c0, c1)
 
 
 @jit
