@@ -37,31 +37,23 @@ def min_filter_rows(src: Array, scale: Array, radius: int, out: Array, i0: int, 
         for j in range(width):
             m = src[i, j, 0] * scale[0]
             for c in range(1, channels):
-                v = src[i, j, c] * scale[c]
-                if v < m:
-                    m = v
+                m = min(m, src[i, j, c] * scale[c])
             buf[radius + j] = m
         for b in range(n_blocks):
             start = b * k
             m = buf[start]
             g[start] = m
             for p in range(start + 1, start + k):
-                v = buf[p]
-                if v < m:
-                    m = v
+                m = min(m, buf[p])
                 g[p] = m
             end = start + k - 1
             m = buf[end]
             h[end] = m
             for p in range(end - 1, start - 1, -1):
-                v = buf[p]
-                if v < m:
-                    m = v
+                m = min(m, buf[p])
                 h[p] = m
         for j in range(width):
-            a = h[j]
-            b2 = g[j + k - 1]
-            out[i, j] = a if a < b2 else b2
+            out[i, j] = min(h[j], g[j + k - 1])
 
 
 @jit
@@ -91,11 +83,12 @@ def min_filter_cols(src: Array, radius: int, out: Array, j0: int, j1: int) -> No
             if p == end:
                 for j in range(n_cols):
                     h[p - start, j] = src[row, j0 + j] if inside else np.inf
+            elif inside:
+                for j in range(n_cols):
+                    h[p - start, j] = min(h[p - start + 1, j], src[row, j0 + j])
             else:
                 for j in range(n_cols):
-                    v = src[row, j0 + j] if inside else np.inf
-                    m = h[p - start + 1, j]
-                    h[p - start, j] = v if v < m else m
+                    h[p - start, j] = h[p - start + 1, j]
         # g: running minima of block b + 1 from its start
         nstart = start + k
         for p in range(nstart, nstart + k):
@@ -104,11 +97,12 @@ def min_filter_cols(src: Array, radius: int, out: Array, j0: int, j1: int) -> No
             if p == nstart:
                 for j in range(n_cols):
                     g[0, j] = src[row, j0 + j] if inside else np.inf
+            elif inside:
+                for j in range(n_cols):
+                    g[p - nstart, j] = min(g[p - nstart - 1, j], src[row, j0 + j])
             else:
                 for j in range(n_cols):
-                    v = src[row, j0 + j] if inside else np.inf
-                    m = g[p - nstart - 1, j]
-                    g[p - nstart, j] = v if v < m else m
+                    g[p - nstart, j] = g[p - nstart - 1, j]
         # outputs i in block b: window [i, i + k - 1] in padded indices
         for i in range(start, min(end + 1, height)):
             off = i - start
@@ -117,6 +111,4 @@ def min_filter_cols(src: Array, radius: int, out: Array, j0: int, j1: int) -> No
                     out[i, j0 + j] = h[0, j]
             else:
                 for j in range(n_cols):
-                    a = h[off, j]
-                    b2 = g[off - 1, j]
-                    out[i, j0 + j] = a if a < b2 else b2
+                    out[i, j0 + j] = min(h[off, j], g[off - 1, j])
