@@ -26,10 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import hazy_image
 
 import dehaze
 from dehaze.video import dehaze_frames, dehaze_video
+
+from conftest import hazy_image
 
 FRAMES = 8
 SIZES = {"1280x720": (720, 1280), "1920x1080": (1080, 1920)}

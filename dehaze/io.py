@@ -80,7 +80,7 @@ def _to_storable(image: NDArray[Any], suffix: str) -> NDArray[Any]:
 
 
 def _umask() -> int:
-    """The process umask, read without changing it where the OS allows."""
+    """Return the process umask, read without changing it where the OS allows."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
