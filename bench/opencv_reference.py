@@ -34,10 +34,20 @@ def dark(img: np.ndarray, r: int) -> np.ndarray:
     return cv2.erode(img.min(axis=2), kernel)
 
 
-def dehaze_opencv(image: np.ndarray, omega=0.95, t0=0.1, r=7, gr=60, eps=1e-4) -> np.ndarray:
+def dehaze_opencv(
+    image: np.ndarray,
+    omega: float = 0.95,
+    t0: float = 0.3,
+    patch_radius: int = 20,
+    guided_radius: int = 80,
+    eps: float = 0.03,
+    top_fraction: float = 0.05,
+) -> np.ndarray:
+    """The pipeline with dehaze.DarkChannelPrior's default parameters (gray guide)."""
+    r, gr = patch_radius, guided_radius
     img = image.astype(np.float32) / 255.0
     d = dark(img, r)
-    k = max(1, int(d.size * 0.001))
+    k = max(1, int(d.size * top_fraction))
     idx = np.argsort(d.ravel())[-k:]
     pixels = img.reshape(-1, 3)[idx]
     light = pixels[np.argmax(pixels.sum(axis=1))]

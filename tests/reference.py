@@ -161,15 +161,18 @@ def dehaze_ref(
     image: np.ndarray,
     *,
     omega: float = 0.95,
-    t0: float = 0.1,
-    patch_radius: int = 7,
-    guided_radius: int = 60,
-    eps: float = 1e-4,
+    t0: float = 0.3,
+    patch_radius: int = 20,
+    guided_radius: int = 80,
+    eps: float = 0.03,
     guide: str = "gray",
     subsample: int = 1,
-    top_fraction: float = 0.001,
+    top_fraction: float = 0.05,
 ) -> dict[str, np.ndarray]:
-    """The whole dark-channel-prior pipeline in plain float64 NumPy/SciPy/OpenCV."""
+    """The whole dark-channel-prior pipeline in plain float64 NumPy/SciPy/OpenCV.
+
+    Defaults mirror ``dehaze.DarkChannelPrior``'s (a test checks they stay equal).
+    """
     img = to_float64(image)
     dark = dark_channel_ref(img, patch_radius)
     light = atmospheric_light_ref(img, dark, top_fraction)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import numpy as np
 import pytest
 
@@ -115,10 +118,36 @@ def test_pipeline_matches_plain_reference(rng, guide, subsample):
         )
 
 
-def test_pipeline_default_parameters_match_reference(rng):
+def test_dehaze_signature_defaults_equal_the_method_defaults():
+    signature = inspect.signature(dehaze.dehaze)
+    defaults = dataclasses.asdict(DarkChannelPrior())
+    assert {k: p.default for k, p in signature.parameters.items() if k != "image"} == defaults
+
+
+def test_reference_defaults_equal_the_method_defaults():
+    signature = inspect.signature(dehaze_ref)
+    defaults = dataclasses.asdict(DarkChannelPrior())
+    del defaults["atmospheric_light"]
+    assert {k: p.default for k, p in signature.parameters.items() if k != "image"} == defaults
+
+
+def test_paper_parameters():
+    method = DarkChannelPrior.paper(guide="color")
+    assert (method.omega, method.t0, method.patch_radius) == (0.95, 0.1, 7)
+    assert (method.guided_radius, method.eps, method.top_fraction) == (60, 1e-4, 0.001)
+    assert method.guide == "color"
+    with pytest.raises(ValueError, match="t0 must be in"):
+        DarkChannelPrior.paper(t0=2.0)
+
+
+@pytest.mark.parametrize("paper", (False, True))
+def test_pipeline_default_parameters_match_reference(rng, paper):
     hazy = hazy_scene(rng, (70, 90))
-    result = dehaze.dehaze(hazy)
-    expected = dehaze_ref(hazy)
+    method = DarkChannelPrior.paper() if paper else DarkChannelPrior()
+    result = method(hazy)
+    params = dataclasses.asdict(method)
+    del params["atmospheric_light"]
+    expected = dehaze_ref(hazy, **params)
     np.testing.assert_allclose(result.image, expected["image"], atol=1e-5, rtol=0)
     np.testing.assert_allclose(result.transmission, expected["transmission"], atol=1e-5, rtol=0)
 
