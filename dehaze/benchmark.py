@@ -142,6 +142,8 @@ class Identity:
 def _convert_option(cls_name: str, key: str, value: str, default: Any) -> Any:
     """Convert an option string to the type of the field's default value."""
     what = f"{cls_name} option {key}"
+    if value.lower() == "none":  # optional fields (e.g. tolerance=none); the class validates
+        return None
     if isinstance(default, bool):
         lowered = value.lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -161,9 +163,7 @@ def _convert_option(cls_name: str, key: str, value: str, default: Any) -> Any:
             raise ValueError(f"{what} must be a number, got {value!r}") from None
     if isinstance(default, str):
         return value
-    # None or tuple defaults (e.g. atmospheric_light): "none", a number, or "a/b/c"
-    if value.lower() == "none":
-        return None
+    # None or tuple defaults (e.g. atmospheric_light): a number, or "a/b/c"
     try:
         if "/" in value:
             return tuple(float(v) for v in value.split("/"))
@@ -287,6 +287,8 @@ def describe_method(method: Dehazer) -> str:
 METHODS: dict[str, MethodFactory] = {
     "identity": _identity_factory,
     "dcp": dataclass_factory(DarkChannelPrior),
+    "robust_dcp": dataclass_factory("dehaze.restore:RobustDCP"),
+    "cap": dataclass_factory("dehaze.cap:ColorAttenuationPrior"),
     "aodnet": _network_factory("aodnet", "AODNet"),
     "dehazenet": _network_factory("dehazenet", "DehazeNet"),
 }
