@@ -26,6 +26,12 @@ from dehaze.dcp import (
 from dehaze.depth import colorize_depth, depth_map
 from dehaze.filters import box_filter, min_filter
 from dehaze.guided import guided_filter
+from dehaze.restore import (
+    RobustDCP,
+    quadtree_atmospheric_light,
+    sky_fraction,
+    tolerance_transmission,
+)
 from dehaze.result import Dehazer, DehazeResult
 
 __version__ = "0.1.0"
@@ -51,6 +57,7 @@ __all__ = [
     "quadtree_atmospheric_light",
     "recover",
     "set_num_threads",
+    "sky_fraction",
     "tolerance_transmission",
     "transmission",
 ]

@@ -26,3 +26,8 @@ def test_docstring_examples(name):
 
 def test_the_package_docstring_examples():
     assert doctest.testmod(dehaze).failed == 0
+
+
+def test_every_public_name_exists():
+    missing = [name for name in dehaze.__all__ if not hasattr(dehaze, name)]
+    assert not missing, f"names in dehaze.__all__ that dehaze does not define: {missing}"
