@@ -22,6 +22,7 @@ SIZES = {"620x460": (460, 620), "1920x1080": (1080, 1920)}
 METHODS: dict[str, Callable[[np.ndarray], Any]] = {
     "plain_dcp": dehaze.DarkChannelPrior(),
     "robust_dcp": RobustDCP(),
+    "robust_dcp_fixed_k": RobustDCP(sky_tolerance=None),
     "robust_dcp_quadtree": RobustDCP(light="quadtree"),
     "cap": ColorAttenuationPrior(),
 }

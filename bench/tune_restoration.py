@@ -17,9 +17,11 @@ Usage::
         [--ohaze-scale 0.25] [--out FILE.md]
 
 ``--grid ablation`` (default) evaluates the named methods and the building-block ablation;
-``--grid tolerance`` sweeps K, ``--grid cap`` sweeps the CAP's β. The tuning procedure and
-the chosen defaults are described in the module docstrings of ``dehaze.restore`` and
-``dehaze.cap``.
+``--grid tolerance`` sweeps a fixed K (no sky adaptation), ``--grid adaptive`` sweeps the
+sky-adaptive K (low K, sky K, ramp, amount), ``--grid exposure`` scores candidate
+exposure/contrast post-steps on the default output, ``--grid cap`` sweeps the CAP's β. The tuning
+procedure and the chosen defaults are described in the module docstrings of
+``dehaze.restore`` and ``dehaze.cap``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,30 @@ def _score(clear: np.ndarray, out: np.ndarray) -> tuple[float, float]:
     )
 
 
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def _brightness_gain(hazy: np.ndarray, out: np.ndarray, alpha: float) -> np.ndarray:
+    """Gain moving the mean luma of ``out`` a fraction ``alpha`` towards the input's."""
+    m_out = float((out @ _LUMA).mean())
+    target = m_out + alpha * (float((hazy @ _LUMA).mean()) - m_out)
+    return np.clip(out * (target / max(m_out, 1e-3)), 0.0, 1.0)
+
+
+def _white_point(out: np.ndarray, percentile: float) -> np.ndarray:
+    """Brighten (never darken) so that the given percentile of max(R, G, B) reaches 1."""
+    high = float(np.percentile(out.max(axis=2), percentile))
+    return np.clip(out * max(1.0, 1.0 / max(high, 1e-3)), 0.0, 1.0)
+
+
+def _stretch(out: np.ndarray, low_pct: float, high_pct: float, strength: float) -> np.ndarray:
+    """Blend with a luma percentile stretch (same gain and offset on R, G, B)."""
+    luma = out @ _LUMA
+    low = min(float(np.percentile(luma, low_pct)), 0.5)
+    high = max(float(np.percentile(luma, high_pct)), low + 0.1)
+    return np.clip(out + strength * ((out - low) / (high - low) - out), 0.0, 1.0)
+
+
 def methods_for(grid: str) -> dict[str, Method]:
     from dehaze.cap import ColorAttenuationPrior
     from dehaze.restore import RobustDCP
@@ -91,16 +117,21 @@ def methods_for(grid: str) -> dict[str, Method]:
 
     plain = wrap(dehaze.DarkChannelPrior(guided_radius=60, eps=1e-4))
     table: dict[str, Method] = {"hazy input": lambda img: img, "plain DCP": plain}
+    fixed = {"sky_tolerance": None}
     if grid == "ablation":
         table.update(
             {
-                "RobustDCP (default: he, guard 7, K=0.25, amount=0.9)": wrap(RobustDCP()),
+                "RobustDCP (default: he, guard 7, K=0.2→0.5 by sky, amount=0.9)": wrap(RobustDCP()),
+                "RobustDCP previous default (K=0.25 fixed)": wrap(
+                    RobustDCP(tolerance=0.25, **fixed)
+                ),
+                "RobustDCP K=0.2 fixed (no sky adaptation)": wrap(RobustDCP(**fixed)),
                 "RobustDCP light=quadtree": wrap(RobustDCP(light="quadtree")),
                 "RobustDCP guard_radius=0": wrap(RobustDCP(guard_radius=0)),
                 "RobustDCP tolerance=None": wrap(RobustDCP(tolerance=None)),
                 "RobustDCP amount=1": wrap(RobustDCP(amount=1.0)),
                 "RobustDCP tolerance=None amount=1": wrap(RobustDCP(tolerance=None, amount=1.0)),
-                "RobustDCP K=0.45 amount=0.9 (sky-safe)": wrap(RobustDCP(tolerance=0.45)),
+                "RobustDCP K=0.45 fixed (sky-safe)": wrap(RobustDCP(tolerance=0.45, **fixed)),
                 "CAP (beta=1)": wrap(ColorAttenuationPrior()),
                 "CAP K=0.25 amount=0.9": wrap(ColorAttenuationPrior(tolerance=0.25, amount=0.9)),
             }
@@ -109,8 +140,32 @@ def methods_for(grid: str) -> dict[str, Method]:
         for k in (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
             for amount in (1.0, 0.9, 0.8):
                 table[f"RobustDCP K={k} amount={amount}"] = wrap(
-                    RobustDCP(tolerance=k, amount=amount)
+                    RobustDCP(tolerance=k, amount=amount, **fixed)
                 )
+    elif grid == "adaptive":
+        for k_low in (0.1, 0.2, 0.25):
+            for k_sky in (0.45, 0.5):
+                for ramp in ((0.4, 0.8), (0.5, 0.8), (0.5, 0.7)):
+                    for amount in (0.9, 1.0):
+                        table[f"RobustDCP K={k_low}→{k_sky} ramp={ramp} amount={amount}"] = wrap(
+                            RobustDCP(
+                                tolerance=k_low, sky_tolerance=k_sky, sky_range=ramp, amount=amount
+                            )
+                        )
+    elif grid == "exposure":
+        # candidate exposure/contrast post-steps on the default RobustDCP output
+        robust = RobustDCP()
+        table["RobustDCP (default, no post-step)"] = wrap(robust)
+        for alpha in (0.05, 0.1, 0.2):
+            table[f"+ brightness gain alpha={alpha}"] = lambda img, a=alpha: _brightness_gain(
+                img, robust(img).image, a
+            )
+        for pct in (99.0, 99.9):
+            table[f"+ white point p{pct}"] = lambda img, p=pct: _white_point(robust(img).image, p)
+        for strength in (0.5, 1.0):
+            table[f"+ stretch p0.1-p99.9 x{strength}"] = lambda img, w=strength: _stretch(
+                robust(img).image, 0.1, 99.9, w
+            )
     elif grid == "cap":
         for beta in (0.7, 0.8, 0.9, 1.0, 1.1):
             table[f"CAP beta={beta}"] = wrap(ColorAttenuationPrior(beta=beta))
@@ -184,7 +239,9 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="indoor,outdoor", help="indoor,outdoor,ohaze")
-    parser.add_argument("--grid", default="ablation", help="ablation, tolerance or cap")
+    parser.add_argument(
+        "--grid", default="ablation", help="ablation, tolerance, adaptive, exposure or cap"
+    )
     parser.add_argument("--ohaze-scale", type=float, default=0.25)
     parser.add_argument("--out", type=Path, help="write the markdown table here (new file)")
     args = parser.parse_args(argv)

@@ -12,7 +12,12 @@ import dehaze
 from dehaze import Dehazer, DehazeResult
 from dehaze._kernels import restore as _rk
 from dehaze.io import imread
-from dehaze.restore import RobustDCP, quadtree_atmospheric_light, tolerance_transmission
+from dehaze.restore import (
+    RobustDCP,
+    quadtree_atmospheric_light,
+    sky_fraction,
+    tolerance_transmission,
+)
 
 from helpers import DTYPES, layouts, random_image
 
@@ -54,6 +59,29 @@ def quadtree_ref(image: np.ndarray, min_size: int) -> np.ndarray:
         return search(quads[int(np.argmax(scores))])
 
     return search(img)
+
+
+def sky_fraction_ref(
+    image: np.ndarray, light: float, radius: int, max_std: float, max_distance: float
+) -> float:
+    """Per-pixel float64 loop: clipped window, standard deviation by np.std."""
+    img = np.asarray(image, dtype=np.float64)
+    gray = img @ LUMA if img.ndim == 3 else img
+    rows = max(1, gray.shape[0] // 3)
+    count = 0
+    for i in range(rows):
+        for j in range(gray.shape[1]):
+            window = gray[max(0, i - radius) : i + radius + 1, max(0, j - radius) : j + radius + 1]
+            if window.std() < max_std and abs(gray[i, j] - light) < max_distance:
+                count += 1
+    return count / (rows * gray.shape[1])
+
+
+def _sky_scene(rng, shape=(60, 80), sky_rows=20, value=0.9):
+    """Textured scene with a flat band of ``value`` over the top ``sky_rows`` rows."""
+    image = rng.random(shape + (3,)) * 0.5
+    image[:sky_rows] = value
+    return image
 
 
 # --- kernels ---------------------------------------------------------------------------
@@ -192,6 +220,57 @@ def test_quadtree_rejects(rng, kwargs, exc):
         quadtree_atmospheric_light(rng.random((8, 8, 3)), **kwargs)
 
 
+# --- sky fraction ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 5), (7, 3), (30, 41), (61, 20)])
+@pytest.mark.parametrize("radius", [0, 1, 3, 60])
+def test_sky_fraction_matches_reference(rng, shape, radius):
+    image = rng.random(shape + (3,)) * 0.6
+    image[: shape[0] // 4 + 1, : shape[1] // 2 + 1] = 0.85  # a flat patch near A
+    image[:, -1] = 0.87  # and a flat-ish column, flat only where its window is
+    want = sky_fraction_ref(image, 0.85, radius, 0.02, 0.2)
+    assert sky_fraction(image, 0.85, radius=radius) == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sky_fraction_dtypes_gray_and_layouts(rng, dtype):
+    scene = _sky_scene(rng)
+    if np.dtype(dtype).kind == "u":
+        image = np.round(scene * np.iinfo(dtype).max).astype(dtype)
+    else:
+        image = scene.astype(dtype)
+    want = sky_fraction_ref(scene, 0.9, 7, 0.02, 0.2)
+    assert 0.5 < want < 1.0  # the band minus the rows whose window reaches the texture
+    assert sky_fraction(image, 0.9) == pytest.approx(want, abs=1e-12)
+    for name, view in layouts(image).items():
+        assert sky_fraction(view, [0.9, 0.9, 0.9]) == sky_fraction(image, 0.9), name
+    gray = scene @ LUMA
+    assert sky_fraction(gray, 0.9) == pytest.approx(sky_fraction_ref(gray, 0.9, 7, 0.02, 0.2))
+
+
+def test_sky_fraction_extremes(rng):
+    assert sky_fraction(np.full((30, 30, 3), 0.8), 0.8) == 1.0
+    assert sky_fraction(np.full((30, 30, 3), 0.3), 0.8) == 0.0  # flat but far from A
+    assert sky_fraction(rng.random((30, 30, 3)), 0.5) == 0.0  # near A on average, not flat
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"radius": -1}, ValueError, "radius"),
+        ({"max_std": 0.0}, ValueError, "max_std"),
+        ({"max_distance": float("nan")}, ValueError, "max_distance"),
+        ({"max_std": "0.1"}, TypeError, "max_std"),
+    ],
+)
+def test_sky_fraction_rejects(rng, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        sky_fraction(rng.random((8, 8, 3)), 0.9, **kwargs)
+    with pytest.raises(ValueError, match="atmospheric_light"):
+        sky_fraction(rng.random((8, 8, 3)), [0.9, 0.9])
+
+
 # --- the method ------------------------------------------------------------------------
 
 
@@ -243,8 +322,47 @@ def test_amount_interpolates_transmission(rng, tolerance):
 def test_tolerance_none_matches_plain_dcp_with_same_light(rng):
     image = rng.random((40, 50, 3)) * 0.6 + 0.3
     method = RobustDCP(guided_radius=10, tolerance=None, guard_radius=0, amount=1.0)
-    plain = dehaze.dehaze(image, guided_radius=10)
+    plain = dehaze.DarkChannelPrior.paper(guided_radius=10)(image)  # RobustDCP's base
     np.testing.assert_allclose(method(image).image, plain.image, atol=1e-12)
+
+
+def test_sky_adaptation_sets_tolerance(rng):
+    no_sky = rng.random((60, 80, 3)) * 0.5 + 0.3
+    sky = _sky_scene(rng, sky_rows=40)  # the whole top third is sky: K = sky_tolerance
+    method = RobustDCP(guided_radius=6)
+    for image, k in ((no_sky, method.tolerance), (sky, method.sky_tolerance)):
+        fixed = RobustDCP(guided_radius=6, tolerance=k, sky_tolerance=None)
+        np.testing.assert_array_equal(method(image).image, fixed(image).image)
+    # in between, K is interpolated linearly in the sky fraction
+    part = _sky_scene(rng, sky_rows=19)
+    light = method(part).atmospheric_light
+    fraction = sky_fraction(part, light)
+    assert 0.5 < fraction < 0.7
+    w = (fraction - 0.5) / 0.2
+    k = 0.2 + w * (0.5 - 0.2)
+    assert method.tolerance_for(dehaze.guided.to_gray(part), light) == pytest.approx(k)
+    fixed = RobustDCP(guided_radius=6, tolerance=k, sky_tolerance=None)
+    np.testing.assert_allclose(method(part).image, fixed(part).image, atol=1e-12)
+    with pytest.raises(ValueError, match="tolerance"):
+        RobustDCP(tolerance=None).tolerance_for(dehaze.guided.to_gray(part), light)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"sky_range": (0.7, 0.5)}, ValueError, "sky_range"),
+        ({"sky_range": (0.5, 0.5)}, ValueError, "sky_range"),
+        ({"sky_range": (-0.1, 0.5)}, ValueError, "sky_range"),
+        ({"sky_range": (0.5, 1.2)}, ValueError, "sky_range"),
+        ({"sky_range": [0.5, 0.7]}, TypeError, "sky_range"),
+        ({"sky_range": (0.5,)}, TypeError, "sky_range"),
+        ({"sky_tolerance": 1.5}, ValueError, "sky_tolerance"),
+        ({"sky_tolerance": "high"}, TypeError, "sky_tolerance"),
+    ],
+)
+def test_robust_dcp_rejects_sky_settings(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        RobustDCP(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -283,8 +401,25 @@ def test_sky_image_not_worse_than_input(data_dir: Path):
     clear = clear[: hazy.shape[0], : hazy.shape[1]]
     base = peak_signal_noise_ratio(clear, hazy, data_range=1)
     plain = peak_signal_noise_ratio(clear, dehaze.dehaze(hazy).image, data_range=1)
+    fixed_k = RobustDCP(tolerance=0.25, sky_tolerance=None)(hazy).image
+    fixed = peak_signal_noise_ratio(clear, fixed_k, data_range=1)
     default = peak_signal_noise_ratio(clear, RobustDCP()(hazy).image, data_range=1)
-    sky_safe = peak_signal_noise_ratio(clear, RobustDCP(tolerance=0.45)(hazy).image, data_range=1)
     assert plain < base - 5.0  # the failure the tolerance rule is for
-    assert default > plain + 1.0
-    assert sky_safe > base - 0.5
+    assert fixed > plain + 1.0  # a fixed K helps but stays well below the input
+    assert fixed < base - 3.0
+    assert default > base - 0.5  # the sky adaptation raises K on this image
+
+
+@pytest.mark.data
+def test_indoor_image_keeps_low_tolerance(data_dir: Path):
+    """An indoor pair has little sky: K stays at ``tolerance`` and DCP still gains."""
+    hazy = imread(data_dir / "sots/indoor/hazy/1400_1.png").astype(np.float64) / 255
+    clear = imread(data_dir / "sots/indoor/gt/1400.png").astype(np.float64) / 255
+    method = RobustDCP()
+    result = method(hazy)
+    assert result.atmospheric_light is not None
+    assert method.tolerance_for(dehaze.guided.to_gray(hazy), result.atmospheric_light) == 0.2
+    gain = peak_signal_noise_ratio(clear, result.image, data_range=1) - peak_signal_noise_ratio(
+        clear, hazy, data_range=1
+    )
+    assert gain > 5.0
