@@ -84,6 +84,24 @@ def _dcp_method(args: argparse.Namespace) -> Dehazer:
         raise UsageError(str(exc)) from exc
 
 
+#: Options that RobustDCP shares with DarkChannelPrior.
+ROBUST_OPTIONS = ("omega", "t0", "patch_radius", "guided_radius", "eps", "top_fraction")
+
+
+def _robust_method(args: argparse.Namespace) -> Dehazer:
+    from dehaze.restore import RobustDCP
+
+    other = [n for n in DCP_OPTIONS if n not in ROBUST_OPTIONS and getattr(args, n) is not None]
+    if other or args.fast:
+        options = ", ".join("--" + n.replace("_", "-") for n in other + ["fast"] * args.fast)
+        raise UsageError(f"{options} do not apply to --method robust")
+    params = {n: getattr(args, n) for n in ROBUST_OPTIONS if getattr(args, n) is not None}
+    try:
+        return RobustDCP(**params)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _network_method(class_name: str, method: str) -> Callable[[argparse.Namespace], Dehazer]:
     def factory(args: argparse.Namespace) -> Dehazer:
         given = [name for name in DCP_OPTIONS if getattr(args, name) is not None]
@@ -121,6 +139,7 @@ def _network_method(class_name: str, method: str) -> Callable[[argparse.Namespac
 #: Adding a method is one line here (its factory receives the argparse namespace).
 METHODS: dict[str, Callable[[argparse.Namespace], Dehazer]] = {
     "dcp": _dcp_method,
+    "robust": _robust_method,
     "aodnet": _network_method("AODNet", "aodnet"),
     "dehazenet": _network_method("DehazeNet", "dehazenet"),
 }

@@ -333,3 +333,17 @@ def test_network_methods_with_the_published_weights(
     weights = data_dir / "weights" / cli.DEFAULT_WEIGHTS[method]
     status = cli.main(["x.png", "-o", "out2", "-q", "--method", method, "--weights", str(weights)])
     assert status == 0
+
+
+def test_robust_method_and_its_usage_errors(tmp_path):
+    from dehaze.restore import RobustDCP
+
+    image = hazy(4)
+    src = tmp_path / "in" / "a.png"
+    imwrite(src, image)
+    out = tmp_path / "out"
+    done = run(src, "-o", out, "--method", "robust", "--t0", "0.2")
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(imread(out / "a.png"), RobustDCP(t0=0.2)(image).image)
+    bad = run(src, "-o", tmp_path / "o2", "--method", "robust", "--guide", "color")
+    assert bad.returncode == 2 and "--guide do not apply to --method robust" in bad.stderr

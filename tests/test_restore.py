@@ -322,7 +322,7 @@ def test_amount_interpolates_transmission(rng, tolerance):
 def test_tolerance_none_matches_plain_dcp_with_same_light(rng):
     image = rng.random((40, 50, 3)) * 0.6 + 0.3
     method = RobustDCP(guided_radius=10, tolerance=None, guard_radius=0, amount=1.0)
-    plain = dehaze.DarkChannelPrior.paper(guided_radius=10)(image)  # RobustDCP's base
+    plain = dehaze.dehaze(image, guided_radius=10)  # RobustDCP's base is DCP's defaults
     np.testing.assert_allclose(method(image).image, plain.image, atol=1e-12)
 
 
@@ -339,7 +339,7 @@ def test_sky_adaptation_sets_tolerance(rng):
     fraction = sky_fraction(part, light)
     assert 0.5 < fraction < 0.7
     w = (fraction - 0.5) / 0.2
-    k = 0.2 + w * (0.5 - 0.2)
+    k = method.tolerance + w * (method.sky_tolerance - method.tolerance)
     assert method.tolerance_for(dehaze.guided.to_gray(part), light) == pytest.approx(k)
     fixed = RobustDCP(guided_radius=6, tolerance=k, sky_tolerance=None)
     np.testing.assert_allclose(method(part).image, fixed(part).image, atol=1e-12)
@@ -418,8 +418,31 @@ def test_indoor_image_keeps_low_tolerance(data_dir: Path):
     method = RobustDCP()
     result = method(hazy)
     assert result.atmospheric_light is not None
-    assert method.tolerance_for(dehaze.guided.to_gray(hazy), result.atmospheric_light) == 0.2
+    k = method.tolerance_for(dehaze.guided.to_gray(hazy), result.atmospheric_light)
+    assert k == method.tolerance
     gain = peak_signal_noise_ratio(clear, result.image, data_range=1) - peak_signal_noise_ratio(
         clear, hazy, data_range=1
     )
     assert gain > 5.0
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_default_meets_the_quality_targets_on_the_shared_sots_pairs(data_dir: Path):
+    """Issue targets, pinned protocol: outdoor ≥ 19.5 dB / 0.91 and no pair more than
+    0.5 dB below its hazy input; indoor ≥ 21.5 dB / 0.88 — with one default."""
+    from dehaze.datasets import load_pair, sots_pairs
+    from dehaze.metrics import psnr, ssim
+
+    method = RobustDCP()
+    for split, min_psnr, min_ssim in (("outdoor", 19.5, 0.91), ("indoor", 21.5, 0.88)):
+        psnrs, ssims, deltas = [], [], []
+        for pair in sots_pairs(data_dir / "sots" / split):
+            hazy, clear = load_pair(pair)
+            out = method(hazy).image
+            psnrs.append(psnr(clear, out))
+            ssims.append(ssim(clear, out))
+            deltas.append(psnrs[-1] - psnr(clear, hazy))
+        assert np.mean(psnrs) >= min_psnr, (split, np.mean(psnrs))
+        assert np.mean(ssims) >= min_ssim, (split, np.mean(ssims))
+        assert min(deltas) >= -0.5, (split, min(deltas))
