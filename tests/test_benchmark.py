@@ -167,14 +167,16 @@ def test_run_benchmark_rejects_wrong_output_shape(tmp_path: Path) -> None:
         run_benchmark([pairs], [("crop", crop)], progress=False)
 
 
-def _record(method: str, psnr: float, ms: float, width: int = 1000) -> Record:
-    return Record("indoor", method, "x", width, 1000, ms, psnr, 0.5, 3.0, "h", "c")
+def _record(
+    method: str, psnr: float, ms: float, width: int = 1000, input_psnr: float = 12.0
+) -> Record:
+    return Record("indoor", method, "x", width, 1000, ms, psnr, 0.5, 3.0, "h", "c", input_psnr)
 
 
 def test_summarize_means_and_medians() -> None:
     rows = summarize(
         [
-            _record("a", 10.0, 5.0),
+            _record("a", 10.0, 5.0, input_psnr=10.5),
             _record("a", 20.0, 7.0, width=2000),
             _record("a", 30.0, 100.0),
             _record("b", math.inf, 1.0),
@@ -185,7 +187,8 @@ def test_summarize_means_and_medians() -> None:
     assert a.ms_per_megapixel == 5.0  # median of 5/1, 7/2, 100/1
     assert math.isinf(b.psnr)
     table = markdown_table(rows)
-    assert "| a | indoor | 3 | 20.00 | 0.5000 | 3.00 | 7.0 | 5.0 |" in table
+    assert a.worst_gain == -0.5  # the first image lost 0.5 dB against its hazy input
+    assert "| a | indoor | 3 | 20.00 | 0.5000 | 3.00 | -0.50 | 7.0 | 5.0 |" in table
     assert "| b | indoor | 1 | inf |" in table
 
 
