@@ -223,7 +223,7 @@ def quadtree_atmospheric_light(
 def _distance_to_light(
     image: FloatArray, light: FloatArray, gray: FloatArray | None = None
 ) -> FloatArray:
-    """|Y(I) − Y(A)| with Y the Rec. 601 luma (the gray distance of the tolerance rule).
+    """``|Y(I) − Y(A)|`` with Y the Rec. 601 luma (the gray distance of the tolerance rule).
 
     ``gray``, when given, is the image's luma already computed (it is not modified).
     """
@@ -257,7 +257,7 @@ def tolerance_transmission(
 ) -> FloatArray:
     """Raise the transmission where the image is close to A (the K-tolerance rule).
 
-    t'(x) = min(max(K / |I(x) − A|, 1) · max(t(x), t0), 1), with |I − A| the absolute
+    ``t'(x) = min(max(K / |I(x) − A|, 1) · max(t(x), t0), 1)``, with ``|I − A|`` the absolute
     difference of the luma (Rec. 601) of the pixel and of A. Pixels farther than K from A
     keep max(t, t0); closer pixels (sky, dense haze, bright objects that violate the
     dark-channel prior) get a transmission raised in proportion, up to 1 at I = A, so
@@ -285,7 +285,7 @@ def tolerance_transmission(
     ----------
     .. [1] J. Jiang, T. Hou and M. Qi, "Improved algorithm on image haze removal using
        dark channel prior" (in Chinese), Journal of Circuits and Systems 16(2), 7–12, 2011:
-       the tolerance K on |I − A| for bright regions.
+       the tolerance K on ``|I − A|`` for bright regions.
     .. [2] K. He, J. Sun and X. Tang, "Single image haze removal using dark channel
        prior", IEEE TPAMI 33(12), 2011 (the prior and its failure on bright regions).
 
@@ -372,7 +372,7 @@ def sky_fraction(
     max_std : float, optional
         Largest local luma standard deviation of a flat pixel, > 0.
     max_distance : float, optional
-        Largest |Y(I) − Y(A)| of a sky pixel, > 0.
+        Largest ``|Y(I) − Y(A)|`` of a sky pixel, > 0.
 
     Returns
     -------
