@@ -30,7 +30,7 @@ from dehaze._validate import (
     check_radius,
     check_real,
 )
-from dehaze.depth import depth_map
+from dehaze.depth import _depth
 from dehaze.filters import min_filter_plane
 from dehaze.guided import guided_filter_plane, to_gray
 from dehaze.result import DehazeResult
@@ -96,10 +96,61 @@ def dark_channel(image: ArrayLike, patch_radius: int = 7) -> FloatArray:
     return _dark_channel(img, check_radius(patch_radius, "patch_radius"))
 
 
+def _brightest_index(dark: FloatArray, image: FloatArray, k: int) -> int:
+    """Flat index of the pixel He's rule takes A from (internal, unchecked).
+
+    Candidates are the pixels whose dark value is at least the k-th largest dark value
+    (ties included); among them the one with the largest channel sum wins, the first in
+    row-major order on ties. The k-th largest value is found by a histogram over
+    [min, max] followed by ``np.partition`` of the boundary bin only; every pass runs on
+    row bands in parallel. ``dark`` is a C-contiguous H×W map, ``image`` H×W×C.
+    """
+    height = dark.shape[0]
+    lo, hi = float(dark.min()), float(dark.max())
+    threshold = hi
+    if hi > lo and k > 1:
+        scale = _atm.N_BINS / (hi - lo)
+        hists: dict[int, NDArray[np.int64]] = {}
+
+        def count(i0: int, i1: int) -> None:
+            hists[i0] = np.zeros(_atm.N_BINS, dtype=np.int64)
+            _atm.histogram(dark, lo, scale, hists[i0], i0, i1)
+
+        run_bands(count, height)
+        hist = np.sum(list(hists.values()), axis=0)
+        from_top = np.cumsum(hist[::-1])
+        pos = int(np.searchsorted(from_top, k))  # first bin from the top reaching k
+        target = _atm.N_BINS - 1 - pos
+        above = int(from_top[pos] - hist[target])
+        parts: dict[int, NDArray[Any]] = {}
+
+        def collect(i0: int, i1: int) -> None:
+            parts[i0] = np.empty(int(hists[i0][target]), dtype=dark.dtype)
+            _atm.collect_bin(dark, lo, scale, target, parts[i0], i0, i1)
+
+        run_bands(collect, height)
+        values = np.concatenate([parts[i0] for i0 in sorted(parts)])
+        rank = values.size - (k - above)  # ascending position of the k-th largest
+        threshold = float(np.partition(values, rank)[rank])
+    bests: dict[int, NDArray[np.float64]] = {}
+
+    def pick(i0: int, i1: int) -> None:
+        bests[i0] = np.empty(2)
+        _atm.brightest_candidate(dark, image, threshold, bests[i0], i0, i1)
+
+    run_bands(pick, height)
+    best_sum, best = -np.inf, -1
+    for i0 in sorted(bests):  # bands in row-major order: the earlier band wins ties
+        s, index = bests[i0]
+        if index >= 0 and s > best_sum:
+            best_sum, best = s, int(index)
+    return best
+
+
 def _estimate_light(image: FloatArray, dark: FloatArray, top_fraction: float) -> FloatArray:
     img3 = _as_channels(image)
     k = max(1, int(dark.size * top_fraction))
-    index = _atm.brightest_of_darkest_top(np.ascontiguousarray(dark, dtype=image.dtype), img3, k)
+    index = _brightest_index(np.ascontiguousarray(dark, dtype=image.dtype), img3, k)
     light: FloatArray = img3.reshape(-1, img3.shape[2])[index].astype(image.dtype)
     return np.maximum(light, image.dtype.type(MIN_ESTIMATED_LIGHT))
 
@@ -405,7 +456,7 @@ class DarkChannelPrior:
             transmission=refined,
             atmospheric_light=light,
             dark_channel=dark,
-            depth=depth_map(refined, t0=self.t0),
+            depth=_depth(refined, 1.0, self.t0),
         )
 
 

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import recover as _rec
 from dehaze._parallel import run_bands
 from dehaze._validate import FloatArray, check_choice, check_float_map, check_real
 
@@ -53,9 +52,28 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
     """
     b = check_real(beta, "beta", low=0.0)
     lo = check_real(t0, "t0", low=0.0, high=1.0)
-    t = check_float_map(transmission, "transmission")
+    return _depth(check_float_map(transmission, "transmission"), b, lo)
+
+
+def _depth(t: FloatArray, beta: float, t0: float) -> FloatArray:
+    """−ln(clip(t, t0, 1)) / β of a validated float map (internal, unchecked).
+
+    NumPy's SIMD logarithm beats a scalar JIT loop here (Numba has no vectorised log
+    without Intel's SVML), so the passes are NumPy ufuncs run on row bands in parallel.
+    ln(1 / t) rather than −ln(t), so that t = 1 gives +0.0, not −0.0.
+    """
     depth = np.empty_like(t)
-    run_bands(lambda i0, i1: _rec.depth_from_transmission(t, lo, b, depth, i0, i1), t.shape[0])
+    dt = t.dtype.type
+
+    def band(i0: int, i1: int) -> None:
+        d = depth[i0:i1]
+        np.clip(t[i0:i1], dt(t0), dt(1.0), out=d)
+        np.reciprocal(d, out=d)
+        np.log(d, out=d)
+        if beta != 1.0:
+            np.multiply(d, dt(1.0 / beta), out=d)
+
+    run_bands(band, t.shape[0])
     return depth
 
 

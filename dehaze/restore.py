@@ -62,7 +62,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import atmosphere as _atm
 from dehaze._kernels import restore as _rk
 from dehaze._parallel import run_bands
 from dehaze._validate import (
@@ -76,12 +75,13 @@ from dehaze._validate import (
 )
 from dehaze.dcp import (
     MIN_ESTIMATED_LIGHT,
+    _brightest_index,
     _dark_channel,
     _estimate_light,
     _raw_transmission,
     _recover,
 )
-from dehaze.depth import depth_map
+from dehaze.depth import _depth
 from dehaze.filters import box_mean_planes, min_filter_plane
 from dehaze.guided import GRAY_WEIGHTS, guided_filter_plane, to_gray
 from dehaze.result import DehazeResult
@@ -162,7 +162,7 @@ def _he_guarded_light(
         return _estimate_light(image, dark, top_fraction)
     wide = min_filter_plane(dark, guard_radius)
     k = max(1, int(wide.size * top_fraction))
-    index = _atm.brightest_of_darkest_top(wide, img3, k)  # He's rule, as dcp uses it
+    index = _brightest_index(wide, img3, k)  # He's rule, as dcp uses it
     light = _guarded_window_mean(img3, int(index), guard_radius)
     return np.maximum(light, MIN_ESTIMATED_LIGHT).astype(image.dtype)
 
@@ -552,5 +552,5 @@ class RobustDCP:
             transmission=t,
             atmospheric_light=light,
             dark_channel=dark,
-            depth=depth_map(t, t0=self.t0),
+            depth=_depth(t, 1.0, self.t0),
         )

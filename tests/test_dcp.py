@@ -69,6 +69,29 @@ def test_atmospheric_light_ties_are_resolved_like_the_reference():
     np.testing.assert_array_equal(atmospheric_light_ref(img, dark, 0.001), [0.75, 0.75, 0.75])
 
 
+@pytest.mark.parametrize("threads", (1, 2, 3))
+def test_atmospheric_light_across_row_bands_matches_the_reference(rng, threads):
+    # tall enough for one band per thread; uint8 values make many dark-value ties at the
+    # threshold, and two equally bright candidates sit in different bands
+    img = random_image(rng, (400, 60, 3), np.uint8)
+    img[350, 5] = (255, 200, 200)
+    img[20, 7] = (200, 255, 200)  # same sum, earlier in row-major order: this one wins
+    dark = np.zeros((400, 60))
+    dark[20, 7] = dark[350, 5] = 1.0
+    dark[100:300] = 1.0
+    img[100:300] = np.minimum(img[100:300], 100)
+    with dehaze.num_threads(threads):
+        got = dehaze.atmospheric_light(img, dark, top_fraction=0.01)
+        np.testing.assert_allclose(got, atmospheric_light_ref(img, dark, 0.01), rtol=1e-6)
+        np.testing.assert_allclose(got, np.array([200, 255, 200]) / 255, rtol=1e-6)
+        for fraction in (0.001, 0.05, 0.5):
+            np.testing.assert_allclose(
+                dehaze.atmospheric_light(img, patch_radius=2, top_fraction=fraction),
+                atmospheric_light_ref(img, dark_channel_ref(img, 2), fraction),
+                rtol=1e-6,
+            )
+
+
 def test_atmospheric_light_of_black_image_is_bounded():
     light = dehaze.atmospheric_light(np.zeros((8, 8, 3), np.uint8))
     np.testing.assert_allclose(light, [1e-3] * 3, rtol=1e-6)

@@ -1,4 +1,9 @@
-"""He's atmospheric-light rule in O(N): histogram selection, no sort of the image."""
+"""He's atmospheric-light rule in O(N): histogram selection, no sort of the image.
+
+The rule is split into row-band kernels so that ``dehaze.dcp._brightest_index`` can run
+each pass on all threads: a histogram of the dark channel over [lo, hi], the values of
+the one bin that holds the k-th largest value, and the brightest candidate.
+"""
 
 from __future__ import annotations
 
@@ -12,56 +17,51 @@ N_BINS = 4096
 
 
 @jit
-def brightest_of_darkest_top(dark: Array, image: Array, k: int) -> int:
-    """Flat index of the pixel A is taken from.
+def _bin(v: float, lo: float, scale: float) -> int:
+    b = int((np.float64(v) - lo) * scale)
+    return N_BINS - 1 if b >= N_BINS else b
 
-    Candidates are the pixels whose dark value is at least the k-th largest dark value
-    (ties included); among them the one with the largest channel sum wins, the first in
-    row-major order on ties. The k-th largest value is found by a histogram over
-    [min, max] followed by ``np.partition`` of the boundary bin only.
+
+@jit
+def histogram(dark: Array, lo: float, scale: float, hist: Array, i0: int, i1: int) -> None:
+    """Add rows [i0, i1) of ``dark`` to ``hist`` (N_BINS bins over [lo, lo + N_BINS/scale])."""
+    width = dark.shape[1]
+    for i in range(i0, i1):
+        for j in range(width):
+            hist[_bin(dark[i, j], lo, scale)] += 1
+
+
+@jit
+def collect_bin(
+    dark: Array, lo: float, scale: float, target: int, values: Array, i0: int, i1: int
+) -> None:
+    """Store the values of rows [i0, i1) that fall in bin ``target``, in row-major order.
+
+    ``values`` must have exactly as many elements as the band has in that bin.
     """
-    height, width = dark.shape
-    channels = image.shape[2]
-    lo = dark[0, 0]
-    hi = dark[0, 0]
-    for i in range(height):
+    width = dark.shape[1]
+    m = 0
+    for i in range(i0, i1):
         for j in range(width):
             v = dark[i, j]
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-    threshold = hi
-    if hi > lo and k > 1:
-        scale = N_BINS / (np.float64(hi) - np.float64(lo))
-        hist = np.zeros(N_BINS, dtype=np.int64)
-        for i in range(height):
-            for j in range(width):
-                b = int((np.float64(dark[i, j]) - lo) * scale)
-                if b >= N_BINS:
-                    b = N_BINS - 1
-                hist[b] += 1
-        above = 0
-        b_k = N_BINS - 1
-        while above + hist[b_k] < k:
-            above += hist[b_k]
-            b_k -= 1
-        values = np.empty(hist[b_k], dtype=dark.dtype)
-        m = 0
-        for i in range(height):
-            for j in range(width):
-                v = dark[i, j]
-                b = int((np.float64(v) - lo) * scale)
-                if b >= N_BINS:
-                    b = N_BINS - 1
-                if b == b_k:
-                    values[m] = v
-                    m += 1
-        rank = m - (k - above)  # ascending position of the k-th largest
-        threshold = np.partition(values, rank)[rank]
-    best = -1
+            if _bin(v, lo, scale) == target:
+                values[m] = v
+                m += 1
+
+
+@jit
+def brightest_candidate(
+    dark: Array, image: Array, threshold: float, best: Array, i0: int, i1: int
+) -> None:
+    """Among rows [i0, i1), the pixel with ``dark >= threshold`` of largest channel sum.
+
+    ``best`` receives (channel sum, flat index); the first pixel in row-major order wins
+    ties, and the index is −1 when the band has no candidate.
+    """
+    width, channels = dark.shape[1], image.shape[2]
+    best_index = -1
     best_sum = -np.inf
-    for i in range(height):
+    for i in range(i0, i1):
         for j in range(width):
             if dark[i, j] >= threshold:
                 s = 0.0
@@ -69,5 +69,6 @@ def brightest_of_darkest_top(dark: Array, image: Array, k: int) -> int:
                     s += np.float64(image[i, j, c])
                 if s > best_sum:
                     best_sum = s
-                    best = i * width + j
-    return best
+                    best_index = i * width + j
+    best[0] = best_sum
+    best[1] = best_index

@@ -1,4 +1,4 @@
-"""Scene radiance recovery J = (I − A) / max(t, t0) + A and depth, one pass each."""
+"""Scene radiance recovery J = (I − A) / max(t, t0) + A in one pass."""
 
 from __future__ import annotations
 
@@ -44,17 +44,3 @@ def recover_radiance(
                     out[i, j, c] = np.rint(v * scale)
                 else:
                     out[i, j, c] = v
-
-
-@jit
-def depth_from_transmission(
-    transmission: Array, t0: float, beta: float, out: Array, i0: int, i1: int
-) -> None:
-    """Out = −ln(clip(t, t0, 1)) / β (never −0.0)."""
-    width = transmission.shape[1]
-    T = type(transmission[0, 0])
-    one, t_min, inv_beta = T(1.0), T(t0), T(1.0 / beta)
-    for i in range(i0, i1):
-        for j in range(width):
-            # ln(1 / t) rather than −ln(t): with fastmath's nsz, −ln(1) may come out −0.0
-            out[i, j] = np.log(one / min(max(transmission[i, j], t_min), one)) * inv_beta
