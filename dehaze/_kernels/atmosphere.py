@@ -8,6 +8,7 @@ the one bin that holds the k-th largest value, and the brightest candidate.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dehaze._jit import jit
 from dehaze._kernels import Array
@@ -23,7 +24,9 @@ def _bin(v: float, lo: float, scale: float) -> int:
 
 
 @jit
-def histogram(dark: Array, lo: float, scale: float, hist: Array, i0: int, i1: int) -> None:
+def histogram(
+    dark: Array, lo: float, scale: float, hist: NDArray[np.int64], i0: int, i1: int
+) -> None:
     """Add rows [i0, i1) of ``dark`` to ``hist`` (N_BINS bins over [lo, lo + N_BINS/scale])."""
     width = dark.shape[1]
     for i in range(i0, i1):
