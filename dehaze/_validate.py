@@ -115,6 +115,23 @@ def as_float_image(image: ArrayLike, name: str = "image", *, allow_gray: bool = 
     return np.ascontiguousarray(arr, dtype=wdt)
 
 
+def as_pixels(
+    image: ArrayLike, name: str = "image", *, allow_gray: bool = True
+) -> tuple[np.ndarray, float]:
+    """Validate ``image``; return C-contiguous pixels and the factor that maps them to [0, 1].
+
+    Unsigned-integer images keep their dtype (factor ``1 / dtype max``): kernels that
+    accept them scale while they read, which saves the float copy of the whole image (a
+    uint8 image is a quarter of its float32 copy). Float images are returned as
+    :func:`as_float_image` returns them, with factor 1. The caller must not write into
+    the result.
+    """
+    arr = check_image(image, name, allow_gray=allow_gray)
+    if arr.dtype.kind == "u":
+        return np.ascontiguousarray(arr), 1.0 / float(np.iinfo(arr.dtype).max)
+    return np.ascontiguousarray(arr, dtype=working_dtype(arr.dtype)), 1.0
+
+
 def restore_dtype(image: FloatArray, dtype: DTypeLike) -> np.ndarray:
     """Convert a float image in [0, 1] back to ``dtype``.
 

@@ -24,11 +24,13 @@ from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
+    as_pixels,
     check_atmospheric_light,
     check_choice,
     check_float_map,
     check_radius,
     check_real,
+    working_dtype,
 )
 from dehaze.depth import _depth
 from dehaze.filters import min_filter_plane
@@ -54,9 +56,24 @@ def _as_channels(image: FloatArray) -> FloatArray:
     return image if image.ndim == 3 else image[:, :, np.newaxis]
 
 
-def _dark_channel(image: FloatArray, radius: int, scale: FloatArray | None = None) -> FloatArray:
-    """Dark channel of a validated float image, optionally of image · scale per channel."""
-    return min_filter_plane(image, radius, scale)
+def _dark_channel(
+    image: FloatArray,
+    radius: int,
+    scale: FloatArray | None = None,
+    unit: float = 1.0,
+    affine: tuple[float, float] = (1.0, 0.0),
+) -> FloatArray:
+    """Dark channel of validated pixels (float, or unsigned int with ``unit``).
+
+    Of ``image · unit · scale`` per channel when ``scale`` is given; ``affine = (m, a)``
+    gives m · dark + a in the same pass.
+    """
+    if scale is None and unit == 1.0:
+        return min_filter_plane(image, radius, affine=affine)
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    factors = np.ones(channels) if scale is None else np.asarray(scale, dtype=np.float64)
+    # rounded to the working dtype once: for scale None, the factor as_float_image uses
+    return min_filter_plane(image, radius, factors * unit, affine)
 
 
 def dark_channel(image: ArrayLike, patch_radius: int = 7) -> FloatArray:
@@ -147,12 +164,18 @@ def _brightest_index(dark: FloatArray, image: FloatArray, k: int) -> int:
     return best
 
 
-def _estimate_light(image: FloatArray, dark: FloatArray, top_fraction: float) -> FloatArray:
+def _estimate_light(
+    image: FloatArray, dark: FloatArray, top_fraction: float, unit: float = 1.0
+) -> FloatArray:
+    """He's rule on validated pixels (float, or unsigned int with ``unit``)."""
     img3 = _as_channels(image)
+    wdt = working_dtype(image.dtype)
     k = max(1, int(dark.size * top_fraction))
-    index = _brightest_index(np.ascontiguousarray(dark, dtype=image.dtype), img3, k)
-    light: FloatArray = img3.reshape(-1, img3.shape[2])[index].astype(image.dtype)
-    return np.maximum(light, image.dtype.type(MIN_ESTIMATED_LIGHT))
+    index = _brightest_index(np.ascontiguousarray(dark, dtype=wdt), img3, k)
+    # scaled as as_float_image scales: the pixel's value in the working dtype
+    pixel = img3.reshape(-1, img3.shape[2])[index].astype(wdt)
+    light: FloatArray = np.maximum(pixel * wdt.type(unit), wdt.type(MIN_ESTIMATED_LIGHT))
+    return light
 
 
 def atmospheric_light(
@@ -209,13 +232,10 @@ def atmospheric_light(
 
 
 def _raw_transmission(
-    image: FloatArray, light: FloatArray, omega: float, radius: int
+    image: FloatArray, light: FloatArray, omega: float, radius: int, unit: float = 1.0
 ) -> FloatArray:
-    scale = (1.0 / light.astype(np.float64)).astype(image.dtype)
-    t = _dark_channel(image, radius, scale)
-    t *= image.dtype.type(-omega)
-    t += image.dtype.type(1.0)
-    return t
+    """1 − ω · dark(I / A) of validated pixels (float, or unsigned int with ``unit``)."""
+    return _dark_channel(image, radius, 1.0 / light.astype(np.float64), unit, (-omega, 1.0))
 
 
 def transmission(
@@ -266,16 +286,22 @@ def _recover(
     t0: float,
     clip: bool,
     out_dtype: np.dtype[Any],
+    unit: float = 1.0,
 ) -> NDArray[Any]:
-    """Recover J in ``out_dtype`` (integers: clipped, scaled and rounded in the same pass)."""
+    """Recover J in ``out_dtype`` (integers: clipped, scaled and rounded in the same pass).
+
+    ``image`` holds validated pixels: float, or unsigned int with ``unit = 1 / dtype max``.
+    """
     img3 = _as_channels(image)
+    wdt = working_dtype(image.dtype)
     out = np.empty(img3.shape, dtype=out_dtype)
     out_scale = float(np.iinfo(out_dtype).max) if out_dtype.kind == "u" else 0.0
-    t_c = np.ascontiguousarray(t, dtype=image.dtype)
+    t_c = np.ascontiguousarray(t, dtype=wdt)
+    light_c = np.ascontiguousarray(light, dtype=wdt)
     do_clip = clip or out_scale > 0.0
     run_bands(
         lambda i0, i1: _rec.recover_radiance(
-            img3, t_c, light, float(t0), do_clip, out_scale, out, i0, i1
+            img3, t_c, light_c, unit, float(t0), do_clip, out_scale, out, i0, i1
         ),
         img3.shape[0],
     )
@@ -435,24 +461,26 @@ class DarkChannelPrior:
     def __call__(self, image: ArrayLike) -> DehazeResult:
         """Dehaze ``image``; see :func:`dehaze.dehaze`."""
         arr = np.asarray(image)
-        img = as_float_image(arr)
-        channels = 1 if img.ndim == 2 else img.shape[2]
-        dark = _dark_channel(img, self.patch_radius)
+        # integer pixels are read as they are and scaled inside the kernels (no float copy)
+        px, unit = as_pixels(arr)
+        wdt = working_dtype(px.dtype)
+        channels = 1 if px.ndim == 2 else px.shape[2]
+        dark = _dark_channel(px, self.patch_radius, unit=unit)
         if self.atmospheric_light is None:
-            light = _estimate_light(img, dark, self.top_fraction)
+            light = _estimate_light(px, dark, self.top_fraction, unit)
         else:
-            light = check_atmospheric_light(self.atmospheric_light, channels, img.dtype)
-        raw_t = _raw_transmission(img, light, self.omega, self.patch_radius)
-        if img.ndim == 2:
-            guide = img[:, :, np.newaxis]
+            light = check_atmospheric_light(self.atmospheric_light, channels, wdt)
+        raw_t = _raw_transmission(px, light, self.omega, self.patch_radius, unit)
+        if px.ndim == 2:
+            guide = as_float_image(px)[:, :, np.newaxis]  # a view when px is float
         elif self.guide == "gray":
-            guide = to_gray(img)[:, :, np.newaxis]
+            guide = to_gray(px, unit)[:, :, np.newaxis]
         else:
-            guide = img
-        radius = min(self.guided_radius, max(img.shape[:2]))
+            guide = as_float_image(px)
+        radius = min(self.guided_radius, max(px.shape[:2]))
         refined = guided_filter_plane(guide, raw_t, radius, self.eps, self.subsample)
         return DehazeResult(
-            image=_recover(img, refined, light, self.t0, True, arr.dtype),
+            image=_recover(px, refined, light, self.t0, True, arr.dtype, unit),
             transmission=refined,
             atmospheric_light=light,
             dark_channel=dark,

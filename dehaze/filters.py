@@ -29,26 +29,33 @@ def _check_array(array: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def min_filter_plane(image: FloatArray, radius: int, scale: FloatArray | None = None) -> FloatArray:
+def min_filter_plane(
+    image: FloatArray,
+    radius: int,
+    scale: FloatArray | None = None,
+    affine: tuple[float, float] = (1.0, 0.0),
+) -> FloatArray:
     """Min filter over a (2r+1)² window clipped to the array (internal, unchecked).
 
     ``image`` is a C-contiguous float H×W plane, or H×W×C, in which case the minimum over
     channels of ``image · scale`` (per channel; ones by default) is filtered: the dark
-    channel of ``image / A`` with ``scale = 1 / A``.
+    channel of ``image / A`` with ``scale = 1 / A``. ``image`` may also hold unsigned-integer
+    pixels with the 1 / dtype-max factor folded into ``scale``; the result is float in
+    the working dtype. ``affine = (m, a)`` returns m · min + a instead, in the same pass.
     """
     img3 = image if image.ndim == 3 else image[:, :, np.newaxis]
     height, width, channels = img3.shape
+    wdt = working_dtype(image.dtype)
     factors = (
-        np.ones(channels, dtype=image.dtype)
-        if scale is None
-        else np.ascontiguousarray(scale, dtype=image.dtype)
+        np.ones(channels, dtype=wdt) if scale is None else np.ascontiguousarray(scale, dtype=wdt)
     )
-    rows = np.empty((height, width), dtype=image.dtype)
+    rows = np.empty((height, width), dtype=wdt)
     r_x = min(radius, width - 1)
     run_bands(lambda i0, i1: _min.min_filter_rows(img3, factors, r_x, rows, i0, i1), height)
     out = np.empty_like(rows)
     r_y = min(radius, height - 1)
-    run_bands(lambda j0, j1: _min.min_filter_cols(rows, r_y, out, j0, j1), width)
+    mul, add = affine
+    run_bands(lambda j0, j1: _min.min_filter_cols(rows, r_y, mul, add, out, j0, j1), width)
     return out
 
 

@@ -17,6 +17,7 @@ from dehaze._validate import (
     check_float_map,
     check_radius,
     check_real,
+    working_dtype,
 )
 from dehaze.filters import box_mean_planes
 
@@ -26,12 +27,20 @@ __all__ = ["guided_filter", "to_gray"]
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
-def to_gray(image: FloatArray) -> FloatArray:
-    """Rec. 601 luma of a float H×W×3 RGB image (H×W input is returned as is)."""
+def to_gray(image: FloatArray, unit: float = 1.0) -> FloatArray:
+    """Rec. 601 luma of a C-contiguous H×W×3 RGB image (H×W input is returned as is).
+
+    ``image`` is float in [0, 1], or unsigned-integer pixels with ``unit = 1 / dtype max``
+    (then the result is float32 in [0, 1]).
+    """
     if image.ndim == 2:
         return image
-    w = np.asarray(GRAY_WEIGHTS, dtype=image.dtype)
-    return np.ascontiguousarray(image @ w)
+    wdt = working_dtype(image.dtype)
+    weights = np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit
+    w = weights.astype(wdt)
+    out = np.empty(image.shape[:2], dtype=wdt)
+    run_bands(lambda i0, i1: _gk.luma(image, w, out, i0, i1), image.shape[0])
+    return out
 
 
 def guided_filter_plane(

@@ -238,3 +238,20 @@ def combine_coefficients(mean_ab: Array, guide: Array, out: Array, i0: int, i1: 
             for c in range(channels):
                 acc += mean_ab[c, i, j] * guide[i, j, c]
             out[i, j] = acc
+
+
+@jit
+def luma(image: Array, weights: Array, out: Array, i0: int, i1: int) -> None:
+    """out[i, j] = Σ_c weights[c] · image[i, j, c] for rows [i0, i1).
+
+    ``image`` may be unsigned-integer, with the 1 / dtype-max factor folded into the
+    (float) ``weights``, whose type the sum takes.
+    """
+    width, channels = image.shape[1], image.shape[2]
+    T = type(weights[0])
+    for i in range(i0, i1):
+        for j in range(width):
+            s = weights[0] * T(image[i, j, 0])
+            for c in range(1, channels):
+                s += weights[c] * T(image[i, j, c])
+            out[i, j] = s

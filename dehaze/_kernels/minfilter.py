@@ -23,14 +23,16 @@ def min_filter_rows(src: Array, scale: Array, radius: int, out: Array, i0: int, 
     ``src`` is H×W×C: the minimum over channels (each scaled, as in dark(I / A)) is taken
     while the row is loaded, so the dark channel needs no separate channel-min pass. Pass
     a H×W×1 view and ``scale = [1]`` for a plain min filter (multiplying by 1 is exact).
+    ``src`` may be an unsigned-integer image: ``scale`` (float, with the 1 / dtype-max
+    factor folded in) sets the float type of the result.
     """
     width, channels = src.shape[1], src.shape[2]
     k = 2 * radius + 1
     n_blocks = (width + 2 * radius + k - 1) // k
     padded = n_blocks * k
-    buf = np.empty(padded, dtype=src.dtype)
-    g = np.empty(padded, dtype=src.dtype)
-    h = np.empty(padded, dtype=src.dtype)
+    buf = np.empty(padded, dtype=scale.dtype)
+    g = np.empty(padded, dtype=scale.dtype)
+    h = np.empty(padded, dtype=scale.dtype)
     for p in range(padded):
         buf[p] = np.inf
     for i in range(i0, i1):
@@ -57,14 +59,22 @@ def min_filter_rows(src: Array, scale: Array, radius: int, out: Array, i0: int, 
 
 
 @jit
-def min_filter_cols(src: Array, radius: int, out: Array, j0: int, j1: int) -> None:
-    """Minimum over ``[i - radius, i + radius]`` along each column (axis 0), columns [j0, j1).
+def min_filter_cols(
+    src: Array, radius: int, mul: float, add: float, out: Array, j0: int, j1: int
+) -> None:
+    """``mul`` · (minimum over ``[i - radius, i + radius]`` along axis 0) + ``add``.
+
+    Columns [j0, j1). The affine step is applied as each output is stored (the
+    transmission 1 − ω · dark(I / A) needs no extra pass); ``mul = 1, add = 0`` is the
+    plain filter (exact, except that −0.0 comes out as +0.0).
 
     Vectorised across columns: every inner loop walks a contiguous stretch of a row. Only
     the running minima of the current block (``h``, backwards) and the next block (``g``,
     forwards) are kept, so the buffers are 2·(2r + 1) rows of the band, not the image.
     """
     height = src.shape[0]
+    T = type(out[0, 0])
+    m_, a_ = T(mul), T(add)
     k = 2 * radius + 1
     n_cols = j1 - j0
     g = np.empty((k, n_cols), dtype=src.dtype)
@@ -108,7 +118,7 @@ def min_filter_cols(src: Array, radius: int, out: Array, j0: int, j1: int) -> No
             off = i - start
             if off == 0:
                 for j in range(n_cols):
-                    out[i, j0 + j] = h[0, j]
+                    out[i, j0 + j] = h[0, j] * m_ + a_
             else:
                 for j in range(n_cols):
-                    out[i, j0 + j] = min(h[off, j], g[off - 1, j])
+                    out[i, j0 + j] = min(h[off, j], g[off - 1, j]) * m_ + a_
