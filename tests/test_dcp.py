@@ -199,6 +199,25 @@ def test_pipeline_keeps_dtype_and_shape(rng, dtype, gray):
         np.testing.assert_allclose(result.image, expected["image"], atol=atol)
 
 
+@pytest.mark.parametrize("dtype", (np.uint8, np.uint16))
+@pytest.mark.parametrize("guide", ("gray", "color", "plane"))
+def test_integer_pixels_read_directly_match_the_float_path(rng, dtype, guide):
+    # integer images are scaled inside the kernels; the result must be the float32
+    # pipeline's on the same pixels scaled to [0, 1]
+    hazy = hazy_scene(rng, (70, 90), dtype)
+    if guide == "plane":
+        hazy = np.ascontiguousarray(hazy[..., 0])
+    as_float = np.multiply(hazy, np.float32(1 / np.iinfo(dtype).max), dtype=np.float32)
+    kwargs = {"guided_radius": 9, "guide": "gray" if guide == "plane" else guide}
+    got, want = dehaze.dehaze(hazy, **kwargs), dehaze.dehaze(as_float, **kwargs)
+    np.testing.assert_array_equal(got.dark_channel, want.dark_channel)
+    np.testing.assert_array_equal(got.atmospheric_light, want.atmospheric_light)
+    np.testing.assert_allclose(got.transmission, want.transmission, atol=2e-6, rtol=0)
+    np.testing.assert_allclose(got.depth, want.depth, atol=1e-5, rtol=0)
+    scaled = np.rint(np.clip(want.image, 0, 1).astype(np.float64) * np.iinfo(dtype).max)
+    assert np.abs(got.image.astype(np.float64) - scaled).max() <= 1
+
+
 @pytest.mark.parametrize("layout", ("C", "F", "strided", "readonly"))
 def test_pipeline_layouts(rng, layout):
     hazy = hazy_scene(rng, (30, 44), np.uint8)
