@@ -35,12 +35,24 @@ def min_filter_rows(src: Array, scale: Array, radius: int, out: Array, i0: int, 
     h = np.empty(padded, dtype=scale.dtype)
     for p in range(padded):
         buf[p] = np.inf
+    s0 = scale[0]
+    s1 = scale[1] if channels > 1 else s0
+    s2 = scale[2] if channels > 2 else s0
     for i in range(i0, i1):
-        for j in range(width):
-            m = src[i, j, 0] * scale[0]
-            for c in range(1, channels):
-                m = min(m, src[i, j, c] * scale[c])
-            buf[radius + j] = m
+        # RGB and single planes unrolled: the generic channel loop does not vectorise and
+        # costs ~2x the whole row pass (measured at 3840x2160)
+        if channels == 3:
+            for j in range(width):
+                buf[radius + j] = min(min(src[i, j, 0] * s0, src[i, j, 1] * s1), src[i, j, 2] * s2)
+        elif channels == 1:
+            for j in range(width):
+                buf[radius + j] = src[i, j, 0] * s0
+        else:
+            for j in range(width):
+                m = src[i, j, 0] * s0
+                for c in range(1, channels):
+                    m = min(m, src[i, j, c] * scale[c])
+                buf[radius + j] = m
         for b in range(n_blocks):
             start = b * k
             m = buf[start]
