@@ -6,15 +6,19 @@ policy and floating-point flags live in one place:
 * ``cache=True``: compiled machine code is written next to the module (``__pycache__``) so
   a second process does not pay the compile cost again. Kernels are serial, which is what
   makes caching safe (cached ``parallel=True`` kernels have crashed when the thread count
-  changed between processes).
+  changed between processes). Numba checks only the defining file's timestamp: the guided
+  filter kernels inline the box-filter helpers of ``boxfilter.py``, so after editing that
+  file in a source checkout delete ``dehaze/_kernels/__pycache__/*.nb[ic]``.
 * ``fastmath``: only flags that keep NaN/inf semantics (no ``nnan``/``ninf``): inputs are
   validated, but NaN checks must still work inside kernels.
 * ``error_model="numpy"``: division by zero gives inf/NaN like NumPy instead of raising,
   which lets Numba vectorise divisions.
 * ``nogil=True``: kernels release the GIL, so callers may run them from threads.
 
-Wrappers convert inputs to C-contiguous float32 or float64 before calling a kernel, so each
-kernel exists in at most two compiled versions.
+Wrappers pass C-contiguous float32 or float64 arrays; the kernels that read the image
+itself (min filter rows, luma, atmospheric light, recovery) also take its uint8/uint16
+pixels directly, with the 1 / dtype-max factor as an argument, so no float copy of the
+image is made. Each kernel therefore exists in at most four compiled versions.
 """
 
 from __future__ import annotations
