@@ -12,6 +12,7 @@ Haze model: I(x) = J(x) t(x) + A (1 − t(x)). The pipeline estimates
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,10 @@ __all__ = [
     "recover",
     "transmission",
 ]
+
+#: ``rule(pixels, dark, unit) -> A``: how a pipeline run picks A once dark(I) exists
+#: (pixels float, or unsigned int with ``unit = 1 / dtype max``; A in the working dtype).
+LightRule = Callable[[NDArray[Any], FloatArray, float], FloatArray]
 
 #: Lower bound applied to an *estimated* atmospheric light (a black image has no haze
 #: to estimate; the bound keeps I / A finite).
@@ -460,16 +465,27 @@ class DarkChannelPrior:
 
     def __call__(self, image: ArrayLike) -> DehazeResult:
         """Dehaze ``image``; see :func:`dehaze.dehaze`."""
-        arr = np.asarray(image)
+        return self._run(np.asarray(image))
+
+    def _run(
+        self, arr: NDArray[Any], light_rule: LightRule | None = None, name: str = "image"
+    ) -> DehazeResult:
+        """Run the pipeline; ``light_rule(pixels, dark, unit)``, if given, replaces He's rule.
+
+        Internal hook for :mod:`dehaze.video`, which smooths A over frames from the dark
+        channel the pipeline computes anyway (a fixed ``atmospheric_light`` still wins).
+        """
         # integer pixels are read as they are and scaled inside the kernels (no float copy)
-        px, unit = as_pixels(arr)
+        px, unit = as_pixels(arr, name)
         wdt = working_dtype(px.dtype)
         channels = 1 if px.ndim == 2 else px.shape[2]
         dark = _dark_channel(px, self.patch_radius, unit=unit)
-        if self.atmospheric_light is None:
-            light = _estimate_light(px, dark, self.top_fraction, unit)
-        else:
+        if self.atmospheric_light is not None:
             light = check_atmospheric_light(self.atmospheric_light, channels, wdt)
+        elif light_rule is not None:
+            light = light_rule(px, dark, unit)
+        else:
+            light = _estimate_light(px, dark, self.top_fraction, unit)
         raw_t = _raw_transmission(px, light, self.omega, self.patch_radius, unit)
         if px.ndim == 2:
             guide = as_float_image(px)[:, :, np.newaxis]  # a view when px is float

@@ -33,7 +33,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,8 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._validate import FloatArray, as_float_image, check_radius, check_real
-from dehaze.dcp import DarkChannelPrior, atmospheric_light
+from dehaze._validate import FloatArray, check_radius, check_real, working_dtype
+from dehaze.dcp import DarkChannelPrior, _estimate_light, atmospheric_light
 from dehaze.result import DehazeResult
 
 __all__ = [
@@ -135,19 +135,22 @@ def _check_options(
 
 
 def _estimate_frame_light(
-    image: FloatArray, method: DarkChannelPrior, downscale: int
+    pixels: NDArray[Any], dark: FloatArray, unit: float, method: DarkChannelPrior, downscale: int
 ) -> NDArray[np.float64]:
-    """He's atmospheric light of one frame, optionally on a smaller copy."""
-    if downscale > 1:
-        height, width = image.shape[:2]
-        size = (max(1, width // downscale), max(1, height // downscale))
-        resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        small: FloatArray = np.ascontiguousarray(
-            resized.reshape(size[1], size[0], *image.shape[2:]), dtype=image.dtype
-        )
-        radius = round(method.patch_radius / downscale)
-    else:
-        small, radius = image, method.patch_radius
+    """He's atmospheric light of one frame, optionally on a smaller copy.
+
+    ``pixels`` (float, or unsigned int with ``unit``) and ``dark`` come from the pipeline
+    run on the frame: at full resolution the estimate reuses its dark channel. The smaller
+    copy is area-averaged in the frame's own dtype (integer frames: rounded to a level).
+    """
+    if downscale == 1:
+        light = _estimate_light(pixels, dark, method.top_fraction, unit)
+        return np.asarray(light, dtype=np.float64)
+    height, width = pixels.shape[:2]
+    size = (max(1, width // downscale), max(1, height // downscale))
+    resized = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    small = resized.reshape(size[1], size[0], *pixels.shape[2:])
+    radius = round(method.patch_radius / downscale)
     light = atmospheric_light(small, patch_radius=radius, top_fraction=method.top_fraction)
     return np.asarray(light, dtype=np.float64)
 
@@ -226,27 +229,32 @@ def _frames(
     shape: tuple[int, ...] | None = None
     for index, frame in enumerate(frames):
         arr = np.asarray(frame)
-        img = as_float_image(arr, "frame")
         if shape is None:
-            shape = img.shape
-        elif img.shape != shape:
+            shape = arr.shape
+        elif arr.shape != shape:
             raise ValueError(
                 f"frame {index} has shape {arr.shape}; every frame must have the first "
                 f"frame's shape {shape}"
             )
         estimate: NDArray[np.float64] | None = None
-        frame_method = method
-        if method.atmospheric_light is None:
-            if smoothed is None or index % every == 0:
-                estimate = _estimate_frame_light(img, method, downscale)
-                if smoothed is None:
-                    smoothed = estimate
-                else:
-                    smoothed = (1.0 - weight) * smoothed + weight * estimate
+        due = smoothed is None or index % every == 0
+
+        def smoothed_light(
+            pixels: NDArray[Any], dark: FloatArray, unit: float, due: bool = due
+        ) -> FloatArray:
+            # called by the pipeline, synchronously, once it has the frame's dark channel
+            nonlocal smoothed, estimate
+            if due:
+                estimate = _estimate_frame_light(pixels, dark, unit, method, downscale)
+                smoothed = (
+                    estimate if smoothed is None else (1 - weight) * smoothed + weight * estimate
+                )
             assert smoothed is not None
-            # the public pipeline with A fixed: whatever DarkChannelPrior does, video does too
-            frame_method = replace(method, atmospheric_light=tuple(float(v) for v in smoothed))
-        result = frame_method(arr)
+            light: FloatArray = smoothed.astype(working_dtype(pixels.dtype))
+            return light
+
+        # the public pipeline with A from the EMA (a fixed atmospheric_light still wins)
+        result = method._run(arr, smoothed_light, "frame")
         yield DehazedFrame(index=index, result=result, light_estimate=estimate)
 
 
