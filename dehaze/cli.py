@@ -135,6 +135,9 @@ def _network_method(class_name: str, method: str) -> Callable[[argparse.Namespac
     return factory
 
 
+#: Methods that can dehaze videos (their atmospheric light is smoothed over frames).
+VIDEO_METHODS = ("dcp", "robust")
+
 #: Dehazing methods of ``--method``: name → factory taking the parsed options.
 #: Adding a method is one line here (its factory receives the argparse namespace).
 METHODS: dict[str, Callable[[argparse.Namespace], Dehazer]] = {
@@ -495,7 +498,9 @@ def _process_video(
 
     from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_video
 
-    assert isinstance(method, DarkChannelPrior)
+    from dehaze.restore import RobustDCP
+
+    assert isinstance(method, (DarkChannelPrior, RobustDCP))
     extra = _sidecars(job, args)
     bar = tqdm(desc=job.source.name, unit="frame", disable=not show, file=sys.stderr, leave=False)
 
@@ -534,10 +539,10 @@ def _run_files(argv: Sequence[str]) -> int:
         jobs = collected.jobs
         _check_targets(jobs, args)
         videos = [job for job in jobs if job.is_video]
-        if videos and args.method != "dcp":
+        if videos and args.method not in VIDEO_METHODS:
             raise UsageError(
-                f"videos are dehazed with --method dcp only (temporally smoothed atmospheric "
-                f"light), not {args.method}: {videos[0].source}"
+                f"videos are dehazed with --method {' or '.join(VIDEO_METHODS)} only "
+                f"(temporally smoothed atmospheric light), not {args.method}: {videos[0].source}"
             )
         if videos and (args.save_transmission or args.save_depth):
             print(

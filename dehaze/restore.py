@@ -56,6 +56,7 @@ split), with a thin margin over the 21.5 dB target indoors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ from dehaze._validate import (
 )
 from dehaze.dcp import (
     MIN_ESTIMATED_LIGHT,
+    LightRule,
     _brightest_index,
     _dark_channel,
     _estimate_light,
@@ -532,10 +534,24 @@ class RobustDCP:
 
     def __call__(self, image: ArrayLike) -> DehazeResult:
         """Dehaze ``image``; returns the same :class:`dehaze.DehazeResult` as DCP."""
-        arr = np.asarray(image)
-        img = as_float_image(arr)
+        return self._run(np.asarray(image))
+
+    def _run(
+        self,
+        arr: NDArray[Any],
+        light_rule: LightRule | None = None,
+        tolerance_rule: Callable[[float], float] | None = None,
+        name: str = "image",
+    ) -> DehazeResult:
+        """Run the method; the rules, if given, replace how A and K are picked.
+
+        Internal hooks for :mod:`dehaze.video`: ``light_rule(pixels, dark, 1.0)`` returns A
+        from the frame's dark channel, ``tolerance_rule(k)`` the K to use given the frame's
+        own K (both smoothed over frames there).
+        """
+        img = as_float_image(arr, name)
         dark = _dark_channel(img, self.patch_radius)
-        light = self.estimate_light(img, dark)
+        light = self.estimate_light(img, dark) if light_rule is None else light_rule(img, dark, 1.0)
         raw_t = _raw_transmission(img, light, self.omega, self.patch_radius)
         gray = to_gray(img)
         radius = min(self.guided_radius, max(img.shape[:2]))
@@ -543,6 +559,8 @@ class RobustDCP:
         if self.tolerance is not None:
             distance = _distance_to_light(img, light, gray)
             k = self.tolerance_for(gray, light)
+            if tolerance_rule is not None:
+                k = tolerance_rule(k)
             t = _tolerance(t, distance, k, self.t0, float(self.amount))
         elif self.amount < 1.0:
             t = (1.0 - self.amount * (1.0 - t)).astype(img.dtype, copy=False)

@@ -20,6 +20,10 @@ where Â_k is the estimate of frame k and w = ``light_weight`` in (0, 1]. Conseq
 * w = 1 disables the smoothing (every frame gets its own estimate, as with
   :func:`dehaze.dehaze`).
 
+With :class:`dehaze.RobustDCP` the frame's A is estimated by its guarded rule and its
+sky-adaptive tolerance K (which depends on how much of the frame looks like sky, and so can
+jump when a bright object crosses the top of the view) is smoothed by the same EMA.
+
 Frames are processed one at a time (:func:`dehaze_frames` is a generator and
 :func:`dehaze_video` streams from :class:`cv2.VideoCapture` to :class:`cv2.VideoWriter`), so
 memory does not grow with the clip's length.
@@ -41,8 +45,16 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._validate import FloatArray, check_radius, check_real, working_dtype
-from dehaze.dcp import DarkChannelPrior, _estimate_light, atmospheric_light
+from dehaze._validate import (
+    FloatArray,
+    as_float_image,
+    as_pixels,
+    check_radius,
+    check_real,
+    working_dtype,
+)
+from dehaze.dcp import DarkChannelPrior, _dark_channel, _estimate_light
+from dehaze.restore import RobustDCP
 from dehaze.result import DehazeResult
 
 __all__ = [
@@ -67,6 +79,9 @@ VIDEO_CODECS: dict[str, str] = {
 }
 
 StrPath = str | os.PathLike[str]
+
+#: The methods whose atmospheric light can be smoothed over frames.
+VideoMethod = DarkChannelPrior | RobustDCP
 
 
 @dataclass(frozen=True)
@@ -119,14 +134,14 @@ class VideoSummary:
 
 
 def _check_options(
-    method: DarkChannelPrior | None, light_weight: float, light_every: int, light_downscale: int
-) -> tuple[DarkChannelPrior, float, int, int]:
+    method: VideoMethod | None, light_weight: float, light_every: int, light_downscale: int
+) -> tuple[VideoMethod, float, int, int]:
     if method is None:
         method = DarkChannelPrior()
-    elif not isinstance(method, DarkChannelPrior):
+    elif not isinstance(method, (DarkChannelPrior, RobustDCP)):
         raise TypeError(
-            "method must be a dehaze.DarkChannelPrior (the temporal smoothing needs its "
-            f"atmospheric light), got {type(method).__name__}"
+            "method must be a dehaze.DarkChannelPrior or a dehaze.RobustDCP (the temporal "
+            f"smoothing needs its atmospheric light), got {type(method).__name__}"
         )
     weight = check_real(light_weight, "light_weight", low=0.0, high=1.0, high_inclusive=True)
     every = check_radius(light_every, "light_every", minimum=1)
@@ -135,29 +150,32 @@ def _check_options(
 
 
 def _estimate_frame_light(
-    pixels: NDArray[Any], dark: FloatArray, unit: float, method: DarkChannelPrior, downscale: int
+    pixels: NDArray[Any], dark: FloatArray, unit: float, method: VideoMethod, downscale: int
 ) -> NDArray[np.float64]:
-    """He's atmospheric light of one frame, optionally on a smaller copy.
+    """Estimate a frame's A by the method's own rule, optionally on a smaller copy.
 
+    He's rule for DarkChannelPrior, the configured (guarded) rule for RobustDCP.
     ``pixels`` (float, or unsigned int with ``unit``) and ``dark`` come from the pipeline
     run on the frame: at full resolution the estimate reuses its dark channel. The smaller
     copy is area-averaged in the frame's own dtype (integer frames: rounded to a level).
     """
-    if downscale == 1:
+    if downscale > 1:
+        height, width = pixels.shape[:2]
+        size = (max(1, width // downscale), max(1, height // downscale))
+        resized = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        small = resized.reshape(size[1], size[0], *pixels.shape[2:])
+        pixels, unit = as_pixels(small, "frame")
+        dark = _dark_channel(pixels, round(method.patch_radius / downscale), unit=unit)
+    if isinstance(method, RobustDCP):
+        light = method.estimate_light(as_float_image(pixels), dark)
+    else:
         light = _estimate_light(pixels, dark, method.top_fraction, unit)
-        return np.asarray(light, dtype=np.float64)
-    height, width = pixels.shape[:2]
-    size = (max(1, width // downscale), max(1, height // downscale))
-    resized = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    small = resized.reshape(size[1], size[0], *pixels.shape[2:])
-    radius = round(method.patch_radius / downscale)
-    light = atmospheric_light(small, patch_radius=radius, top_fraction=method.top_fraction)
     return np.asarray(light, dtype=np.float64)
 
 
 def dehaze_frames(
     frames: Iterable[ArrayLike],
-    method: DarkChannelPrior | None = None,
+    method: VideoMethod | None = None,
     *,
     light_weight: float = DEFAULT_LIGHT_WEIGHT,
     light_every: int = 1,
@@ -170,9 +188,11 @@ def dehaze_frames(
     frames : iterable of ndarray
         RGB (H, W, 3) or gray (H, W) frames, uint8/uint16/float32/float64 (float in
         [0, 1]), all of the same shape. Consumed lazily, one frame at a time.
-    method : DarkChannelPrior, optional
-        The pipeline's parameters (default ``DarkChannelPrior()``). With a fixed
-        ``atmospheric_light`` no estimation or smoothing happens.
+    method : DarkChannelPrior or RobustDCP, optional
+        The method and its parameters (default ``DarkChannelPrior()``). Each estimates A
+        by its own rule; with RobustDCP the sky-adaptive tolerance K is smoothed with the
+        same weight and schedule. A DarkChannelPrior with a fixed ``atmospheric_light``
+        does no estimation or smoothing.
     light_weight : float, optional
         EMA weight w in (0, 1] of the newest estimate: A_k = (1 − w) A_{k−1} + w Â_k
         (default 0.1; 1 disables smoothing).
@@ -220,12 +240,13 @@ def dehaze_frames(
 
 def _frames(
     frames: Iterable[ArrayLike],
-    method: DarkChannelPrior,
+    method: VideoMethod,
     weight: float,
     every: int,
     downscale: int,
 ) -> Iterator[DehazedFrame]:
     smoothed: NDArray[np.float64] | None = None
+    smoothed_k: float | None = None  # RobustDCP's sky-adaptive tolerance K, smoothed alike
     shape: tuple[int, ...] | None = None
     for index, frame in enumerate(frames):
         arr = np.asarray(frame)
@@ -253,8 +274,17 @@ def _frames(
             light: FloatArray = smoothed.astype(working_dtype(pixels.dtype))
             return light
 
-        # the public pipeline with A from the EMA (a fixed atmospheric_light still wins)
-        result = method._run(arr, smoothed_light, "frame")
+        def smoothed_tolerance(k: float, due: bool = due) -> float:
+            nonlocal smoothed_k
+            if due or smoothed_k is None:
+                smoothed_k = k if smoothed_k is None else (1 - weight) * smoothed_k + weight * k
+            return smoothed_k
+
+        # the public pipeline with A (and K) from the EMA; DCP's fixed A still wins
+        if isinstance(method, RobustDCP):
+            result = method._run(arr, smoothed_light, smoothed_tolerance, "frame")
+        else:
+            result = method._run(arr, smoothed_light, "frame")
         yield DehazedFrame(index=index, result=result, light_estimate=estimate)
 
 
@@ -292,7 +322,7 @@ def _read_frames(capture: Any, first: NDArray[Any]) -> Iterator[NDArray[Any]]:
 def dehaze_video(
     source: StrPath,
     output: StrPath,
-    method: DarkChannelPrior | None = None,
+    method: VideoMethod | None = None,
     *,
     light_weight: float = DEFAULT_LIGHT_WEIGHT,
     light_every: int = 1,
@@ -315,8 +345,8 @@ def dehaze_video(
     output : str or path-like
         Output clip; the suffix chooses the codec (see ``VIDEO_CODECS``: ``mp4v`` for
         .mp4/.m4v/.mov, ``MJPG`` for .avi/.mkv).
-    method : DarkChannelPrior, optional
-        Pipeline parameters (default ``DarkChannelPrior()``).
+    method : DarkChannelPrior or RobustDCP, optional
+        The method (default ``DarkChannelPrior()``); see :func:`dehaze_frames`.
     light_weight, light_every, light_downscale
         Temporal smoothing of the atmospheric light; see :func:`dehaze_frames`.
     overwrite : bool, optional

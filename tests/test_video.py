@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dehaze import DarkChannelPrior
+from dehaze import DarkChannelPrior, RobustDCP
 from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_frames, dehaze_video
 
 METHOD = DarkChannelPrior(guided_radius=8, patch_radius=3)
@@ -115,6 +115,54 @@ def test_smoothed_light_follows_a_lasting_change() -> None:
     for n in range(1, 7):
         remaining = np.abs(smoothed[5 + n] - target).max()
         assert remaining <= (1 - weight) ** n * step + 0.01
+
+
+ROBUST = RobustDCP(guided_radius=8, patch_radius=3)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_robust_without_smoothing_each_frame_is_the_method(dtype: type) -> None:
+    frames = [hazy_frame(k, flicker=True) for k in range(4)]
+    if dtype is np.uint8:
+        frames = [np.rint(f * 255).astype(np.uint8) for f in frames]
+    out = list(dehaze_frames(frames, ROBUST, light_weight=1.0))
+    for frame, item in zip(frames, out, strict=True):
+        expected = ROBUST(frame)
+        assert item.result.image.dtype == frame.dtype
+        np.testing.assert_array_equal(item.result.image, expected.image)
+        np.testing.assert_array_equal(item.result.transmission, expected.transmission)
+        assert item.light_estimate is not None
+        np.testing.assert_allclose(item.light_estimate, expected.atmospheric_light, rtol=0)
+
+
+def test_robust_light_and_tolerance_are_smoothed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # each frame's own K alternates between 0 and 0.6 (as when a bright object crosses the
+    # top of the view); the K the method applies must follow the EMA, like A
+    import dehaze.restore as restore
+
+    own_k = itertools.cycle([0.0, 0.6])
+    used_k: list[float] = []
+    monkeypatch.setattr(RobustDCP, "tolerance_for", lambda self, gray, light: next(own_k))
+    original = restore._tolerance
+
+    def spy(t: np.ndarray, distance: np.ndarray, k: float, t0: float, amount: float = 1.0):  # type: ignore[no-untyped-def]
+        used_k.append(k)
+        return original(t, distance, k, t0, amount)
+
+    monkeypatch.setattr(restore, "_tolerance", spy)
+    weight = 0.25
+    frames = [hazy_frame(k, flicker=True) for k in range(6)]
+    out = list(dehaze_frames(frames, ROBUST, light_weight=weight))
+    expected_k = [0.0]
+    for k in range(1, 6):
+        expected_k.append((1 - weight) * expected_k[-1] + weight * (0.6 if k % 2 else 0.0))
+    np.testing.assert_allclose(used_k, expected_k, atol=1e-12)
+    estimates = np.array([o.light_estimate for o in out])
+    smoothed = np.array([o.result.atmospheric_light for o in out], dtype=np.float64)
+    assert np.abs(np.diff(estimates, axis=0)).max() > 0.1  # the estimate flickers
+    for k in range(1, 6):
+        expected = (1 - weight) * smoothed[k - 1] + weight * estimates[k]
+        np.testing.assert_allclose(smoothed[k], expected, atol=1e-6)
 
 
 def test_default_weight_is_documented_value() -> None:
