@@ -85,17 +85,27 @@ def _dcp_method(args: argparse.Namespace) -> Dehazer:
 
 
 #: Options that RobustDCP shares with DarkChannelPrior.
-ROBUST_OPTIONS = ("omega", "t0", "patch_radius", "guided_radius", "eps", "top_fraction")
+ROBUST_OPTIONS = (
+    "omega",
+    "t0",
+    "patch_radius",
+    "guided_radius",
+    "eps",
+    "subsample",
+    "top_fraction",
+)
 
 
 def _robust_method(args: argparse.Namespace) -> Dehazer:
     from dehaze.restore import RobustDCP
 
     other = [n for n in DCP_OPTIONS if n not in ROBUST_OPTIONS and getattr(args, n) is not None]
-    if other or args.fast:
-        options = ", ".join("--" + n.replace("_", "-") for n in other + ["fast"] * args.fast)
-        raise UsageError(f"{options} do not apply to --method robust")
+    if other:
+        options = ", ".join("--" + n.replace("_", "-") for n in other)
+        raise UsageError(f"{options} do not apply to --method robust (use --method dcp)")
     params = {n: getattr(args, n) for n in ROBUST_OPTIONS if getattr(args, n) is not None}
+    if args.fast and "subsample" not in params:
+        params["subsample"] = FAST_SUBSAMPLE
     try:
         return RobustDCP(**params)
     except (TypeError, ValueError) as exc:
@@ -197,7 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     parser.add_argument(
-        "--method", choices=tuple(METHODS), default="dcp", help="dehazing method (default: dcp)"
+        "--method",
+        choices=tuple(METHODS),
+        default="robust",
+        help="dehazing method (default: robust, the dark channel prior with sky and "
+        "bright-region protection; dcp: the plain pipeline)",
     )
     parser.add_argument(
         "--weights",
@@ -223,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     dcp = parser.add_argument_group(
-        "dark-channel-prior parameters (--method dcp; defaults: the library's)"
+        "dark-channel-prior parameters (--method dcp; --method robust takes all but --guide "
+        "and --atmospheric-light; defaults: the library's)"
     )
     dcp.add_argument("--omega", type=float, help=f"haze removed, (0, 1] ({defaults['omega']})")
     dcp.add_argument("--t0", type=float, help=f"transmission lower bound ({defaults['t0']})")
@@ -496,9 +511,8 @@ def _process_video(
 ) -> None:
     from tqdm import tqdm
 
-    from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_video
-
     from dehaze.restore import RobustDCP
+    from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_video
 
     assert isinstance(method, (DarkChannelPrior, RobustDCP))
     extra = _sidecars(job, args)

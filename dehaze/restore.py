@@ -442,6 +442,9 @@ class RobustDCP:
         Haze removed, in [0, 1]: 0 returns the input, 1 the full estimate.
     top_fraction : float
         Fraction of dark-channel pixels searched by He's rule.
+    subsample : int
+        s ≥ 1: the fast guided filter (He & Sun 2015) on a copy subsampled s times, as in
+        :class:`dehaze.DarkChannelPrior` (1: the full filter, used for the tuned figures).
 
     References
     ----------
@@ -476,6 +479,7 @@ class RobustDCP:
     sky_range: tuple[float, float] = (0.5, 0.7)
     amount: float = 1.0
     top_fraction: float = 0.05
+    subsample: int = 1
 
     def __post_init__(self) -> None:
         check_real(self.omega, "omega", low=0.0, high=1.0, high_inclusive=True)
@@ -508,6 +512,7 @@ class RobustDCP:
             self.amount, "amount", low=0.0, high=1.0, low_inclusive=True, high_inclusive=True
         )
         check_real(self.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
+        check_radius(self.subsample, "subsample", minimum=1)
 
     def estimate_light(self, image: FloatArray, dark: FloatArray) -> FloatArray:
         """Atmospheric light of a validated float image by the configured rule."""
@@ -555,7 +560,7 @@ class RobustDCP:
         raw_t = _raw_transmission(img, light, self.omega, self.patch_radius)
         gray = to_gray(img)
         radius = min(self.guided_radius, max(img.shape[:2]))
-        t = guided_filter_plane(_channels(gray), raw_t, radius, self.eps, 1)
+        t = guided_filter_plane(_channels(gray), raw_t, radius, self.eps, self.subsample)
         if self.tolerance is not None:
             distance = _distance_to_light(img, light, gray)
             k = self.tolerance_for(gray, light)

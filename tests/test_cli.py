@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+import dehaze
 from dehaze import cli
 from dehaze.io import imread, imwrite
 
@@ -358,3 +359,9 @@ def test_robust_method_and_its_usage_errors(tmp_path):
     np.testing.assert_array_equal(imread(out / "a.png"), RobustDCP(t0=0.2)(image).image)
     bad = run(src, "-o", tmp_path / "o2", "--method", "robust", "--guide", "color")
     assert bad.returncode == 2 and "--guide do not apply to --method robust" in bad.stderr
+    # robust is the default method, and --fast means its fast guided filter too
+    assert cli.main([str(src), "-o", str(tmp_path / "o3"), "-q", "--fast"]) == 0
+    expected = RobustDCP(subsample=cli.FAST_SUBSAMPLE)(image).image
+    np.testing.assert_array_equal(imread(tmp_path / "o3" / "a.png"), expected)
+    assert cli.main([str(src), "-o", str(tmp_path / "o4"), "-q", "--method", "dcp"]) == 0
+    np.testing.assert_array_equal(imread(tmp_path / "o4" / "a.png"), dehaze.dehaze(image).image)

@@ -326,6 +326,19 @@ def test_tolerance_none_matches_plain_dcp_with_same_light(rng):
     np.testing.assert_allclose(method(image).image, plain.image, atol=1e-12)
 
 
+@pytest.mark.parametrize("subsample", (1, 3))
+def test_robust_subsample_is_dcps_fast_guided_filter(rng, subsample):
+    # without the tolerance rule and the guard, RobustDCP is the DCP pipeline: with
+    # subsample > 1 both use the same fast guided filter
+    image = rng.random((60, 70, 3)) * 0.6 + 0.3
+    method = RobustDCP(guided_radius=9, tolerance=None, guard_radius=0, subsample=subsample)
+    plain = dehaze.dehaze(image, guided_radius=9, subsample=subsample)
+    np.testing.assert_allclose(method(image).transmission, plain.transmission, atol=1e-12)
+    if subsample > 1:
+        full = RobustDCP(guided_radius=9, tolerance=None, guard_radius=0)(image)
+        assert np.abs(method(image).transmission - full.transmission).max() > 1e-6
+
+
 def test_sky_adaptation_sets_tolerance(rng):
     no_sky = rng.random((60, 80, 3)) * 0.5 + 0.3
     sky = _sky_scene(rng, sky_rows=40)  # the whole top third is sky: K = sky_tolerance
@@ -373,6 +386,8 @@ def test_robust_dcp_rejects_sky_settings(kwargs, exc, match):
         ({"tolerance": -0.1}, ValueError, "tolerance"),
         ({"guard_radius": 1.0}, TypeError, "guard_radius"),
         ({"omega": 0.0}, ValueError, "omega"),
+        ({"subsample": 0}, ValueError, "subsample"),
+        ({"subsample": 2.0}, TypeError, "subsample"),
     ],
 )
 def test_robust_dcp_rejects(kwargs, exc, match):
