@@ -11,6 +11,8 @@ few pixels per frame). Variants, all timed in the same run:
 * ``video light/2``: A estimated on a half-size copy;
 * ``video fast``: the fast guided filter (``--fast``: subsample 4);
 * ``video fast light/2``: both;
+* ``video robust`` / ``video robust fast``: :class:`dehaze.RobustDCP` (the command line's
+  default method) with the full and the fast guided filter;
 * ``file 720p`` (1280×720 only): :func:`dehaze.video.dehaze_video` reading and writing an
   MJPG .avi, decoding and encoding included.
 
@@ -59,6 +61,11 @@ VARIANTS: dict[str, Callable[[list[np.ndarray]], None]] = {
     ),
     "video fast light/2": lambda frames: _consume(
         dehaze_frames(frames, dehaze.DarkChannelPrior(subsample=4), light_downscale=2)
+    ),
+    # the command line's default method, with and without --fast
+    "video robust": lambda frames: _consume(dehaze_frames(frames, dehaze.RobustDCP())),
+    "video robust fast": lambda frames: _consume(
+        dehaze_frames(frames, dehaze.RobustDCP(subsample=4))
     ),
 }
 

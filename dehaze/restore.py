@@ -68,11 +68,13 @@ from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
+    as_pixels,
     check_atmospheric_light,
     check_choice,
     check_float_map,
     check_radius,
     check_real,
+    working_dtype,
 )
 from dehaze.dcp import (
     MIN_ESTIMATED_LIGHT,
@@ -156,17 +158,21 @@ def _quadtree_light(image: FloatArray, min_size: int, guard_radius: int) -> Floa
 
 
 def _he_guarded_light(
-    image: FloatArray, dark: FloatArray, top_fraction: float, guard_radius: int
+    image: FloatArray, dark: FloatArray, top_fraction: float, guard_radius: int, unit: float = 1.0
 ) -> FloatArray:
-    """He's rule on a dark channel widened to the guard radius, averaged over the window."""
+    """He's rule on a dark channel widened to the guard radius, averaged over the window.
+
+    ``image`` holds validated pixels: float, or unsigned int with ``unit = 1 / dtype max``.
+    """
     img3 = _channels(image)
     if guard_radius == 0:
-        return _estimate_light(image, dark, top_fraction)
+        return _estimate_light(image, dark, top_fraction, unit)
     wide = min_filter_plane(dark, guard_radius)
     k = max(1, int(wide.size * top_fraction))
     index = _brightest_index(wide, img3, k)  # He's rule, as dcp uses it
-    light = _guarded_window_mean(img3, int(index), guard_radius)
-    return np.maximum(light, MIN_ESTIMATED_LIGHT).astype(image.dtype)
+    mean = _guarded_window_mean(img3, int(index), guard_radius) * unit
+    light: FloatArray = np.maximum(mean, MIN_ESTIMATED_LIGHT).astype(working_dtype(image.dtype))
+    return light
 
 
 def quadtree_atmospheric_light(
@@ -234,7 +240,7 @@ def _distance_to_light(
         return dist
     luma_a = float(np.dot(np.asarray(GRAY_WEIGHTS), light.astype(np.float64)))
     luma = to_gray(image) if gray is None else gray
-    out: FloatArray = np.abs(luma - image.dtype.type(luma_a))
+    out: FloatArray = np.abs(luma - luma.dtype.type(luma_a))
     return out
 
 
@@ -514,11 +520,16 @@ class RobustDCP:
         check_real(self.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
         check_radius(self.subsample, "subsample", minimum=1)
 
-    def estimate_light(self, image: FloatArray, dark: FloatArray) -> FloatArray:
-        """Atmospheric light of a validated float image by the configured rule."""
+    def estimate_light(self, image: FloatArray, dark: FloatArray, unit: float = 1.0) -> FloatArray:
+        """Atmospheric light of a validated image by the configured rule.
+
+        ``image`` is float in [0, 1], or unsigned-integer pixels with ``unit = 1 / dtype
+        max``; ``dark`` is its dark channel.
+        """
         if self.light == "quadtree":
-            return _quadtree_light(image, 16, self.guard_radius)
-        return _he_guarded_light(image, dark, self.top_fraction, self.guard_radius)
+            img = image if unit == 1.0 else as_float_image(image)
+            return _quadtree_light(img, 16, self.guard_radius)
+        return _he_guarded_light(image, dark, self.top_fraction, self.guard_radius, unit)
 
     def tolerance_for(self, gray: FloatArray, light: FloatArray) -> float:
         """K for an image of (validated, float) luma ``gray`` and atmospheric light ``light``.
@@ -554,22 +565,26 @@ class RobustDCP:
         from the frame's dark channel, ``tolerance_rule(k)`` the K to use given the frame's
         own K (both smoothed over frames there).
         """
-        img = as_float_image(arr, name)
-        dark = _dark_channel(img, self.patch_radius)
-        light = self.estimate_light(img, dark) if light_rule is None else light_rule(img, dark, 1.0)
-        raw_t = _raw_transmission(img, light, self.omega, self.patch_radius)
-        gray = to_gray(img)
-        radius = min(self.guided_radius, max(img.shape[:2]))
+        # integer pixels are read as they are and scaled inside the kernels (no float copy)
+        px, unit = as_pixels(arr, name)
+        dark = _dark_channel(px, self.patch_radius, unit=unit)
+        if light_rule is None:
+            light = self.estimate_light(px, dark, unit)
+        else:
+            light = light_rule(px, dark, unit)
+        raw_t = _raw_transmission(px, light, self.omega, self.patch_radius, unit)
+        gray = to_gray(px, unit) if px.ndim == 3 else as_float_image(px)
+        radius = min(self.guided_radius, max(px.shape[:2]))
         t = guided_filter_plane(_channels(gray), raw_t, radius, self.eps, self.subsample)
         if self.tolerance is not None:
-            distance = _distance_to_light(img, light, gray)
+            distance = _distance_to_light(gray if px.ndim == 2 else px, light, gray)
             k = self.tolerance_for(gray, light)
             if tolerance_rule is not None:
                 k = tolerance_rule(k)
             t = _tolerance(t, distance, k, self.t0, float(self.amount))
         elif self.amount < 1.0:
-            t = (1.0 - self.amount * (1.0 - t)).astype(img.dtype, copy=False)
-        recovered: NDArray[Any] = _recover(img, t, light, self.t0, True, arr.dtype)
+            t = (1.0 - self.amount * (1.0 - t)).astype(t.dtype, copy=False)
+        recovered: NDArray[Any] = _recover(px, t, light, self.t0, True, arr.dtype, unit)
         return DehazeResult(
             image=recovered,
             transmission=t,

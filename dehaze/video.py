@@ -47,7 +47,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from dehaze._validate import (
     FloatArray,
-    as_float_image,
     as_pixels,
     check_radius,
     check_real,
@@ -167,7 +166,7 @@ def _estimate_frame_light(
         pixels, unit = as_pixels(small, "frame")
         dark = _dark_channel(pixels, round(method.patch_radius / downscale), unit=unit)
     if isinstance(method, RobustDCP):
-        light = method.estimate_light(as_float_image(pixels), dark)
+        light = method.estimate_light(pixels, dark, unit)
     else:
         light = _estimate_light(pixels, dark, method.top_fraction, unit)
     return np.asarray(light, dtype=np.float64)

@@ -461,3 +461,23 @@ def test_default_meets_the_quality_targets_on_the_shared_sots_pairs(data_dir: Pa
         assert np.mean(psnrs) >= min_psnr, (split, np.mean(psnrs))
         assert np.mean(ssims) >= min_ssim, (split, np.mean(ssims))
         assert min(deltas) >= -0.5, (split, min(deltas))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("light", ["he", "quadtree"])
+@pytest.mark.parametrize("gray", [False, True])
+def test_robust_integer_pixels_read_directly_match_the_float_path(rng, dtype, light, gray):
+    # integer images are scaled inside the kernels; the result must be the float32
+    # method's on the same pixels scaled as as_float_image scales them
+    scene = _sky_scene(rng, shape=(70, 90), sky_rows=25)
+    hazy = np.rint(scene * np.iinfo(dtype).max).astype(dtype)
+    if gray:
+        hazy = np.ascontiguousarray(hazy[..., 1])
+    as_float = np.multiply(hazy, np.float32(1 / np.iinfo(dtype).max), dtype=np.float32)
+    method = RobustDCP(guided_radius=9, patch_radius=3, light=light)
+    got, want = method(hazy), method(as_float)
+    np.testing.assert_array_equal(got.dark_channel, want.dark_channel)
+    np.testing.assert_allclose(got.atmospheric_light, want.atmospheric_light, atol=1e-6)
+    np.testing.assert_allclose(got.transmission, want.transmission, atol=1e-5, rtol=0)
+    scaled = np.rint(np.clip(want.image, 0, 1).astype(np.float64) * np.iinfo(dtype).max)
+    assert np.abs(got.image.astype(np.float64) - scaled).max() <= 1
