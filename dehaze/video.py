@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -237,6 +237,14 @@ def dehaze_frames(
     return _frames(frames, method, weight, every, downscale)
 
 
+_S = TypeVar("_S", float, NDArray[np.float64])
+
+
+def _ema(previous: _S | None, new: _S, weight: float) -> _S:
+    """(1 − w) · previous + w · new; the first value starts the average."""
+    return new if previous is None else (1 - weight) * previous + weight * new
+
+
 def _frames(
     frames: Iterable[ArrayLike],
     method: VideoMethod,
@@ -266,9 +274,7 @@ def _frames(
             nonlocal smoothed, estimate
             if due:
                 estimate = _estimate_frame_light(pixels, dark, unit, method, downscale)
-                smoothed = (
-                    estimate if smoothed is None else (1 - weight) * smoothed + weight * estimate
-                )
+                smoothed = _ema(smoothed, estimate, weight)
             assert smoothed is not None
             light: FloatArray = smoothed.astype(working_dtype(pixels.dtype))
             return light
@@ -276,7 +282,7 @@ def _frames(
         def smoothed_tolerance(k: float, due: bool = due) -> float:
             nonlocal smoothed_k
             if due or smoothed_k is None:
-                smoothed_k = k if smoothed_k is None else (1 - weight) * smoothed_k + weight * k
+                smoothed_k = _ema(smoothed_k, k, weight)
             return smoothed_k
 
         # the public pipeline with A (and K) from the EMA; DCP's fixed A still wins
