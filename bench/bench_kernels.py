@@ -159,3 +159,17 @@ def test_recover(benchmark, image, planes, size, impl):
         else (lambda: recover_ref(image, t.astype(np.float64), light, 0.1))
     )
     run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_luma(benchmark, image, size, impl):
+    # the gray guide from uint8 RGB: dehaze reads the pixels directly (no float copy)
+    benchmark.group = f"luma {size}"
+    weights = np.array([0.299, 0.587, 0.114])
+    if impl == "dehaze":
+        func = lambda: dehaze.guided.to_gray(image, 1 / 255)  # noqa: E731
+    elif impl == "reference":
+        func = lambda: (image / 255.0) @ weights  # noqa: E731
+    else:
+        func = lambda: cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2GRAY)  # noqa: E731
+    run(benchmark, func, slow=impl == "reference")

@@ -130,3 +130,22 @@ def test_column_bands_match_the_reference(rng, threads, radius, shape):
     if got_color is not None:  # the colour reference is slow: one band count is enough
         expected_color = guided_color_ref(color, src, r, 1e-3)
         np.testing.assert_allclose(got_color, expected_color, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", ((1, 1), (7, 5), (150, 90)))
+def test_luma_matches_rec601(rng, threads, dtype, shape):
+    # the gray guide: integer pixels are weighted with the 1 / max factor folded in
+    import dehaze
+    from dehaze._validate import as_pixels
+    from dehaze.guided import to_gray
+
+    image = random_image(rng, (*shape, 3), dtype)
+    pixels, unit = as_pixels(image)
+    with dehaze.num_threads(threads):
+        got = to_gray(pixels, unit)
+    expected = to_float64(image) @ np.array([0.299, 0.587, 0.114])
+    assert got.dtype == (np.float64 if dtype == np.float64 else np.float32)
+    atol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(got, expected, atol=atol, rtol=0)
