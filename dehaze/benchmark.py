@@ -50,7 +50,6 @@ import platform
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +62,7 @@ from numpy.typing import ArrayLike
 from dehaze._data import data_root
 from dehaze.datasets import PairSet, Skipped, iter_loaded, ohaze_pairs, sots_pairs
 from dehaze.dcp import DarkChannelPrior
+from dehaze.io import write_bytes_atomic
 from dehaze.metrics import Scorer, psnr
 from dehaze.result import Dehazer, DehazeResult
 
@@ -613,20 +613,7 @@ def _write_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
     """Write ``data`` to ``path`` through a temporary file; never clobber unless told."""
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if overwrite:
-            os.replace(tmp_name, path)
-        else:
-            os.link(tmp_name, path)
-            os.unlink(tmp_name)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    write_bytes_atomic(path, data, overwrite=overwrite)
 
 
 def _require_matplotlib() -> None:

@@ -124,21 +124,31 @@ def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> P
         ok = False
     if not ok:
         raise ValueError(f"OpenCV cannot encode images as {suffix!r}")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    write_bytes_atomic(p, encoded.tobytes(), overwrite=overwrite)
+    return p
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Write ``data`` to ``path`` through a temporary file in its folder (internal).
+
+    The file appears whole or not at all, with the mode a plain ``open()`` would give it.
+    Without ``overwrite`` it is linked into place, which fails if ``path`` exists (also if
+    another writer created it meanwhile); callers check existence first for a clear error.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         # mkstemp creates the file 0600; give it the mode a plain open() would
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
-            fh.write(encoded.tobytes())
+            fh.write(data)
         if overwrite:
-            os.replace(tmp_name, p)
+            os.replace(tmp_name, path)
         else:
             # link fails if the target appeared meanwhile: never clobber another writer
-            os.link(tmp_name, p)
+            os.link(tmp_name, path)
             os.unlink(tmp_name)
     except BaseException:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
-    return p

@@ -123,3 +123,24 @@ def test_imwrite_gives_the_file_the_umask_mode(tmp_path: Path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_every_atomic_writer_gives_the_umask_mode(tmp_path: Path):
+    # imwrite, the benchmark's result files and the networks' .npz share one writer
+    import os
+
+    from dehaze.io import write_bytes_atomic
+    from dehaze.models._formats import write_npz
+
+    old = os.umask(0o022)
+    try:
+        write_bytes_atomic(tmp_path / "a.csv", b"x\n", overwrite=False)
+        write_npz(tmp_path / "w.npz", {"a": np.zeros(2)}, overwrite=False)
+    finally:
+        os.umask(old)
+    for name in ("a.csv", "w.npz"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+    with pytest.raises(FileExistsError):
+        write_bytes_atomic(tmp_path / "a.csv", b"y\n", overwrite=False)
+    assert (tmp_path / "a.csv").read_bytes() == b"x\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "w.npz"]  # no temporaries

@@ -17,7 +17,6 @@ import io
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from dehaze.io import write_bytes_atomic
 from dehaze.models._protobuf import CaffeLayer, decode_net
 
 StrPath = str | os.PathLike[str]
@@ -337,18 +337,5 @@ def write_npz(path: StrPath, arrays: Mapping[str, NDArray[Any]], *, overwrite: b
         raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **arrays)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getvalue())
-        if overwrite:
-            os.replace(tmp_name, p)
-        else:
-            os.link(tmp_name, p)  # fails if the target appeared meanwhile
-            os.unlink(tmp_name)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    write_bytes_atomic(p, buffer.getvalue(), overwrite=overwrite)
     return p
