@@ -189,6 +189,11 @@ def check_real(
     return fvalue
 
 
+def check_unit(value: Any, name: str) -> float:
+    """Return ``value`` as a float if it is a real number in [0, 1]; otherwise raise."""
+    return check_real(value, name, low=0.0, high=1.0, low_inclusive=True, high_inclusive=True)
+
+
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``choices``; otherwise raise ValueError."""
     if not isinstance(value, str) or value not in choices:

@@ -29,6 +29,7 @@ from dehaze._validate import (
     check_choice,
     check_radius,
     check_real,
+    check_unit,
 )
 from dehaze.dcp import _estimate_light, _recover
 from dehaze.filters import min_filter_plane
@@ -137,17 +138,8 @@ class ColorAttenuationPrior:
         check_real(self.eps, "eps", low=0.0)
         check_choice(self.guide, "guide", GUIDES)
         if self.tolerance is not None:
-            check_real(
-                self.tolerance,
-                "tolerance",
-                low=0.0,
-                high=1.0,
-                low_inclusive=True,
-                high_inclusive=True,
-            )
-        check_real(
-            self.amount, "amount", low=0.0, high=1.0, low_inclusive=True, high_inclusive=True
-        )
+            check_unit(self.tolerance, "tolerance")
+        check_unit(self.amount, "amount")
 
     def __call__(self, image: ArrayLike) -> DehazeResult:
         """Dehaze ``image``; returns :class:`dehaze.DehazeResult` (``depth`` is the CAP's)."""

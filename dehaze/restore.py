@@ -74,6 +74,7 @@ from dehaze._validate import (
     check_float_map,
     check_radius,
     check_real,
+    check_unit,
     working_dtype,
 )
 from dehaze.dcp import (
@@ -309,9 +310,7 @@ def tolerance_transmission(
     t = check_float_map(transmission, "transmission", img.shape[:2])
     channels = 1 if img.ndim == 2 else img.shape[2]
     light = check_atmospheric_light(atmospheric_light, channels, img.dtype)
-    k = check_real(
-        tolerance, "tolerance", low=0.0, high=1.0, low_inclusive=True, high_inclusive=True
-    )
+    k = check_unit(tolerance, "tolerance")
     lo = check_real(t0, "t0", low=0.0, high=1.0)
     dtype = np.result_type(img.dtype, t.dtype)
     dist = np.ascontiguousarray(_distance_to_light(img, light), dtype=dtype)
@@ -496,27 +495,11 @@ class RobustDCP:
         check_choice(self.light, "light", LIGHT_METHODS)
         check_radius(self.guard_radius, "guard_radius")
         if self.tolerance is not None:
-            check_real(
-                self.tolerance,
-                "tolerance",
-                low=0.0,
-                high=1.0,
-                low_inclusive=True,
-                high_inclusive=True,
-            )
+            check_unit(self.tolerance, "tolerance")
         if self.sky_tolerance is not None:
-            check_real(
-                self.sky_tolerance,
-                "sky_tolerance",
-                low=0.0,
-                high=1.0,
-                low_inclusive=True,
-                high_inclusive=True,
-            )
+            check_unit(self.sky_tolerance, "sky_tolerance")
         _check_sky_range(self.sky_range)
-        check_real(
-            self.amount, "amount", low=0.0, high=1.0, low_inclusive=True, high_inclusive=True
-        )
+        check_unit(self.amount, "amount")
         check_real(self.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
         check_radius(self.subsample, "subsample", minimum=1)
 
