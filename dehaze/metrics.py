@@ -84,10 +84,7 @@ def _pair(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     ref = _as_float64(reference, "reference", allow_gray=allow_gray)
     img = _as_float64(image, "image", allow_gray=allow_gray)
-    if ref.shape != img.shape:
-        raise ValueError(
-            f"reference and image must have the same shape, got {ref.shape} and {img.shape}"
-        )
+    _check_same_shape(ref, img)
     return ref, img
 
 
@@ -231,13 +228,17 @@ def _delta_e(
     return out
 
 
-def _checked_rgb_pair(reference: ArrayLike, image: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
-    ref = check_image(reference, "reference", allow_gray=False)
-    img = check_image(image, "image", allow_gray=False)
+def _check_same_shape(ref: NDArray[Any], img: NDArray[Any]) -> None:
     if ref.shape != img.shape:
         raise ValueError(
             f"reference and image must have the same shape, got {ref.shape} and {img.shape}"
         )
+
+
+def _checked_rgb_pair(reference: ArrayLike, image: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
+    ref = check_image(reference, "reference", allow_gray=False)
+    img = check_image(image, "image", allow_gray=False)
+    _check_same_shape(ref, img)
     return ref, img
 
 
