@@ -123,48 +123,51 @@ def _brightest_index(dark: FloatArray, image: FloatArray, k: int) -> int:
 
     Candidates are the pixels whose dark value is at least the k-th largest dark value
     (ties included); among them the one with the largest channel sum wins, the first in
-    row-major order on ties. The k-th largest value is found by a histogram over
-    [min, max] followed by ``np.partition`` of the boundary bin only; every pass runs on
-    row bands in parallel. ``dark`` is a C-contiguous H×W map, ``image`` H×W×C.
+    row-major order on ties. The k-th largest value is found by a histogram followed by
+    ``np.partition`` of the boundary bin only; both passes run on row bands in parallel.
+    ``dark`` is a C-contiguous H×W map, ``image`` H×W×C.
     """
     height = dark.shape[0]
-    lo, hi = float(dark.min()), float(dark.max())
-    threshold = hi
-    if hi > lo and k > 1:
-        scale = _atm.N_BINS / (hi - lo)
-        hists: dict[int, NDArray[np.int64]] = {}
+    hists: dict[int, NDArray[np.int64]] = {}
 
-        def count(i0: int, i1: int) -> None:
-            hists[i0] = np.zeros(_atm.N_BINS, dtype=np.int64)
-            _atm.histogram(dark, lo, scale, hists[i0], i0, i1)
+    def count(i0: int, i1: int) -> None:
+        hists[i0] = np.zeros((_atm.N_COPIES, _atm.N_BINS), dtype=np.int64)
+        _atm.histogram(dark, hists[i0], i0, i1)
 
-        run_bands(count, height)
-        hist = np.sum(list(hists.values()), axis=0)
-        from_top = np.cumsum(hist[::-1])
-        pos = int(np.searchsorted(from_top, k))  # first bin from the top reaching k
-        target = _atm.N_BINS - 1 - pos
-        above = int(from_top[pos] - hist[target])
-        parts: dict[int, NDArray[Any]] = {}
+    run_bands(count, height)
+    band_hist = {i0: h.sum(axis=0) for i0, h in hists.items()}
+    hist = np.sum(list(band_hist.values()), axis=0)
+    from_top = np.cumsum(hist[::-1])
+    pos = int(np.searchsorted(from_top, k))  # first bin from the top reaching k
+    target = _atm.N_BINS - 1 - pos
+    above = int(from_top[pos] - hist[target])
+    parts: dict[int, tuple[NDArray[Any], NDArray[np.int64], NDArray[np.float64]]] = {}
 
-        def collect(i0: int, i1: int) -> None:
-            parts[i0] = np.empty(int(hists[i0][target]), dtype=dark.dtype)
-            _atm.collect_bin(dark, lo, scale, target, parts[i0], i0, i1)
+    def split(i0: int, i1: int) -> None:
+        n = int(band_hist[i0][target])
+        part = (np.empty(n, dtype=dark.dtype), np.empty(n, dtype=np.int64), np.empty(2))
+        _atm.split_at_bin(dark, image, target, *part, i0, i1)
+        parts[i0] = part
 
-        run_bands(collect, height)
-        values = np.concatenate([parts[i0] for i0 in sorted(parts)])
-        rank = values.size - (k - above)  # ascending position of the k-th largest
-        threshold = float(np.partition(values, rank)[rank])
-    bests: dict[int, NDArray[np.float64]] = {}
-
-    def pick(i0: int, i1: int) -> None:
-        bests[i0] = np.empty(2)
-        _atm.brightest_candidate(dark, image, threshold, bests[i0], i0, i1)
-
-    run_bands(pick, height)
+    run_bands(split, height)
+    bands = [parts[i0] for i0 in sorted(parts)]  # row-major order
+    values = np.concatenate([p[0] for p in bands])
+    rank = values.size - (k - above)  # ascending position of the k-th largest
+    threshold = np.partition(values, rank)[rank]
+    # boundary-bin candidates, in row-major order; sums added channel by channel as the
+    # kernel adds them, so equal pixels tie exactly
+    found = np.concatenate([p[1] for p in bands])[values >= threshold]
+    pixels = image.reshape(-1, image.shape[2])[found]
+    sums = pixels[:, 0].astype(np.float64)
+    for c in range(1, image.shape[2]):
+        sums += pixels[:, c]
     best_sum, best = -np.inf, -1
-    for i0 in sorted(bests):  # bands in row-major order: the earlier band wins ties
-        s, index = bests[i0]
-        if index >= 0 and s > best_sum:
+    if found.size:
+        pick = int(np.argmax(sums))  # the first of equal maxima
+        best_sum, best = float(sums[pick]), int(found[pick])
+    for _, _, (s, index) in bands:
+        # the earliest pixel wins ties, whichever side of the boundary it is on
+        if index >= 0 and (s > best_sum or (s == best_sum and index < best)):
             best_sum, best = s, int(index)
     return best
 
