@@ -301,17 +301,21 @@ def _recover(
     ``image`` holds validated pixels: float, or unsigned int with ``unit = 1 / dtype max``.
     """
     img3 = _as_channels(image)
+    height, width, channels = img3.shape
     wdt = working_dtype(image.dtype)
     out = np.empty(img3.shape, dtype=out_dtype)
     out_scale = float(np.iinfo(out_dtype).max) if out_dtype.kind == "u" else 0.0
     t_c = np.ascontiguousarray(t, dtype=wdt)
     light_c = np.ascontiguousarray(light, dtype=wdt)
     do_clip = clip or out_scale > 0.0
+    # rows as flat runs of W·C samples (a view for the C-contiguous pixels of the pipeline)
+    flat = np.ascontiguousarray(img3).reshape(height, width * channels)
+    out_flat = out.reshape(height, width * channels)
     run_bands(
         lambda i0, i1: _rec.recover_radiance(
-            img3, t_c, light_c, unit, float(t0), do_clip, out_scale, out, i0, i1
+            flat, t_c, light_c, unit, float(t0), do_clip, out_scale, out_flat, i0, i1
         ),
-        img3.shape[0],
+        height,
     )
     return out.reshape(image.shape)
 
@@ -355,14 +359,14 @@ def recover(
     0.2
     """
     arr = np.asarray(image)
-    img = as_float_image(arr)
-    t = check_float_map(transmission, "transmission", img.shape[:2])
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    light = check_atmospheric_light(atmospheric_light, channels, img.dtype)
+    px, unit = as_pixels(arr)  # integer pixels are scaled as they are read (no float copy)
+    t = check_float_map(transmission, "transmission", px.shape[:2])
+    channels = 1 if px.ndim == 2 else px.shape[2]
+    light = check_atmospheric_light(atmospheric_light, channels, working_dtype(px.dtype))
     lo = check_real(t0, "t0", low=0.0, high=1.0)
     if not isinstance(clip, (bool, np.bool_)):
         raise TypeError(f"clip must be True or False, got {clip!r}")
-    return _recover(img, t, light, lo, bool(clip), arr.dtype)
+    return _recover(px, t, light, lo, bool(clip), arr.dtype, unit)
 
 
 GUIDES = ("gray", "color")

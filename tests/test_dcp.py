@@ -107,19 +107,24 @@ def test_transmission(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_recover(rng, dtype):
-    img = random_image(rng, (12, 13, 3), dtype)
-    t = rng.random((12, 13)) * 1.2 - 0.1  # values below t0, below 0 and above 1
-    light = np.array([0.8, 0.9, 0.7])
-    out = dehaze.recover(img, t, light, t0=0.15)
-    assert out.dtype == img.dtype and out.shape == img.shape
-    expected = recover_ref(img, t, light, 0.15)
+@pytest.mark.parametrize("shape", [(12, 13, 3), (1, 1, 3), (150, 70, 3), (150, 71), (9, 4, 3)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_recover(rng, dtype, shape, threads):
+    img = random_image(rng, shape, dtype)
+    t = rng.random(shape[:2]) * 1.2 - 0.1  # values below t0, below 0 and above 1
+    light = np.array([0.8, 0.9, 0.7]) if len(shape) == 3 else 0.85
+    expected = recover_ref(img, t, np.atleast_1d(light), 0.15)
     if np.dtype(dtype).kind == "u":
         expected = np.rint(expected * np.iinfo(dtype).max)
-        np.testing.assert_allclose(out.astype(np.float64), expected, atol=1)
-    else:
-        atol = 1e-12 if dtype == np.float64 else 1e-6
-        np.testing.assert_allclose(out, expected, atol=atol)
+    for name, view in layouts(img).items():
+        with dehaze.num_threads(threads):
+            out = dehaze.recover(view, t, light, t0=0.15)
+        assert out.dtype == img.dtype and out.shape == img.shape, name
+        if np.dtype(dtype).kind == "u":
+            np.testing.assert_allclose(out.astype(np.float64), expected, atol=1, err_msg=name)
+        else:
+            atol = 1e-12 if dtype == np.float64 else 1e-6
+            np.testing.assert_allclose(out, expected, atol=atol, err_msg=name)
 
 
 def test_recover_without_clip_keeps_out_of_range_values():
