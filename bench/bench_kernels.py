@@ -173,3 +173,19 @@ def test_luma(benchmark, image, size, impl):
     else:
         func = lambda: cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2GRAY)  # noqa: E731
     run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_depth_map(benchmark, planes, size, impl):
+    # −ln(clip(t, t0, 1)) of a float32 transmission map
+    benchmark.group = f"depth_map {size}"
+    _, gray = planes
+    t = np.ascontiguousarray(1.0 - 0.8 * gray)
+    if impl == "dehaze":
+        func = lambda: dehaze.depth_map(t, t0=0.1)  # noqa: E731
+    elif impl == "reference":
+        t64 = t.astype(np.float64)
+        func = lambda: -np.log(np.clip(t64, 0.1, 1.0))  # noqa: E731
+    else:
+        func = lambda: -cv2.log(np.clip(t, np.float32(0.1), np.float32(1.0)))  # noqa: E731
+    run(benchmark, func, slow=impl == "reference")

@@ -20,6 +20,26 @@ def test_depth_map_formula():
     assert np.all(d >= 0) and not np.signbit(d).any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (200, 130), (3, 500)])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depth_map_matches_numpy(rng, dtype, shape, layout, threads):
+    """The banded JIT + cv2.log path against −log(clip(t)) / β in float64."""
+    big = rng.uniform(-0.2, 1.2, (2 * shape[0], 2 * shape[1])).astype(dtype)
+    t = {
+        "C": big[: shape[0], : shape[1]].copy(),
+        "F": np.asfortranarray(big[: shape[0], : shape[1]]),
+    }.get(layout, big[::2, ::2])
+    with dehaze.num_threads(threads):
+        d = dehaze.depth_map(t, beta=1.7, t0=0.05)
+    expected = -np.log(np.clip(t.astype(np.float64), 0.05, 1.0)) / 1.7
+    assert d.dtype == dtype and d.shape == shape
+    tol = 4 * np.finfo(dtype).eps
+    np.testing.assert_allclose(d, expected, rtol=tol, atol=tol)
+    assert not np.signbit(d).any()
+
+
 def test_depth_map_keeps_float32():
     assert dehaze.depth_map(np.full((2, 2), 0.5, np.float32)).dtype == np.float32
 
