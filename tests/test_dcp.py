@@ -92,6 +92,30 @@ def test_atmospheric_light_across_row_bands_matches_the_reference(rng, threads):
             )
 
 
+@pytest.mark.parametrize(
+    "kind", ["out_of_range", "one_bin", "constant", "two_levels", "float32_noise"]
+)
+@pytest.mark.parametrize("threads", (1, 2))
+def test_atmospheric_light_selection_on_hard_dark_maps(rng, kind, threads):
+    # the histogram bins [0, 1]: values outside it, values that all share one bin, and
+    # many exact ties must still give the reference's k-th largest threshold and pixel
+    img = random_image(rng, (300, 41, 3), np.float64)
+    dark = {
+        "out_of_range": lambda: rng.uniform(-3.0, 5.0, (300, 41)),
+        "one_bin": lambda: 0.5 + 1e-7 * rng.random((300, 41)),
+        "constant": lambda: np.full((300, 41), 0.25),
+        "two_levels": lambda: np.where(rng.random((300, 41)) < 0.3, 0.75, 0.125),
+        "float32_noise": lambda: rng.random((300, 41)).astype(np.float32),
+    }[kind]()
+    with dehaze.num_threads(threads):
+        for fraction in (1e-9, 0.001, 0.05, 0.3, 1.0):
+            np.testing.assert_array_equal(
+                dehaze.atmospheric_light(img, dark, top_fraction=fraction),
+                atmospheric_light_ref(img, dark.astype(np.float64), fraction),
+                err_msg=f"{kind} {fraction}",
+            )
+
+
 def test_atmospheric_light_of_black_image_is_bounded():
     light = dehaze.atmospheric_light(np.zeros((8, 8, 3), np.uint8))
     np.testing.assert_allclose(light, [1e-3] * 3, rtol=1e-6)
