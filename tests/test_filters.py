@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dehaze import box_filter, min_filter
+from dehaze._kernels.boxfilter import row_window_sums
 
 from helpers import DTYPES, RADII, SHAPES, layouts, random_image
 from reference import box_mean_ref, min_filter_ref
@@ -58,6 +59,26 @@ def test_box_filter_matches_cumsum(rng, dtype, shape, radius):
     scale = max(1.0, float(np.abs(expected).max()))
     atol = (1e-12 if dtype == np.float64 else 1e-6) * scale
     np.testing.assert_allclose(out, expected, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("n_q", (1, 2, 3, 4, 5, 13))
+@pytest.mark.parametrize("width", (1, 2, 7, 40, 161, 300))
+@pytest.mark.parametrize("radius", (0, 1, 3, 80, 400))
+def test_row_window_sums_kernel_on_column_bands(rng, n_q, width, radius):
+    """The running row sums (grouped in fours and pairs, split at the borders) against
+    plain clipped slice sums, for every quantity count the filters use and for bands."""
+    colsum = rng.uniform(-1.0, 1.0, (n_q, width))
+    expected = np.array(
+        [
+            [colsum[q, max(0, j - radius) : j + radius + 1].sum() for j in range(width)]
+            for q in range(n_q)
+        ]
+    )
+    for j0, j1 in ((0, width), (0, width // 2), (width // 2, width), (width // 3, 2 * width // 3)):
+        out = np.full((n_q, width), np.nan)
+        row_window_sums(colsum, radius, j0, j1, out)
+        np.testing.assert_allclose(out[:, j0:j1], expected[:, j0:j1], rtol=1e-12, atol=1e-12)
+        assert np.isnan(out[:, :j0]).all() and np.isnan(out[:, j1:]).all()  # nothing outside
 
 
 @pytest.mark.parametrize("layout", ("C", "F", "strided", "readonly"))

@@ -26,13 +26,19 @@ from dehaze._kernels.boxfilter import (
 def _add_gray_row(
     guide: Array, src: Array, row: int, sign: float, colsum: Array, c0: int, c1: int
 ) -> None:
-    for j in range(c0, c1):
-        g = np.float64(guide[row, j])
-        s = np.float64(src[row, j])
-        colsum[0, j] += sign * g
-        colsum[1, j] += sign * s
-        colsum[2, j] += sign * (g * s)
-        colsum[3, j] += sign * (g * g)
+    g_row = guide[row, c0:c1]
+    s_row = src[row, c0:c1]
+    cs0 = colsum[0, c0:c1]
+    cs1 = colsum[1, c0:c1]
+    cs2 = colsum[2, c0:c1]
+    cs3 = colsum[3, c0:c1]
+    for k in range(c1 - c0):
+        g = np.float64(g_row[k])
+        s = np.float64(s_row[k])
+        cs0[k] += sign * g
+        cs1[k] += sign * s
+        cs2[k] += sign * (g * s)
+        cs3[k] += sign * (g * g)
 
 
 @jit
@@ -42,7 +48,8 @@ def _move_gray_rows(
     """Slide the window down one row: add row ``enter``, remove row ``leave`` (−1: none).
 
     With both rows present the four sums are updated in one loop from the difference of
-    the two rows' terms, touching each column sum once instead of twice.
+    the two rows' terms, touching each column sum once instead of twice. Loops run over
+    slices with a counter from 0 (no negative-index arithmetic; see ``row_window_sums``).
     """
     if enter < 0 or leave < 0:
         if enter >= 0:
@@ -50,15 +57,23 @@ def _move_gray_rows(
         if leave >= 0:
             _add_gray_row(guide, src, leave, -1.0, colsum, c0, c1)
         return
-    for j in range(c0, c1):
-        g1 = np.float64(guide[enter, j])
-        s1 = np.float64(src[enter, j])
-        g0 = np.float64(guide[leave, j])
-        s0 = np.float64(src[leave, j])
-        colsum[0, j] += g1 - g0
-        colsum[1, j] += s1 - s0
-        colsum[2, j] += g1 * s1 - g0 * s0
-        colsum[3, j] += g1 * g1 - g0 * g0
+    g_in = guide[enter, c0:c1]
+    s_in = src[enter, c0:c1]
+    g_out = guide[leave, c0:c1]
+    s_out = src[leave, c0:c1]
+    cs0 = colsum[0, c0:c1]
+    cs1 = colsum[1, c0:c1]
+    cs2 = colsum[2, c0:c1]
+    cs3 = colsum[3, c0:c1]
+    for k in range(c1 - c0):
+        g1 = np.float64(g_in[k])
+        s1 = np.float64(s_in[k])
+        g0 = np.float64(g_out[k])
+        s0 = np.float64(s_out[k])
+        cs0[k] += g1 - g0
+        cs1[k] += s1 - s0
+        cs2[k] += g1 * s1 - g0 * s0
+        cs3[k] += g1 * g1 - g0 * g0
 
 
 @jit
@@ -77,15 +92,22 @@ def coefficients_gray(
     for i in range(height):
         row_window_sums(colsum, radius, j0, j1, sums)
         inv_y = inv_count_y[i]
-        for j in range(j0, j1):
-            inv_n = inv_y * inv_count_x[j]
-            mean_i = sums[0, j] * inv_n
-            mean_p = sums[1, j] * inv_n
-            cov_ip = sums[2, j] * inv_n - mean_i * mean_p
-            var_i = sums[3, j] * inv_n - mean_i * mean_i
+        sum_i = sums[0, j0:j1]
+        sum_p = sums[1, j0:j1]
+        sum_ip = sums[2, j0:j1]
+        sum_ii = sums[3, j0:j1]
+        inv_x = inv_count_x[j0:j1]
+        a_row = ab[0, i, j0:j1]
+        b_row = ab[1, i, j0:j1]
+        for k in range(j1 - j0):
+            inv_n = inv_y * inv_x[k]
+            mean_i = sum_i[k] * inv_n
+            mean_p = sum_p[k] * inv_n
+            cov_ip = sum_ip[k] * inv_n - mean_i * mean_p
+            var_i = sum_ii[k] * inv_n - mean_i * mean_i
             a = cov_ip / (var_i + eps)
-            ab[0, i, j] = a
-            ab[1, i, j] = mean_p - a * mean_i
+            a_row[k] = a
+            b_row[k] = mean_p - a * mean_i
         enter = i + radius + 1 if i + radius + 1 < height else -1
         _move_gray_rows(guide, src, enter, i - radius, colsum, c0, c1)
 
@@ -94,24 +116,27 @@ def coefficients_gray(
 def _add_color_row(
     guide: Array, src: Array, row: int, sign: float, colsum: Array, c0: int, c1: int
 ) -> None:
-    for j in range(c0, c1):
-        r = np.float64(guide[row, j, 0])
-        g = np.float64(guide[row, j, 1])
-        b = np.float64(guide[row, j, 2])
-        s = np.float64(src[row, j])
-        colsum[0, j] += sign * r
-        colsum[1, j] += sign * g
-        colsum[2, j] += sign * b
-        colsum[3, j] += sign * s
-        colsum[4, j] += sign * (r * s)
-        colsum[5, j] += sign * (g * s)
-        colsum[6, j] += sign * (b * s)
-        colsum[7, j] += sign * (r * r)
-        colsum[8, j] += sign * (r * g)
-        colsum[9, j] += sign * (r * b)
-        colsum[10, j] += sign * (g * g)
-        colsum[11, j] += sign * (g * b)
-        colsum[12, j] += sign * (b * b)
+    g_row = guide[row, c0:c1]
+    s_row = src[row, c0:c1]
+    cs = colsum[:, c0:c1]
+    for k in range(c1 - c0):
+        r = np.float64(g_row[k, 0])
+        g = np.float64(g_row[k, 1])
+        b = np.float64(g_row[k, 2])
+        s = np.float64(s_row[k])
+        cs[0, k] += sign * r
+        cs[1, k] += sign * g
+        cs[2, k] += sign * b
+        cs[3, k] += sign * s
+        cs[4, k] += sign * (r * s)
+        cs[5, k] += sign * (g * s)
+        cs[6, k] += sign * (b * s)
+        cs[7, k] += sign * (r * r)
+        cs[8, k] += sign * (r * g)
+        cs[9, k] += sign * (r * b)
+        cs[10, k] += sign * (g * g)
+        cs[11, k] += sign * (g * b)
+        cs[12, k] += sign * (b * b)
 
 
 @jit
@@ -125,28 +150,33 @@ def _move_color_rows(
         if leave >= 0:
             _add_color_row(guide, src, leave, -1.0, colsum, c0, c1)
         return
-    for j in range(c0, c1):
-        r1 = np.float64(guide[enter, j, 0])
-        g1 = np.float64(guide[enter, j, 1])
-        b1 = np.float64(guide[enter, j, 2])
-        s1 = np.float64(src[enter, j])
-        r0 = np.float64(guide[leave, j, 0])
-        g0 = np.float64(guide[leave, j, 1])
-        b0 = np.float64(guide[leave, j, 2])
-        s0 = np.float64(src[leave, j])
-        colsum[0, j] += r1 - r0
-        colsum[1, j] += g1 - g0
-        colsum[2, j] += b1 - b0
-        colsum[3, j] += s1 - s0
-        colsum[4, j] += r1 * s1 - r0 * s0
-        colsum[5, j] += g1 * s1 - g0 * s0
-        colsum[6, j] += b1 * s1 - b0 * s0
-        colsum[7, j] += r1 * r1 - r0 * r0
-        colsum[8, j] += r1 * g1 - r0 * g0
-        colsum[9, j] += r1 * b1 - r0 * b0
-        colsum[10, j] += g1 * g1 - g0 * g0
-        colsum[11, j] += g1 * b1 - g0 * b0
-        colsum[12, j] += b1 * b1 - b0 * b0
+    g_in = guide[enter, c0:c1]
+    s_in = src[enter, c0:c1]
+    g_out = guide[leave, c0:c1]
+    s_out = src[leave, c0:c1]
+    cs = colsum[:, c0:c1]
+    for k in range(c1 - c0):
+        r1 = np.float64(g_in[k, 0])
+        g1 = np.float64(g_in[k, 1])
+        b1 = np.float64(g_in[k, 2])
+        s1 = np.float64(s_in[k])
+        r0 = np.float64(g_out[k, 0])
+        g0 = np.float64(g_out[k, 1])
+        b0 = np.float64(g_out[k, 2])
+        s0 = np.float64(s_out[k])
+        cs[0, k] += r1 - r0
+        cs[1, k] += g1 - g0
+        cs[2, k] += b1 - b0
+        cs[3, k] += s1 - s0
+        cs[4, k] += r1 * s1 - r0 * s0
+        cs[5, k] += g1 * s1 - g0 * s0
+        cs[6, k] += b1 * s1 - b0 * s0
+        cs[7, k] += r1 * r1 - r0 * r0
+        cs[8, k] += r1 * g1 - r0 * g0
+        cs[9, k] += r1 * b1 - r0 * b0
+        cs[10, k] += g1 * g1 - g0 * g0
+        cs[11, k] += g1 * b1 - g0 * b0
+        cs[12, k] += b1 * b1 - b0 * b0
 
 
 @jit
@@ -165,21 +195,24 @@ def coefficients_color(
     for i in range(height):
         row_window_sums(colsum, radius, j0, j1, sums)
         inv_y = inv_count_y[i]
-        for j in range(j0, j1):
-            inv_n = inv_y * inv_count_x[j]
-            mr = sums[0, j] * inv_n
-            mg = sums[1, j] * inv_n
-            mb = sums[2, j] * inv_n
-            mp = sums[3, j] * inv_n
-            cr = sums[4, j] * inv_n - mr * mp
-            cg = sums[5, j] * inv_n - mg * mp
-            cb = sums[6, j] * inv_n - mb * mp
-            srr = sums[7, j] * inv_n - mr * mr + eps
-            srg = sums[8, j] * inv_n - mr * mg
-            srb = sums[9, j] * inv_n - mr * mb
-            sgg = sums[10, j] * inv_n - mg * mg + eps
-            sgb = sums[11, j] * inv_n - mg * mb
-            sbb = sums[12, j] * inv_n - mb * mb + eps
+        sm = sums[:, j0:j1]
+        inv_x = inv_count_x[j0:j1]
+        ab_i = ab[:, i, j0:j1]
+        for k in range(j1 - j0):
+            inv_n = inv_y * inv_x[k]
+            mr = sm[0, k] * inv_n
+            mg = sm[1, k] * inv_n
+            mb = sm[2, k] * inv_n
+            mp = sm[3, k] * inv_n
+            cr = sm[4, k] * inv_n - mr * mp
+            cg = sm[5, k] * inv_n - mg * mp
+            cb = sm[6, k] * inv_n - mb * mp
+            srr = sm[7, k] * inv_n - mr * mr + eps
+            srg = sm[8, k] * inv_n - mr * mg
+            srb = sm[9, k] * inv_n - mr * mb
+            sgg = sm[10, k] * inv_n - mg * mg + eps
+            sgb = sm[11, k] * inv_n - mg * mb
+            sbb = sm[12, k] * inv_n - mb * mb + eps
             # inverse of the symmetric 3×3 matrix by cofactors
             c00 = sgg * sbb - sgb * sgb
             c01 = srb * sgb - srg * sbb
@@ -191,10 +224,10 @@ def coefficients_color(
             ar = (c00 * cr + c01 * cg + c02 * cb) * inv_det
             ag = (c01 * cr + c11 * cg + c12 * cb) * inv_det
             ab_ = (c02 * cr + c12 * cg + c22 * cb) * inv_det
-            ab[0, i, j] = ar
-            ab[1, i, j] = ag
-            ab[2, i, j] = ab_
-            ab[3, i, j] = mp - ar * mr - ag * mg - ab_ * mb
+            ab_i[0, k] = ar
+            ab_i[1, k] = ag
+            ab_i[2, k] = ab_
+            ab_i[3, k] = mp - ar * mr - ag * mg - ab_ * mb
         enter = i + radius + 1 if i + radius + 1 < height else -1
         _move_color_rows(guide, src, enter, i - radius, colsum, c0, c1)
 
@@ -215,14 +248,23 @@ def apply_coefficients(ab: Array, guide: Array, radius: int, out: Array, j0: int
         row_window_sums(colsum, radius, j0, j1, sums)
         inv_y = inv_count_y[i]
         if channels == 1:  # gray guide: a straight loop the compiler vectorises
-            for j in range(j0, j1):
-                out[i, j] = (sums[0, j] * guide[i, j, 0] + sums[1, j]) * (inv_y * inv_count_x[j])
+            sum_a = sums[0, j0:j1]
+            sum_b = sums[1, j0:j1]
+            g_row = guide[i, j0:j1, 0]
+            inv_x = inv_count_x[j0:j1]
+            out_row = out[i, j0:j1]
+            for k in range(j1 - j0):
+                out_row[k] = (sum_a[k] * g_row[k] + sum_b[k]) * (inv_y * inv_x[k])
         else:
-            for j in range(j0, j1):
-                acc = sums[channels, j]
+            sm = sums[:, j0:j1]
+            g_row = guide[i, j0:j1]
+            inv_x = inv_count_x[j0:j1]
+            out_row = out[i, j0:j1]
+            for k in range(j1 - j0):
+                acc = sm[channels, k]
                 for c in range(channels):
-                    acc += sums[c, j] * guide[i, j, c]
-                out[i, j] = acc * (inv_y * inv_count_x[j])
+                    acc += sm[c, k] * g_row[k, c]
+                out_row[k] = acc * (inv_y * inv_x[k])
         enter = i + radius + 1 if i + radius + 1 < height else -1
         move_stack_rows(ab, enter, i - radius, colsum, c0, c1)
 
