@@ -96,7 +96,11 @@ def run_bands(kernel: Callable[[int, int], None], n: int) -> None:
         kernel(0, n)
         return
     edges = [n * k // threads for k in range(threads + 1)]
-    pool = _pool(threads)
-    futures = [pool.submit(kernel, edges[k], edges[k + 1]) for k in range(threads)]
-    for future in futures:
-        future.result()
+    pool = _pool(threads - 1)
+    # the calling thread takes the first band itself: one hand-over fewer per call
+    futures = [pool.submit(kernel, edges[k], edges[k + 1]) for k in range(1, threads)]
+    try:
+        kernel(edges[0], edges[1])
+    finally:
+        for future in futures:
+            future.result()
