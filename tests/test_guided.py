@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import dehaze
 from dehaze import guided_filter
 
 from helpers import DTYPES, SHAPES, layouts, random_image
@@ -39,13 +40,17 @@ def test_color_guide_matches_reference(rng, dtype, shape, radius):
 
 @pytest.mark.parametrize("subsample", (2, 3, 4))
 @pytest.mark.parametrize("color", (False, True))
-@pytest.mark.parametrize("shape", ((40, 57), (9, 5), (3, 3)))
-def test_fast_guided_matches_reference(rng, subsample, color, shape):
-    guide = rng.random((*shape, 3) if color else shape)
-    src = rng.random(shape)
-    out = guided_filter(guide, src, 8, 1e-2, subsample=subsample)
+@pytest.mark.parametrize("shape", ((40, 57), (9, 5), (3, 3), (150, 203)))
+@pytest.mark.parametrize("dtype", (np.float64, np.float32))
+def test_fast_guided_matches_reference(rng, subsample, color, shape, dtype):
+    # (150, 203) has row and column bands on two threads
+    guide = rng.random((*shape, 3) if color else shape).astype(dtype)
+    src = rng.random(shape).astype(dtype)
+    with dehaze.num_threads(2):
+        out = guided_filter(guide, src, 8, 1e-2, subsample=subsample)
+    assert out.dtype == dtype
     expected = fast_guided_ref(guide, src, 8, 1e-2, subsample)
-    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-9 if dtype == np.float64 else 2e-5)
 
 
 def test_fast_guided_approximates_full_filter(rng):

@@ -275,11 +275,20 @@ def combine_coefficients(mean_ab: Array, guide: Array, out: Array, i0: int, i1: 
     n_q, height, width = mean_ab.shape
     channels = n_q - 1
     for i in range(i0, i1):
-        for j in range(width):
-            acc = np.float64(mean_ab[channels, i, j])
-            for c in range(channels):
-                acc += mean_ab[c, i, j] * guide[i, j, c]
-            out[i, j] = acc
+        out_row = out[i]
+        if channels == 1:  # gray guide: a straight loop over rows, which vectorises
+            a_row = mean_ab[0, i]
+            b_row = mean_ab[1, i]
+            g_row = guide[i].reshape(width)
+            for j in range(width):
+                out_row[j] = a_row[j] * g_row[j] + b_row[j]
+        else:
+            g_rows = guide[i]
+            for j in range(width):
+                acc = np.float64(mean_ab[channels, i, j])
+                for c in range(channels):
+                    acc += mean_ab[c, i, j] * g_rows[j, c]
+                out_row[j] = acc
 
 
 @jit
