@@ -87,7 +87,7 @@ from dehaze.dcp import (
     _recover,
 )
 from dehaze.depth import _depth
-from dehaze.filters import box_mean_planes, min_filter_plane
+from dehaze.filters import min_filter_plane
 from dehaze.guided import GRAY_WEIGHTS, guided_filter_plane, to_gray
 from dehaze.result import DehazeResult
 
@@ -323,13 +323,16 @@ def _sky_fraction(
     """Fraction of the top third of ``gray`` that is flat and within ``max_distance`` of A."""
     rows = max(1, gray.shape[0] // 3)
     # the windows of the top ``rows`` rows reach ``radius`` rows further down, no more
-    band = gray[: min(gray.shape[0], rows + radius)].astype(np.float64)
-    stack = np.ascontiguousarray(np.stack([band, band * band]))
-    means = box_mean_planes(stack, radius)[:, :rows]
-    variance = means[1] - means[0] * means[0]
-    flat = variance < max_std * max_std
-    near = np.abs(band[:rows] - light_luma) < max_distance
-    return float(np.count_nonzero(flat & near)) / float(flat.size)
+    band = np.ascontiguousarray(gray[: min(gray.shape[0], rows + radius)])
+    r = min(radius, max(band.shape))
+    counts: dict[int, int] = {}
+
+    def count(j0: int, j1: int) -> None:
+        var = max_std * max_std
+        counts[j0] = _rk.sky_count(band, rows, r, var, light_luma, max_distance, j0, j1)
+
+    run_bands(count, band.shape[1])
+    return float(sum(counts.values())) / float(rows * band.shape[1])
 
 
 def _check_sky_range(value: Any) -> tuple[float, float]:

@@ -223,14 +223,18 @@ def test_quadtree_rejects(rng, kwargs, exc):
 # --- sky fraction ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 5), (7, 3), (30, 41), (61, 20)])
+@pytest.mark.parametrize("shape", [(1, 1), (2, 5), (7, 3), (30, 41), (61, 20), (150, 260)])
 @pytest.mark.parametrize("radius", [0, 1, 3, 60])
-def test_sky_fraction_matches_reference(rng, shape, radius):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sky_fraction_matches_reference(rng, shape, radius, threads):
+    # (150, 260) is cut into column bands on two threads
     image = rng.random(shape + (3,)) * 0.6
     image[: shape[0] // 4 + 1, : shape[1] // 2 + 1] = 0.85  # a flat patch near A
     image[:, -1] = 0.87  # and a flat-ish column, flat only where its window is
     want = sky_fraction_ref(image, 0.85, radius, 0.02, 0.2)
-    assert sky_fraction(image, 0.85, radius=radius) == pytest.approx(want, abs=1e-12)
+    with dehaze.num_threads(threads):
+        got = sky_fraction(image, 0.85, radius=radius)
+    assert got == pytest.approx(want, abs=1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
