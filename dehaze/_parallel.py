@@ -1,8 +1,8 @@
 """Run band kernels on a few threads; the thread count is set in one place.
 
 Kernels are compiled with ``nogil=True`` and take the band they fill (``[start, stop)``
-rows or columns) as arguments, so bands run truly in parallel from a thread pool. The work
-is cut into one band per thread: banded box sums pay a halo of ``radius`` columns on each
+rows or columns) as arguments, so bands run truly in parallel: the calling thread runs the
+first band and a thread pool the others. The work is cut into one band per thread: banded box sums pay a halo of ``radius`` columns on each
 side, which fewer, wider bands keep small. Min filters, recovery and depth are exact
 whatever the banding; box and guided filters start their running sums at each band's
 first column, so their float64 sums, and hence results, may differ in the last bits between
