@@ -2,11 +2,12 @@
 
 Kernels are compiled with ``nogil=True`` and take the band they fill (``[start, stop)``
 rows or columns) as arguments, so bands run truly in parallel: the calling thread runs the
-first band and a thread pool the others. The work is cut into one band per thread: banded box sums pay a halo of ``radius`` columns on each
-side, which fewer, wider bands keep small. Min filters, recovery and depth are exact
-whatever the banding; box and guided filters start their running sums at each band's
-first column, so their float64 sums, and hence results, may differ in the last bits between
-thread counts (far below float32 resolution).
+first band and a thread pool the others. The work is cut into one band per thread: banded
+box sums pay a halo of ``radius`` columns on each side, which fewer, wider bands keep
+small. Min filters, recovery and depth are exact whatever the banding; box and guided
+filters start their running sums at each band's first column, so their float64 sums, and
+hence results, may differ in the last bits between thread counts (far below float32
+resolution).
 
 The default number of threads is ``$DEHAZE_NUM_THREADS`` if set, else the number of CPUs
 available to the process (capped at 8). :func:`num_threads` changes it temporarily.
