@@ -118,58 +118,104 @@ def dark_channel(image: ArrayLike, patch_radius: int = 7) -> FloatArray:
     return _dark_channel(img, check_radius(patch_radius, "patch_radius"))
 
 
+#: Most boundary-bin positions :func:`_brightest_index` stores (512 KiB of indices).
+MAX_KEPT_POSITIONS = 1 << 16
+
+
 def _brightest_index(dark: FloatArray, image: FloatArray, k: int) -> int:
     """Flat index of the pixel He's rule takes A from (internal, unchecked).
 
     Candidates are the pixels whose dark value is at least the k-th largest dark value
     (ties included); among them the one with the largest channel sum wins, the first in
     row-major order on ties. The k-th largest value is found by a histogram followed by
-    ``np.partition`` of the boundary bin only; both passes run on row bands in parallel.
-    ``dark`` is a C-contiguous H×W map, ``image`` H×W×C.
+    ``np.partition`` of the boundary bin only (none when its values are all equal); every
+    pass runs on row bands in parallel. ``dark`` is a C-contiguous H×W map, ``image``
+    H×W×C.
     """
     height = dark.shape[0]
     hists: dict[int, NDArray[np.int64]] = {}
+    extents: dict[int, NDArray[np.float64]] = {}
 
     def count(i0: int, i1: int) -> None:
         hists[i0] = np.zeros((_atm.N_COPIES, _atm.N_BINS), dtype=np.int64)
-        _atm.histogram(dark, hists[i0], i0, i1)
+        extents[i0] = np.empty(2)
+        _atm.histogram(dark, hists[i0], extents[i0], i0, i1)
 
     run_bands(count, height)
+    if min(e[0] for e in extents.values()) == max(e[1] for e in extents.values()):
+        # a constant map (a black or blank frame): every pixel is a candidate
+        return _brightest_at_least(dark, image, _atm.N_BINS, -np.inf)[1]
     band_hist = {i0: h.sum(axis=0) for i0, h in hists.items()}
     hist = np.sum(list(band_hist.values()), axis=0)
     from_top = np.cumsum(hist[::-1])
     pos = int(np.searchsorted(from_top, k))  # first bin from the top reaching k
     target = _atm.N_BINS - 1 - pos
     above = int(from_top[pos] - hist[target])
+    # positions of the boundary bin are kept when they are few (the usual case, two passes
+    # in all); for a large bin, a third pass finds its brightest candidate instead
+    keep_index = int(hist[target]) <= MAX_KEPT_POSITIONS
     parts: dict[int, tuple[NDArray[Any], NDArray[np.int64], NDArray[np.float64]]] = {}
 
     def split(i0: int, i1: int) -> None:
         n = int(band_hist[i0][target])
-        part = (np.empty(n, dtype=dark.dtype), np.empty(n, dtype=np.int64), np.empty(2))
+        part = (
+            np.empty(n, dtype=dark.dtype),
+            np.empty(n if keep_index else 0, dtype=np.int64),
+            np.empty(4),
+        )
         _atm.split_at_bin(dark, image, target, *part, i0, i1)
         parts[i0] = part
 
     run_bands(split, height)
     bands = [parts[i0] for i0 in sorted(parts)]  # row-major order
     values = np.concatenate([p[0] for p in bands])
+    low = min(float(p[2][2]) for p in bands)
+    high = max(float(p[2][3]) for p in bands)
     rank = values.size - (k - above)  # ascending position of the k-th largest
-    threshold = np.partition(values, rank)[rank]
-    # boundary-bin candidates, in row-major order; sums added channel by channel as the
-    # kernel adds them, so equal pixels tie exactly
-    found = np.concatenate([p[1] for p in bands])[values >= threshold]
-    pixels = image.reshape(-1, image.shape[2])[found]
-    sums = pixels[:, 0].astype(np.float64)
-    for c in range(1, image.shape[2]):
-        sums += pixels[:, c]
+    # a bin of equal values (a constant or black frame) needs no partition
+    threshold = low if low == high else float(np.partition(values, rank)[rank])
+    candidates: list[tuple[float, int]] = [(float(p[2][0]), int(p[2][1])) for p in bands]
+    if keep_index:
+        # boundary-bin candidates, in row-major order; sums added channel by channel as
+        # the kernel adds them, so equal pixels tie exactly
+        found = np.concatenate([p[1] for p in bands])[values >= threshold]
+        pixels = image.reshape(-1, image.shape[2])[found]
+        sums = pixels[:, 0].astype(np.float64)
+        for c in range(1, image.shape[2]):
+            sums += pixels[:, c]
+        if found.size:
+            pick = int(np.argmax(sums))  # the first of equal maxima
+            candidates.append((float(sums[pick]), int(found[pick])))
+    else:
+        candidates.append(_brightest_at_least(dark, image, target, threshold))
+    return _first_brightest(candidates)[1]
+
+
+def _first_brightest(candidates: list[tuple[float, int]]) -> tuple[float, int]:
+    """Pick the (sum, index) of largest sum, the earliest pixel on ties (index −1: none)."""
     best_sum, best = -np.inf, -1
-    if found.size:
-        pick = int(np.argmax(sums))  # the first of equal maxima
-        best_sum, best = float(sums[pick]), int(found[pick])
-    for _, _, (s, index) in bands:
-        # the earliest pixel wins ties, whichever side of the boundary it is on
+    for s, index in candidates:
         if index >= 0 and (s > best_sum or (s == best_sum and index < best)):
-            best_sum, best = s, int(index)
-    return best
+            best_sum, best = s, index
+    return best_sum, best
+
+
+def _brightest_at_least(
+    dark: FloatArray, image: FloatArray, target: int, threshold: float
+) -> tuple[float, int]:
+    """Find the brightest pixel with ``dark >= threshold`` in bin ``target``, banded.
+
+    ``target = N_BINS`` means any bin. Returns (channel sum, flat index), the first in
+    row-major order on ties.
+    """
+    bests: dict[int, NDArray[np.float64]] = {}
+
+    def pick(i0: int, i1: int) -> None:
+        bests[i0] = np.empty(2)
+        _atm.brightest_in_bin(dark, image, target, threshold, bests[i0], i0, i1)
+
+    run_bands(pick, dark.shape[0])
+    return _first_brightest([(float(b[0]), int(b[1])) for b in bests.values()])
 
 
 def _estimate_light(

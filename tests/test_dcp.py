@@ -96,7 +96,11 @@ def test_atmospheric_light_across_row_bands_matches_the_reference(rng, threads):
     "kind", ["out_of_range", "one_bin", "constant", "two_levels", "float32_noise"]
 )
 @pytest.mark.parametrize("threads", (1, 2))
-def test_atmospheric_light_selection_on_hard_dark_maps(rng, kind, threads):
+@pytest.mark.parametrize("kept", (1 << 16, 0))
+def test_atmospheric_light_selection_on_hard_dark_maps(rng, kind, threads, kept, monkeypatch):
+    # kept = 0: the boundary bin's positions are never stored, so its brightest candidate
+    # comes from the third pass (what large bins use)
+    monkeypatch.setattr(dehaze.dcp, "MAX_KEPT_POSITIONS", kept)
     # the histogram bins [0, 1]: values outside it, values that all share one bin, and
     # many exact ties must still give the reference's k-th largest threshold and pixel
     img = random_image(rng, (300, 41, 3), np.float64)
