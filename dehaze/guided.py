@@ -80,8 +80,8 @@ def guided_filter_plane(
         return out
     mean_ab = box_mean_planes(ab, small_r)
     up = np.empty((channels + 1, height, width), dtype=dtype)
-    for q in range(channels + 1):
-        up[q] = cv2.resize(mean_ab[q], (width, height), interpolation=cv2.INTER_LINEAR)
+    for q in range(channels + 1):  # straight into the plane: no temporary full-size copy
+        cv2.resize(mean_ab[q], (width, height), dst=up[q], interpolation=cv2.INTER_LINEAR)
     run_bands(lambda i0, i1: _gk.combine_coefficients(up, guide, out, i0, i1), height)
     return out
 
