@@ -8,6 +8,7 @@ import pytest
 
 import dehaze
 from dehaze._validate import as_float_image
+from dehaze.restore import sky_fraction
 
 from conftest import run
 from reference import (
@@ -18,6 +19,7 @@ from reference import (
     guided_gray_ref,
     min_filter_ref,
     recover_ref,
+    to_float64,
 )
 
 IMPLS = ("dehaze", "reference", "opencv")
@@ -188,4 +190,25 @@ def test_depth_map(benchmark, planes, size, impl):
         func = lambda: -np.log(np.clip(t64, 0.1, 1.0))  # noqa: E731
     else:
         func = lambda: -cv2.log(np.clip(t, np.float32(0.1), np.float32(1.0)))  # noqa: E731
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", ("dehaze", "reference"))
+def test_sky_fraction(benchmark, planes, size, impl):
+    # RobustDCP's sky statistic: luma, local variance over 15 × 15, distance to A
+    benchmark.group = f"sky_fraction {size}"
+    img, _ = planes
+    if impl == "dehaze":
+        func = lambda: sky_fraction(img, 0.8)  # noqa: E731
+    else:
+
+        def func():
+            gray = to_float64(img) @ np.array([0.299, 0.587, 0.114])
+            rows = max(1, gray.shape[0] // 3)
+            band = gray[: rows + 7]
+            mean = box_mean_ref(band, 7)[:rows]
+            variance = box_mean_ref(band * band, 7)[:rows] - mean * mean
+            near = np.abs(band[:rows] - 0.8) < 0.2
+            return np.count_nonzero((variance < 0.02**2) & near) / variance.size
+
     run(benchmark, func, slow=impl == "reference")
