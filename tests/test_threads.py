@@ -79,3 +79,17 @@ def test_uint8_pipeline_is_identical_across_thread_counts(rng):
         # float32 results of banded sums differ at most in the last bits: at most one
         # rounding step in a handful of pixels
         assert np.abs(out.astype(int) - outputs[0].astype(int)).max() <= 1
+
+
+def test_concurrent_callers_get_their_own_results(rng):
+    # several user threads calling dehaze at once share the kernel pool: every call must
+    # still get exactly its serial result (no band of one call lands in another's output)
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [rng.integers(0, 256, (180, 150 + 7 * k, 3), dtype=np.uint8) for k in range(6)]
+    with dehaze.num_threads(2):
+        serial = [dehaze.dehaze(im, guided_radius=12).image for im in images]
+        with ThreadPoolExecutor(max_workers=4) as users:
+            parallel = list(users.map(lambda im: dehaze.dehaze(im, guided_radius=12).image, images))
+    for want, got in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(got, want)
