@@ -23,7 +23,7 @@ from dehaze.guided import guided_filter
 from dehaze.recovery import recover
 from dehaze.result import Dehazer, DehazeResult, LightScene, Method, Scene
 from dehaze.robust import RobustDCP, RobustScene
-from dehaze.transmission import dark_channel, sky_fraction, tolerance_transmission, transmission
+from dehaze.transmission_map import dark_channel, sky_fraction, tolerance_transmission, transmission
 
 __version__ = "0.1.0"
 

@@ -25,7 +25,7 @@ from dehaze._validate import (
     working_dtype,
 )
 from dehaze.filters import min_filter_plane
-from dehaze.transmission import dark_channel_plane
+from dehaze.transmission_map import dark_channel_plane
 
 __all__ = [
     "LIGHT_RULES",

@@ -37,7 +37,7 @@ from dehaze.filters import min_filter_plane
 from dehaze.guided import GUIDES, guided_filter_plane, guided_halo, to_gray
 from dehaze.recovery import recover_pixels
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
-from dehaze.transmission import distance_to_light, weaken_haze_removal
+from dehaze.transmission_map import distance_to_light, weaken_haze_removal
 
 __all__ = ["CAP_COEFFICIENTS", "ColorAttenuationPrior", "cap_depth"]
 

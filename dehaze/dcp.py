@@ -3,7 +3,7 @@
 Haze model: I(x) = J(x) t(x) + A (1 − t(x)). :class:`DarkChannelPrior` composes the stages:
 
 1. the dark channel  dark(I)(x) = min over the patch Ω(x) of min over c of I_c
-   (:mod:`dehaze.transmission`);
+   (:mod:`dehaze.transmission_map`);
 2. the atmospheric light A from the brightest dark-channel pixels (:mod:`dehaze.atmosphere`)
    — the whole-image ``estimate`` phase;
 3. the transmission  t̃ = 1 − ω · dark(I / A), refined by the guided filter (gray or colour
@@ -36,7 +36,7 @@ from dehaze.depth import depth_plane
 from dehaze.guided import GUIDES, guided_filter_plane, guided_halo, to_gray
 from dehaze.recovery import recover_pixels
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
-from dehaze.transmission import dark_channel_plane, raw_transmission
+from dehaze.transmission_map import dark_channel_plane, raw_transmission
 
 __all__ = ["DarkChannelPrior", "check_dcp_parameters", "dehaze"]
 
@@ -60,7 +60,7 @@ def check_dcp_parameters(method: Any) -> None:
 class DarkChannelPrior:
     """A dark-channel-prior dehazer: validated, reusable parameters; call it on images.
 
-    The defaults were chosen by the documented sweep ``bench/sweep_dcp.py`` on the 60
+    The defaults were chosen by the documented sweep ``bench/tuning/sweep_dcp.py`` on the 60
     shared RESIDE SOTS-indoor pairs (docs/benchmarks.md): 21.91 dB / 0.890 SSIM there
     against 19.25 / 0.849 with the paper's parameters, and 17.46 / 0.877 against
     13.99 / 0.803 on the 12 SOTS-outdoor pairs, at the same cost. On SOTS scenes the sweep

@@ -5,7 +5,7 @@ bright objects have a high dark channel, so their transmission collapses to t0 a
 (I − A)/t0 blows colours out; He's atmospheric-light rule can pick a white object.
 :class:`RobustDCP` composes the stages that fix this — a guarded atmospheric light
 (:mod:`dehaze.atmosphere`), the K-tolerance rule with K chosen from the image's sky fraction
-(:mod:`dehaze.transmission`) and a haze ``amount`` (MATLAB ``imreducehaze``'s idea). How its
+(:mod:`dehaze.transmission_map`) and a haze ``amount`` (MATLAB ``imreducehaze``'s idea). How its
 defaults were tuned is in docs/benchmarks.md.
 """
 
@@ -35,7 +35,7 @@ from dehaze.depth import depth_plane
 from dehaze.guided import guided_filter_plane, guided_halo, to_gray
 from dehaze.recovery import recover_pixels
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
-from dehaze.transmission import (
+from dehaze.transmission_map import (
     dark_channel_plane,
     distance_to_light,
     light_luma,
