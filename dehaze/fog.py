@@ -235,8 +235,10 @@ def load_fade_model(folder: str | os.PathLike[str] | None = None) -> FadeModel:
 
     Examples
     --------
+    The examples need the parameters in ``$DEHAZE_DATA/fade`` and are not run as doctests.
+
     >>> from dehaze.fog import load_fade_model
-    >>> load_fade_model().fogfree_cov.shape  # doctest: +SKIP  (needs $DEHAZE_DATA/fade)
+    >>> load_fade_model().fogfree_cov.shape  # doctest: +SKIP
     (12, 12)
     """
     path = Path(folder) if folder is not None else data_root() / "fade"
@@ -554,12 +556,14 @@ def fog_density(
 
     Examples
     --------
+    The examples need the parameters in ``$DEHAZE_DATA/fade`` and are not run as doctests.
+
     >>> import numpy as np
     >>> from dehaze.metrics import fog_density
     >>> y, x = np.mgrid[0:64, 0:64] / 63.0
     >>> scene = np.stack([x, y, 0.5 * (x + y)], axis=-1)
     >>> hazy = 0.3 * scene + 0.7 * 0.9  # t = 0.3, A = 0.9
-    >>> fog_density(hazy) > fog_density(scene)  # doctest: +SKIP  (needs $DEHAZE_DATA/fade)
+    >>> fog_density(hazy) > fog_density(scene)  # doctest: +SKIP
     True
     """
     fogfree, foggy = _fade_maps(image, model, max_side)
@@ -598,10 +602,12 @@ def fog_density_map(
 
     Examples
     --------
+    The examples need the parameters in ``$DEHAZE_DATA/fade`` and are not run as doctests.
+
     >>> import numpy as np
     >>> from dehaze.fog import fog_density_map
     >>> img = np.random.default_rng(0).random((40, 72, 3))
-    >>> fog_density_map(img).shape  # doctest: +SKIP  (needs $DEHAZE_DATA/fade)
+    >>> fog_density_map(img).shape  # doctest: +SKIP
     (5, 9)
     """
     fogfree, foggy = _fade_maps(image, model, max_side)
