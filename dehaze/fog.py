@@ -337,32 +337,53 @@ def _prepare(image: ArrayLike, max_side: int | None) -> NDArray[np.uint8]:
 # --- features -------------------------------------------------------------------------
 
 
-def _patches(plane: NDArray[Any]) -> NDArray[Any]:
-    """(H, W) → (H/8, W/8, 64): the pixels of each non-overlapping 8 × 8 patch."""
-    rows, cols = plane.shape[0] // PATCH_SIZE, plane.shape[1] // PATCH_SIZE
-    blocks = plane.reshape(rows, PATCH_SIZE, cols, PATCH_SIZE).swapaxes(1, 2)
-    return blocks.reshape(rows, cols, PATCH_SIZE * PATCH_SIZE)
+def _patch_sum(plane: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(H, W) → (H/8, W/8): the sum of each non-overlapping 8 × 8 patch.
 
-
-def _sample_variance(values: NDArray[np.float64], keep: NDArray[np.bool_] | None = None) -> Any:
-    """Per-patch sample variance over the last axis, of the values where ``keep``.
-
-    MATLAB ``nanvar`` semantics: divide by n − 1, by 1 when n = 1, NaN when n = 0.
+    Summed down the rows of each patch band, then across each patch's columns: both
+    reductions run over contiguous memory, and no (H/8, W/8, 64) copy is made.
     """
+    rows, cols = plane.shape[0] // PATCH_SIZE, plane.shape[1] // PATCH_SIZE
+    by_rows = plane.reshape(rows, PATCH_SIZE, plane.shape[1]).sum(axis=1)
+    total: NDArray[np.float64] = by_rows.reshape(rows, cols, PATCH_SIZE).sum(axis=2)
+    return total
+
+
+def _patch_mean(plane: NDArray[np.float64]) -> NDArray[np.float64]:
+    return _patch_sum(plane) / float(PATCH_SIZE * PATCH_SIZE)
+
+
+def _patch_variance(
+    plane: NDArray[np.float64], keep: NDArray[np.bool_] | None = None
+) -> NDArray[np.float64]:
+    """Sample variance of each 8 × 8 patch's values (only those where ``keep``).
+
+    MATLAB ``nanvar`` semantics: divide by n − 1, by 1 when n = 1, NaN when n = 0. Two
+    passes (mean, then squared deviations): E[x²] − E[x]² would turn the variance of a
+    nearly uniform patch of values ~255 into rounding noise.
+    """
+    rows, cols = plane.shape[0] // PATCH_SIZE, plane.shape[1] // PATCH_SIZE
+    blocks = plane.reshape(rows, PATCH_SIZE, cols, PATCH_SIZE)
     if keep is None:
-        keep = np.ones(values.shape, dtype=bool)
-    count = keep.sum(axis=-1)
-    total = np.where(keep, values, 0.0).sum(axis=-1)
-    mean = np.divide(total, count, out=np.zeros(count.shape), where=count > 0)
-    deviation = np.where(keep, values - mean[..., None], 0.0)
-    squares = np.einsum("...i,...i->...", deviation, deviation)
-    variance = squares / np.maximum(count - 1, 1)
-    variance[count == 0] = np.nan
+        mean = _patch_mean(plane)
+        deviation = blocks - mean[:, None, :, None]
+        squares = _patch_sum((deviation * deviation).reshape(plane.shape))
+        return squares / float(PATCH_SIZE * PATCH_SIZE - 1)
+    count = _patch_sum(keep.astype(np.float64))
+    total = _patch_sum(np.where(keep, plane, 0.0))
+    mean = np.divide(total, count, out=np.zeros(count.shape), where=count > 0.0)
+    deviation = np.where(keep.reshape(blocks.shape), blocks - mean[:, None, :, None], 0.0).reshape(
+        plane.shape
+    )
+    variance = _patch_sum(deviation * deviation) / np.maximum(count - 1.0, 1.0)
+    variance[count == 0.0] = np.nan
     return variance
 
 
-def _matlab_rgb2gray(rgb: NDArray[np.uint8]) -> NDArray[np.float64]:
-    gray: NDArray[np.float64] = rgb.astype(np.float64) @ np.asarray(_RGB2GRAY)
+def _matlab_rgb2gray(
+    red: NDArray[np.float64], green: NDArray[np.float64], blue: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    gray = _RGB2GRAY[0] * red + _RGB2GRAY[1] * green + _RGB2GRAY[2] * blue
     return np.floor(gray + 0.5)  # MATLAB rounds half away from zero; values are ≥ 0
 
 
@@ -381,13 +402,13 @@ def _mscn_features(gray: NDArray[np.float64]) -> list[NDArray[np.float64]]:
     mscn = (gray - mu) / (sigma + 1.0)
     cv = np.divide(sigma, mu, out=np.full(mu.shape, np.nan), where=mu != 0.0)
 
-    products = _patches(mscn * np.roll(mscn, 1, axis=0))
+    products = mscn * np.roll(mscn, 1, axis=0)
     return [
-        _sample_variance(_patches(mscn)),
-        _sample_variance(products, products >= 0.0),
-        _sample_variance(products, products <= 0.0),
-        _patches(sigma).mean(axis=-1),
-        _patches(cv).mean(axis=-1),  # NaN (patch undefined) where μ = 0
+        _patch_variance(mscn),
+        _patch_variance(products, products >= 0.0),
+        _patch_variance(products, products <= 0.0),
+        _patch_mean(sigma),
+        _patch_mean(cv),  # NaN (patch undefined) where μ = 0
     ]
 
 
@@ -443,16 +464,30 @@ def _contrast_energy(channel: NDArray[np.float64], threshold: float) -> NDArray[
     return np.where(response > _CE_MARGIN, response, 0.0)
 
 
-def _entropy(gray_patches: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Entropy in bits of the 8-bit levels of each patch (MATLAB ``entropy``)."""
-    count = gray_patches.shape[-1]
-    flat = gray_patches.reshape(-1, count).astype(np.intp)
-    offsets = np.arange(flat.shape[0], dtype=np.intp)[:, None] * 256
-    histogram = np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * 256)
-    p = histogram.reshape(-1, 256) / float(count)
-    log_p = np.log2(p, out=np.zeros_like(p), where=p > 0.0)
-    entropy: NDArray[np.float64] = -np.einsum("ij,ij->i", p, log_p)
-    return entropy.reshape(gray_patches.shape[:-1])
+def _entropy(gray: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Entropy in bits of the 8-bit levels of each 8 × 8 patch (MATLAB ``entropy``).
+
+    With counts c of the 256 levels in a patch of n = 64 pixels,
+    −Σ (c/n) log2(c/n) = log2(n) − Σ c log2(c) / n, with c log2(c) from a table.
+    """
+    rows, cols = gray.shape[0] // PATCH_SIZE, gray.shape[1] // PATCH_SIZE
+    n = PATCH_SIZE * PATCH_SIZE
+    levels = gray.astype(np.intp).reshape(rows, PATCH_SIZE, cols, PATCH_SIZE)
+    patch = np.arange(rows)[:, None, None, None] * cols + np.arange(cols)[None, None, :, None]
+    histogram = np.bincount((patch * 256 + levels).ravel(), minlength=rows * cols * 256)
+    entropy: NDArray[np.float64] = math.log2(n) - _c_log_c(n)[histogram.reshape(-1, 256)].sum(
+        axis=1
+    ) / float(n)
+    return entropy.reshape(rows, cols)
+
+
+@functools.lru_cache(maxsize=1)
+def _c_log_c(n: int) -> NDArray[np.float64]:
+    """Return the table of c · log2(c) for the counts c = 0 … n (0 for c = 0)."""
+    counts = np.arange(n + 1, dtype=np.float64)
+    table = counts * np.log2(np.maximum(counts, 1.0))
+    table.setflags(write=False)
+    return table
 
 
 def _fog_features(rgb: NDArray[np.uint8]) -> NDArray[np.float64]:
@@ -460,31 +495,30 @@ def _fog_features(rgb: NDArray[np.uint8]) -> NDArray[np.float64]:
 
     ``rgb`` is an 8-bit image whose sides are multiples of 8.
     """
-    planes = rgb.astype(np.float64)
-    red, green, blue = planes[..., 0], planes[..., 1], planes[..., 2]
-    gray = _matlab_rgb2gray(rgb)
+    red, green, blue = (np.ascontiguousarray(rgb[..., k], dtype=np.float64) for k in range(3))
+    gray = _matlab_rgb2gray(red, green, blue)
     features = _mscn_features(gray)
 
-    ce_gray = red * _CE_GRAY[0] + green * _CE_GRAY[1] + blue * _CE_GRAY[2]
+    ce_gray = _CE_GRAY[0] * red + _CE_GRAY[1] * green + _CE_GRAY[2] * blue
     for channel, threshold in zip(
         (ce_gray, 0.5 * red + 0.5 * green - blue, red - green), _CE_THRESHOLDS, strict=True
     ):
-        features.append(_patches(_contrast_energy(channel, threshold)).mean(axis=-1))
+        features.append(_patch_mean(_contrast_energy(channel, threshold)))
 
-    features.append(_entropy(_patches(gray)))
+    features.append(_entropy(gray))
 
-    brightest = planes.max(axis=-1)
-    darkest = planes.min(axis=-1)
-    features.append(_patches(darkest / 255.0).mean(axis=-1))
+    brightest = np.maximum(np.maximum(red, green), blue)
+    darkest = np.minimum(np.minimum(red, green), blue)
+    features.append(_patch_mean(darkest / 255.0))
     saturation = np.divide(
         brightest - darkest, brightest, out=np.zeros_like(brightest), where=brightest > 0.0
     )
-    features.append(_patches(saturation).mean(axis=-1))
+    features.append(_patch_mean(saturation))
 
-    rg = _patches(red - green)
-    yb = _patches(0.5 * (red + green) - blue)
-    spread = np.sqrt(_sample_variance(rg) + _sample_variance(yb))
-    offset = np.sqrt(rg.mean(axis=-1) ** 2 + yb.mean(axis=-1) ** 2)
+    rg = red - green
+    yb = 0.5 * (red + green) - blue
+    spread = np.sqrt(_patch_variance(rg) + _patch_variance(yb))
+    offset = np.sqrt(_patch_mean(rg) ** 2 + _patch_mean(yb) ** 2)
     features.append(spread + 0.3 * offset)
     return np.stack(features, axis=-1)
 
@@ -495,14 +529,24 @@ def _fog_features(rgb: NDArray[np.uint8]) -> NDArray[np.float64]:
 def _distances(
     log_features: NDArray[np.float64], mean: NDArray[np.float64], cov: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Distance of each patch (rows of finite ``log(1 + f)``) to one Gaussian model."""
+    """Distance of each patch (rows of finite ``log(1 + f)``) to one Gaussian model.
+
+    The pooled matrix of a patch is ``C = Σ/2 + (v/2) 1 1ᵀ`` (v: the variance of its own
+    features), a rank-one update of one matrix shared by all patches, so by
+    Sherman–Morrison ``dᵀ C⁻¹ d = dᵀ S d − c (1ᵀ S d)² / (1 + c 1ᵀ S 1)`` with
+    ``S = (Σ/2)⁻¹`` and ``c = v/2``: one 12 × 12 inverse instead of one solve per patch.
+    """
     diff = mean[None, :] - log_features
-    own_variance = _sample_variance(log_features)
-    pooled = (cov[None, :, :] + own_variance[:, None, None]) / 2.0
-    solved = np.linalg.solve(pooled, diff[:, :, None])[:, :, 0]
-    squared: NDArray[np.float64] = np.einsum("ij,ij->i", diff, solved)
-    # pooled is positive definite, so squared ≥ 0 up to rounding (≈ 1e-16 · |diff|²).
-    return np.sqrt(np.maximum(squared, 0.0))
+    half_variance = np.var(log_features, axis=1, ddof=1) / 2.0
+    shared_inverse = np.linalg.inv(cov / 2.0)
+    weighted = diff @ shared_inverse
+    quadratic = np.einsum("ij,ij->i", weighted, diff)
+    along_ones = weighted.sum(axis=1)  # 1ᵀ S d (S is symmetric)
+    ones_norm = float(shared_inverse.sum())  # 1ᵀ S 1 > 0
+    squared = quadratic - half_variance * along_ones**2 / (1.0 + half_variance * ones_norm)
+    # C is positive definite, so squared ≥ 0 up to rounding (≈ 1e-16 · |diff|²).
+    distance: NDArray[np.float64] = np.sqrt(np.maximum(squared, 0.0))
+    return distance
 
 
 def _fade_maps(
