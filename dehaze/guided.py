@@ -14,9 +14,9 @@ from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
+    check_eps,
     check_float_map,
     check_radius,
-    check_real,
     working_dtype,
 )
 from dehaze.filters import box_mean_planes
@@ -48,7 +48,12 @@ def to_gray(image: FloatArray, unit: float = 1.0) -> FloatArray:
 def guided_filter_plane(
     guide: FloatArray, src: FloatArray, radius: int, eps: float, subsample: int
 ) -> FloatArray:
-    """Guided-filter one float 2-D plane ``src`` with a float H×W×C guide (C = 1 or 3)."""
+    """Guided-filter one float 2-D plane ``src`` with a float H×W×C guide (C = 1 or 3).
+
+    ``eps`` is checked here too (``ValueError`` below :data:`~dehaze._validate.MIN_EPS`),
+    as the pipelines call this directly with their own ``eps``.
+    """
+    eps = check_eps(eps)
     height, width, channels = guide.shape
     dtype = guide.dtype
     if subsample == 1:
@@ -108,8 +113,11 @@ def guided_filter(
     radius : int
         Window radius r ≥ 0 (window (2r + 1)²). Larger than the image is valid.
     eps : float
-        Regularisation ε > 0; larger values smooth more (ε is on the [0, 1] intensity
-        scale, so it compares with variances of the guide).
+        Regularisation ε ≥ 1e-12 (:data:`dehaze._validate.MIN_EPS`); larger values smooth
+        more (ε is on the [0, 1] intensity scale, so it compares with variances of the
+        guide). Below 1e-12 it no longer regularises: the variances are accumulated in
+        float64 with a round-off of up to ~1e-14, and a flat window's 3×3 system would be
+        singular.
     subsample : int, optional
         s ≥ 1. With s > 1 the fast guided filter is used: coefficients are computed on
         images subsampled by s (nearest neighbour) with radius max(1, round(r / s)) and
@@ -125,6 +133,10 @@ def guided_filter(
     -----
     Box means use running sums accumulated in float64 with windows clipped to the image
     and normalised by the in-image pixel count (He's reference code's border rule).
+    Variances that round-off makes slightly negative are taken as 0; a window whose
+    regularised 3×3 system is still not positive definite (only possible through
+    round-off) gets ``a = 0, b = mean(src)``, its plain mean, so the output is finite for
+    every finite input.
 
     References
     ----------
@@ -150,7 +162,7 @@ def guided_filter(
     else:
         raise ValueError(f"src must be H×W or H×W×C, got shape {src_arr.shape}")
     r = check_radius(radius, "radius")
-    e = check_real(eps, "eps", low=0.0)
+    e = check_eps(eps)
     s = check_radius(subsample, "subsample", minimum=1)
     shape = guide_f.shape[:2]
     checked = [check_float_map(p, "src", shape) for p in planes]
