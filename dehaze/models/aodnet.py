@@ -243,9 +243,25 @@ class AODNet:
         DehazeResult
             ``image`` only (same shape and dtype as the input, clipped to [0, 1]); AOD-Net
             estimates no transmission or atmospheric light, so the other fields are None.
+
+        Raises
+        ------
+        ValueError
+            If the image is not accepted, or if the weights are so large that the
+            network's output overflows (it is never returned as NaN).
         """
         img, dtype, gray = prepare_rgb(image)
-        return DehazeResult(image=finish_image(self.forward(img), dtype, gray))
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.forward(img)
+        if not np.all(np.isfinite(out)):
+            # finite weights can still overflow: K grows like the product of the five
+            # layers' weights; say so instead of returning NaN (or a black image)
+            largest = max(float(np.max(np.abs(a))) for a in self.weights.arrays().values())
+            raise ValueError(
+                f"AOD-Net's output is not finite in {img.dtype}: the weights (largest "
+                f"magnitude {largest:.3g}) overflow it; published weights are of order 1"
+            )
+        return DehazeResult(image=finish_image(out, dtype, gray))
 
     @classmethod
     def from_file(cls, path: _formats.StrPath) -> AODNet:
