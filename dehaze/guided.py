@@ -23,6 +23,10 @@ from dehaze.filters import box_mean_planes
 
 __all__ = ["guided_filter", "to_gray"]
 
+#: ``src`` may use at most 1/SRC_HEADROOM of its dtype's range: the filter's output can
+#: overshoot the input's range (by a few times it, at small eps), and must stay finite.
+SRC_HEADROOM = 2.0**20
+
 #: Rec. 601 luma weights (R, G, B), as OpenCV's and MATLAB's rgb2gray use.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -108,8 +112,10 @@ def guided_filter(
         are scaled to [0, 1]). With an RGB guide the per-pixel 3×3 system of the colour
         guided filter is solved.
     src : (H, W) or (H, W, C) ndarray
-        The image to filter, any finite real values (e.g. a transmission map). A 3-D
-        ``src`` is filtered channel by channel.
+        The image to filter, any finite real values (e.g. a transmission map) up to
+        ``finfo(dtype).max / 2**20`` in magnitude (3.2e32 in float32) so that the output,
+        which may overshoot the input's range, stays finite. A 3-D ``src`` is filtered
+        channel by channel.
     radius : int
         Window radius r ≥ 0 (window (2r + 1)²). Larger than the image is valid.
     eps : float
@@ -167,6 +173,14 @@ def guided_filter(
     shape = guide_f.shape[:2]
     checked = [check_float_map(p, "src", shape) for p in planes]
     dtype = np.result_type(guide_f.dtype, *(c.dtype for c in checked))
+    limit = float(np.finfo(dtype).max) / SRC_HEADROOM
+    largest = max(float(np.max(np.abs(c))) for c in checked)
+    if largest > limit:
+        raise ValueError(
+            f"src has values up to {largest:.3g} in magnitude; in {np.dtype(dtype).name} at "
+            f"most {limit:.3g} is accepted (the output may overshoot the input's range and "
+            f"must stay finite): pass float64, or scale src"
+        )
     guide3 = guide_f if guide_f.ndim == 3 else guide_f[:, :, np.newaxis]
     guide3 = np.ascontiguousarray(guide3, dtype=dtype)
     r = min(r, max(shape))

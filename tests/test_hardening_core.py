@@ -144,3 +144,22 @@ def test_colour_kernel_is_finite_even_below_the_minimum(rng, eps):
     ab = np.empty((4, 40, 50))
     gk.coefficients_color(guide, src, 4, eps, ab, 0, 50)
     assert np.all(np.isfinite(ab))
+
+
+def test_guided_src_near_the_float32_maximum_is_refused_not_inf(rng):
+    # the fast filter's output overshot 3e38 in float32 and became inf
+    guide = rng.random((40, 50, 3)).astype(np.float32)
+    src = (rng.random((40, 50)) * 3e38).astype(np.float32)
+    with pytest.raises(ValueError, match="src has values up to"):
+        dehaze.guided_filter(guide, src, 5, 1e-3, subsample=2)
+    # the largest accepted magnitude, and float64 for larger values, stay finite
+    limit = float(np.finfo(np.float32).max) / 2**20
+    for s in (1, 2):
+        out = dehaze.guided_filter(
+            guide, (src / 3e38 * limit).astype(np.float32), 5, MIN_EPS, subsample=s
+        )
+        assert np.all(np.isfinite(out))
+        out = dehaze.guided_filter(
+            guide.astype(np.float64), src.astype(np.float64), 5, 1e-3, subsample=s
+        )
+        assert np.all(np.isfinite(out))
