@@ -70,11 +70,12 @@ such as a linear ramp). On the project's 41 real photos (≤ 640 px) scored by b
 module and GNU Octave 7.3 running the release, D agrees within 1e-10 on 16 photos, 1e-6
 on 25, 1 % on 35, and differs by up to 6 % (lily.jpg) on the others; every patch that
 differs contains such a pixel (|I − μ| < 1e-9). Means over the 41: 1.7463 here, 1.7447
-in Octave; medians 1.3454 both. MATLAB's own ``imfilter`` rounds differently again.
+in Octave; medians 1.3454 both. (MATLAB's ``imfilter`` may round differently again; not
+checked.)
 
-Setting MSCN = 0 exactly there (the paper's definition) was measured and rejected: it
-moves D further from the release's numbers — by up to 37 % on photos with clipped sky or
-black borders (manor.jpg), mean over the 41 photos 1.784.
+Setting σ = 0 and MSCN = 0 exactly in flat neighbourhoods (the paper's definition) was
+measured and rejected: it moves D further from the release's numbers — by up to 37 % on
+photos with clipped sky or black borders (manor.jpg); mean over the 41 photos 1.784.
 
 References
 ----------
