@@ -21,6 +21,9 @@ import pytest
 import scipy.io
 import scipy.ndimage
 import scipy.signal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from skimage.color import rgb2hsv
 
 import dehaze.metrics
@@ -337,6 +340,34 @@ def test_density_is_finite_and_non_negative(seed, model):
         density_map = fog_density_map(image, model=model)
         assert density_map.shape == (shape[0] // 8, shape[1] // 8)
         assert np.all(density_map[np.isfinite(density_map)] >= 0.0)
+
+
+@st.composite
+def small_rgb_images(draw):
+    dtype = np.dtype(draw(st.sampled_from([np.uint8, np.uint16, np.float32, np.float64])))
+    shape = (draw(st.integers(8, 30)), draw(st.integers(8, 30)), 3)
+    if dtype.kind == "u":
+        elements = st.integers(0, int(np.iinfo(dtype).max))
+    else:
+        elements = st.floats(0.0, 1.0, width=dtype.itemsize * 8)
+    return draw(arrays(dtype, shape, elements=elements))
+
+
+@settings(deadline=None, max_examples=60)
+@given(small_rgb_images())
+def test_density_is_finite_or_explicitly_undefined(image):
+    # Any valid image: a finite D ≥ 0, or the ValueError that says it is undefined (the
+    # arrays hypothesis draws are often uniform). Never NaN, inf or another error.
+    model = synthetic_model()
+    density_map = fog_density_map(image, model=model)
+    assert not np.any(np.isinf(density_map))
+    assert np.all(density_map[np.isfinite(density_map)] >= 0.0)
+    if np.any(np.isfinite(density_map)):
+        density = fog_density(image, model=model)
+        assert math.isfinite(density) and density >= 0.0
+    else:
+        with pytest.raises(ValueError, match="undefined"):
+            fog_density(image, model=model)
 
 
 def test_same_image_in_every_dtype_scores_the_same(model):
