@@ -311,7 +311,9 @@ def _to_8bit(image: NDArray[Any]) -> NDArray[np.uint8]:
 
 def _prepare(image: ArrayLike, max_side: int | None) -> NDArray[np.uint8]:
     """Check, quantise to 8 bits, shrink to ``max_side`` (area) and crop to whole patches."""
-    arr = check_image(image, "image", allow_gray=False)
+    arr = check_image(image, "image")
+    if arr.ndim == 2:  # gray: the RGB image with three equal channels
+        arr = np.repeat(arr[:, :, np.newaxis], 3, axis=2)
     height, width = arr.shape[:2]
     if min(height, width) < PATCH_SIZE:
         raise ValueError(
@@ -583,8 +585,11 @@ def fog_density(
 
     Parameters
     ----------
-    image : (H, W, 3) ndarray
+    image : (H, W, 3) or (H, W) ndarray
         RGB image, at least 8 × 8; uint8, uint16, float32 or float64 (float in [0, 1]).
+        A gray image is scored as the RGB image with three equal channels (its
+        saturation, colourfulness and colour contrast are 0, so it reads as foggier
+        than a colour photo of the same scene).
         FADE is defined on 8-bit values: other dtypes are scaled to 0–255 and rounded
         (half up), so an 8-bit image and the same image divided by 255 score the same.
     model : FadeModel, optional
@@ -652,8 +657,8 @@ def fog_density_map(
 
     Parameters
     ----------
-    image : (H, W, 3) ndarray
-        RGB image, at least 8 × 8 (see :func:`fog_density` for dtypes).
+    image : (H, W, 3) or (H, W) ndarray
+        RGB or gray image, at least 8 × 8 (see :func:`fog_density`).
     model : FadeModel, optional
         Default: the authors' parameters from ``$DEHAZE_DATA/fade``.
     max_side : int or None, optional

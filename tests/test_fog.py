@@ -387,6 +387,13 @@ def test_same_image_in_every_dtype_scores_the_same(model):
     )
 
 
+def test_gray_is_scored_as_three_equal_channels(model):
+    gray = structured_image(np.random.default_rng(14), (40, 48), "hazy")[..., 0]
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    assert fog_density(gray, model=model) == fog_density(rgb, model=model)
+    assert fog_density(gray / 255.0, model=model) == fog_density(rgb, model=model)
+
+
 def test_float_input_is_rounded_to_8_bits(model):
     image = structured_image(np.random.default_rng(8), (32, 40), "gradient")
     nudged = (image + 0.4) / 255.0  # rounds back to the same 8-bit values
@@ -548,8 +555,8 @@ def test_shrinking_below_a_patch_is_rejected(model):
 
 def test_bad_arguments_are_rejected(model):
     img = np.zeros((16, 16, 3), np.uint8)
-    with pytest.raises(ValueError, match="RGB"):
-        fog_density(np.zeros((16, 16), np.uint8), model=model)
+    with pytest.raises(ValueError, match="channels"):
+        fog_density(np.zeros((16, 16, 4), np.uint8), model=model)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         fog_density(np.full((16, 16, 3), 2.0), model=model)
     with pytest.raises(TypeError, match="dtype"):
