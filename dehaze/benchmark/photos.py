@@ -7,9 +7,9 @@ output is scored by
 * its fog density, FADE (Choi, You & Bovik 2015; :func:`dehaze.metrics.fog_density`, images
   shrunk to at most 640 px on the long side, area interpolation; lower = less fog), beside the
   hazy input's (NaN for a flat output, whose density is undefined: it then shows as NaN in
-  the means too, so such a result cannot pass unseen); a photo counts as *cleared* when the output's density is at most
-  :data:`CLEARED_RATIO` of the input's, among the photos whose input density is at least
-  :data:`HAZY_FADE`;
+  the means too, so such a result cannot pass unseen); a photo counts as *cleared* when the
+  output's density is at most :data:`CLEARED_RATIO` of the input's, among the photos whose
+  input density is at least :data:`HAZY_FADE`;
 * its mean brightness change, mean Rec. 601 luma of the output minus that of the input, on
   the 0–255 scale (clear scenes *are* darker than their hazy photos: O-HAZE's ground truths
   are 23–94 grey levels below the hazy images, so a negative change is expected, not a fault).
