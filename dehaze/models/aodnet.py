@@ -234,7 +234,7 @@ class AODNet:
         out += dtype.type(1.0)
         return from_planes(relu_(out))
 
-    def __call__(self, image: ArrayLike) -> DehazeResult:
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Dehaze ``image``.
 
         Parameters
@@ -255,6 +255,7 @@ class AODNet:
             If the image is not accepted, or if the weights are so large that the
             network's output overflows (it is never returned as NaN).
         """
+        check_outputs(outputs)  # AOD-Net has no optional planes
         img, dtype, gray = prepare_rgb(image)
         with np.errstate(over="ignore", invalid="ignore"):
             out = self.forward(img)
@@ -282,9 +283,8 @@ class AODNet:
         self, image: ArrayLike, scene: Scene, *, outputs: Collection[str] = ALL_OUTPUTS
     ) -> DehazeResult:
         """Dehaze ``image`` (the scene is empty; ``outputs`` is accepted for the protocol)."""
-        check_outputs(outputs)
         check_scene(scene, Scene, "AODNet")
-        return self(image)
+        return self(image, outputs=outputs)
 
     @classmethod
     def from_file(cls, path: _formats.StrPath) -> AODNet:

@@ -235,7 +235,7 @@ class DehazeNet:
                 correlate_accumulate(f3, kernels[b * weight.shape[0] + o], t, "symmetric", scratch)
         return np.clip(t, dtype.type(0.0), dtype.type(1.0), out=t)
 
-    def __call__(self, image: ArrayLike) -> DehazeResult:
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Dehaze ``image``; same as ``apply(image, estimate(image))``.
 
         Parameters
@@ -243,6 +243,8 @@ class DehazeNet:
         image : (H, W, 3) or (H, W) ndarray
             RGB (or gray, see Notes of the class) image, uint8/uint16/float32/float64
             (float in [0, 1]).
+        outputs : collection of str, optional
+            Optional planes to compute (``"transmission"``, ``"depth"``; default all).
 
         Returns
         -------
@@ -251,11 +253,12 @@ class DehazeNet:
             t), ``atmospheric_light`` (on the [0, 1] scale) and ``depth``
             (:func:`dehaze.depth_map` of the refined t).
         """
+        wanted = check_outputs(outputs)
         img, dtype, gray = prepare_rgb(image)
         raw = self.forward(img)
         gray_img = self._gray(img)
         light = _atmospheric_light(img, gray_img, raw, self.light_fraction)
-        return self._apply(img, dtype, gray, raw, gray_img, light, ALL_OUTPUTS)
+        return self._apply(img, dtype, gray, raw, gray_img, light, wanted)
 
     @property
     def halo(self) -> int:
