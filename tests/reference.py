@@ -121,6 +121,20 @@ def fast_guided_ref(
     return sum(up[c] * g3[..., c] for c in range(g3.shape[2])) + up[-1]
 
 
+def assert_rounded_equal(got: np.ndarray, want01: np.ndarray, atol: float) -> None:
+    """Integer pixels are rint(J · max) of a J within ``atol`` of the float64 ``want01``.
+
+    That is |got − clip(want, 0, 1) · max| ≤ 0.5 + atol · max: with atol · max < 0.5 (uint8
+    and the float32 error of the fast paths) the pixel is the nearest integer, or its
+    neighbour only where ``want`` lies within ``atol`` of a rounding boundary.
+    """
+    top = np.iinfo(got.dtype).max
+    scaled = np.clip(np.asarray(want01, dtype=np.float64), 0.0, 1.0) * top
+    error = np.abs(got.astype(np.float64) - scaled)
+    bound = 0.5 + atol * top
+    assert np.all(error <= bound), f"{error.max()} > {bound}"
+
+
 def dark_channel_ref(image: np.ndarray, radius: int) -> np.ndarray:
     img = to_float64(image)
     mins = img if img.ndim == 2 else img.min(axis=2)

@@ -25,7 +25,7 @@ import dehaze
 from dehaze.io import imread
 
 from helpers import random_image
-from reference import cap_ref, luma_ref, robust_dcp_ref, to_float64
+from reference import assert_rounded_equal, cap_ref, luma_ref, robust_dcp_ref, to_float64
 
 FIELDS = ("image", "transmission", "atmospheric_light", "depth")
 
@@ -36,25 +36,12 @@ def _atol(dtype: np.dtype, field: str) -> float:
     return 2e-4 if field == "image" else 2e-5
 
 
-def assert_integer_image(got: np.ndarray, want01: np.ndarray, atol: float) -> None:
-    """Integer pixels equal rint(want · max) wherever want is not within ``atol`` of a
-    rounding boundary; there they may be either neighbour."""
-    top = np.iinfo(got.dtype).max
-    scaled = np.clip(want01, 0.0, 1.0) * top
-    exact = np.rint(scaled)
-    near_boundary = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < atol * top
-    assert near_boundary.mean() < 0.25, "tolerance too loose to test the rounding"
-    diff = got.astype(np.float64) - exact
-    assert np.all(diff[~near_boundary] == 0), np.abs(diff[~near_boundary]).max()
-    assert np.all(np.abs(diff[near_boundary]) <= 1)
-
-
 def compare(result: dehaze.DehazeResult, want: dict, dtype: np.dtype) -> None:
     for field in FIELDS:
         got = getattr(result, field)
         if field == "image" and np.dtype(dtype).kind == "u":
             assert got.dtype == dtype
-            assert_integer_image(got, want["image"], _atol(dtype, "image"))
+            assert_rounded_equal(got, want["image"], _atol(dtype, "image"))
             continue
         np.testing.assert_allclose(
             np.asarray(got, dtype=np.float64),
