@@ -25,7 +25,14 @@ import dehaze
 from dehaze.io import imread
 
 from helpers import random_image
-from reference import assert_rounded_equal, cap_ref, luma_ref, robust_dcp_ref, to_float64
+from reference import (
+    assert_rounded_equal,
+    cap_ref,
+    luma_ref,
+    quadtree_light_ref,
+    robust_dcp_ref,
+    to_float64,
+)
 
 FIELDS = ("image", "transmission", "atmospheric_light", "depth")
 
@@ -222,3 +229,21 @@ def test_methods_match_references_on_real_photos(data_dir: Path, name):
         compare(method(**params)(photo), ref(photo, **params), photo.dtype)
         as_float = to_float64(photo)
         compare(method(**params)(as_float), ref(as_float, **params), as_float.dtype)
+
+
+def test_quadtree_ties_go_to_the_first_block():
+    """Kim's search, documented tie rule: of equal scores the first block (TL, TR, BL, BR).
+
+    The top quarters hold the same values (dyadic, so mean and std tie exactly) in another
+    channel order: the chosen block shows in A.
+    """
+    image = np.full((32, 32, 3), 0.125)
+    image[:16, :16] = (0.25, 0.5, 0.75)
+    image[:16, 16:] = (0.75, 0.5, 0.25)
+    for guard in (0, 3):
+        light = dehaze.quadtree_atmospheric_light(image, min_size=16, guard_radius=guard)
+        np.testing.assert_array_equal(light, (0.25, 0.5, 0.75))
+        np.testing.assert_array_equal(quadtree_light_ref(image, 16, guard), light)
+    # and through the method (its search uses min_size 16)
+    result = dehaze.RobustDCP(light="quadtree", guard_radius=0)(image)
+    np.testing.assert_array_equal(result.atmospheric_light, (0.25, 0.5, 0.75))
