@@ -68,6 +68,9 @@ def assert_weights_equal(loaded: dict[str, np.ndarray], written: dict[str, np.nd
 
 # --- .caffemodel through protobuf's own encoder -----------------------------------------
 
+#: V1LayerParameter.LayerType values (caffe.proto) of the layers written below.
+V1_TYPES = {"Data": 5, "Concat": 3, "Convolution": 4, "ReLU": 18, "Split": 22}
+
 
 def caffe_messages():
     """NetParameter / LayerParameter / BlobProto / BlobShape with caffe.proto's numbers."""
@@ -112,10 +115,24 @@ def caffe_messages():
         ],
     )
     message(
+        "V1LayerParameter",
+        [
+            ("bottom", 2, rep, f.TYPE_STRING, None, False),
+            ("top", 3, rep, f.TYPE_STRING, None, False),
+            ("name", 4, opt, f.TYPE_STRING, None, False),
+            ("type", 5, opt, f.TYPE_ENUM, ".caffe.V1LayerParameter.LayerType", False),
+            ("blobs", 6, rep, f.TYPE_MESSAGE, ".caffe.BlobProto", False),
+        ],
+    )
+    layer_type = fdp.message_type[-1].enum_type.add(name="LayerType")
+    for type_name, number in V1_TYPES.items():
+        layer_type.value.add(name=type_name.upper(), number=number)
+    message(
         "NetParameter",
         [
             ("name", 1, opt, f.TYPE_STRING, None, False),
             ("layer", 100, rep, f.TYPE_MESSAGE, ".caffe.LayerParameter", False),
+            ("layers", 2, rep, f.TYPE_MESSAGE, ".caffe.V1LayerParameter", False),
         ],
     )
     pool = descriptor_pool.DescriptorPool()
@@ -126,32 +143,63 @@ def caffe_messages():
     }
 
 
-def aod_caffemodel(weights: dict[str, np.ndarray], *, legacy_shape: bool, double: bool) -> bytes:
-    """AOD-Net's layer graph (convs joined by Concat layers) as a serialised NetParameter."""
+def aod_layers() -> list[tuple[str, str, list[str], list[str]]]:
+    """AOD-Net's graph as Caffe writes it: (name, type, bottoms, tops).
+
+    As in the authors' file, ReLUs work in place and a Split layer fans each conv output
+    out to its consumers (which then name the split's tops, not the conv).
+    """
+    consumers = {  # conv output -> the layers reading it, in order
+        "conv1": ["conv2", "concat1", "concat3"],
+        "conv2": ["concat1", "concat2", "concat3"],
+        "conv3": ["concat2", "concat3"],
+        "conv4": ["concat3"],
+    }
+    inputs = {
+        "conv1": ["data"],
+        "conv2": ["conv1"],
+        "concat1": ["conv1", "conv2"],
+        "conv3": ["concat1"],
+        "concat2": ["conv2", "conv3"],
+        "conv4": ["concat2"],
+        "concat3": ["conv1", "conv2", "conv3", "conv4"],
+        "conv5": ["concat3"],
+    }
+    split_top = {
+        (conv, reader): f"{conv}_split_{k}"
+        for conv, readers in consumers.items()
+        for k, reader in enumerate(readers)
+    }
+    layers = [("data", "Data", [], ["data"])]
+    for name, bottoms in inputs.items():
+        kind = "Concat" if name.startswith("concat") else "Convolution"
+        bottoms = [split_top.get((b, name), b) for b in bottoms]
+        layers.append((name, kind, bottoms, [name]))
+        if kind == "Convolution":
+            layers.append((f"relu_{name}", "ReLU", [name], [name]))
+            if name in consumers:
+                tops = [split_top[(name, reader)] for reader in consumers[name]]
+                layers.append((f"{name}_split", "Split", [name], tops))
+    return layers
+
+
+def aod_caffemodel(
+    weights: dict[str, np.ndarray], *, legacy_shape: bool, double: bool, v1: bool = False
+) -> bytes:
+    """AOD-Net as a serialised NetParameter: ``layer`` (100) or V1 ``layers`` (2)."""
     messages = caffe_messages()
     net = messages["NetParameter"](name="AOD-Net")
-    data_layer = net.layer.add(name="data", type="Input")
-    data_layer.top.append("data")
-    graph = [
-        ("conv1", ["data"]),
-        ("conv2", ["conv1"]),
-        ("concat1", ["conv1", "conv2"]),
-        ("conv3", ["concat1"]),
-        ("concat2", ["conv2", "conv3"]),
-        ("conv4", ["concat2"]),
-        ("concat3", ["conv1", "conv2", "conv3", "conv4"]),
-        ("conv5", ["concat3"]),
-    ]
-    for name, bottoms in graph:
-        layer = net.layer.add(
-            name=name, type="Concat" if name.startswith("concat") else "Convolution"
-        )
+    for name, kind, bottoms, tops in aod_layers():
+        if v1:
+            layer = net.layers.add(name=name, type=V1_TYPES[kind])
+        else:
+            layer = net.layer.add(name=name, type=kind)
         layer.bottom.extend(bottoms)
-        layer.top.append(name)
-        if name.startswith("concat"):
+        layer.top.extend(tops)
+        if kind != "Convolution":
             continue
-        for kind in ("weight", "bias"):
-            value = weights[f"{name}_{kind}"]
+        for part in ("weight", "bias"):
+            value = weights[f"{name}_{part}"]
             blob = layer.blobs.add()
             if legacy_shape:  # pre-2015 Caffe: num, channels, height, width
                 dims = value.shape if value.ndim == 4 else (1, 1, 1, value.shape[0])
@@ -161,18 +209,16 @@ def aod_caffemodel(weights: dict[str, np.ndarray], *, legacy_shape: bool, double
             # C order: Caffe stores blobs row-major (num, channels, height, width)
             flat = [float(v) for v in value.ravel(order="C")]
             (blob.double_data if double else blob.data).extend(flat)
-        relu = net.layer.add(name=f"relu_{name}", type="ReLU")
-        relu.bottom.append(name)
-        relu.top.append(name)
     return net.SerializeToString()
 
 
 @pytest.mark.parametrize("legacy_shape", [False, True], ids=["shape", "nchw"])
 @pytest.mark.parametrize("double", [False, True], ids=["float", "double"])
-def test_aodnet_caffemodel_written_by_protobuf(tmp_path: Path, legacy_shape, double):
+@pytest.mark.parametrize("v1", [False, True], ids=["layer", "v1-layers"])
+def test_aodnet_caffemodel_written_by_protobuf(tmp_path: Path, legacy_shape, double, v1):
     weights = random_aod_weights(1)
     path = tmp_path / "aod.caffemodel"
-    path.write_bytes(aod_caffemodel(weights, legacy_shape=legacy_shape, double=double))
+    path.write_bytes(aod_caffemodel(weights, legacy_shape=legacy_shape, double=double, v1=v1))
     loaded = AODNet.from_file(path).weights.arrays()
     if legacy_shape:  # biases were written as 1×1×1×n blobs
         loaded = {
@@ -186,6 +232,7 @@ def test_aodnet_caffemodel_with_swapped_concat_is_refused(tmp_path: Path):
     net = messages["NetParameter"]()
     net.ParseFromString(aod_caffemodel(random_aod_weights(2), legacy_shape=False, double=False))
     concat = next(layer for layer in net.layer if layer.name == "concat2")
+    assert list(concat.bottom) == ["conv2_split_1", "conv3_split_0"]  # through the splits
     concat.bottom[0], concat.bottom[1] = concat.bottom[1], concat.bottom[0]
     path = tmp_path / "swapped.caffemodel"
     path.write_bytes(net.SerializeToString())

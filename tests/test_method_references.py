@@ -7,9 +7,10 @@ the public API of dehaze is called here, so the tests hold through refactoring.
 Tolerances (absolute, on the [0, 1] scale): float64 inputs 1e-9 on every field (the fast
 code computes in float64 too; the rest is summation order). float32 and integer inputs
 are computed in float32: transmission 2e-5, image 2e-4 (the 1 / max(t, t0) of recovery
-amplifies t's float32 rounding by at most 1 / t0). Integer outputs are compared exactly
-after rounding, except where the float64 value lies within that tolerance of a rounding
-boundary (checked to be a small share of the pixels).
+amplifies t's float32 rounding by at most 1 / t0). Integer (uint8) outputs must be the
+rounding of a value within that tolerance: the nearest integer to the float64 result, or
+its neighbour only where that result lies within 2e-4 of a rounding boundary
+(``assert_rounded_equal``).
 """
 
 from __future__ import annotations
