@@ -151,6 +151,23 @@ def test_robust_dcp_sky_adaptation_matches_reference(rng, dtype, light, sky_rows
     compare(result, want, image.dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint16])
+def test_robust_dcp_custom_ramp_matches_reference(rng, dtype):
+    # another ramp and K_sky, with the sky fraction inside it: K = 0.1 + w (0.35 − 0.1)
+    image = hazy_scene(rng, (90, 80), sky_rows=19, dtype=dtype)
+    params = {
+        "guided_radius": 10,
+        "patch_radius": 3,
+        "tolerance": 0.1,
+        "sky_tolerance": 0.35,
+        "sky_range": (0.2, 0.9),
+        "amount": 0.85,
+    }
+    want = robust_dcp_ref(image, **params)
+    assert 0.2 < want["sky_fraction"] < 0.9 and 0.1 < want["tolerance"] < 0.35
+    compare(dehaze.RobustDCP(**params)(image), want, image.dtype)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (2, 3), (17, 5), (5, 17)])
 def test_robust_dcp_tiny_images_match_reference(rng, shape):
     image = rng.random((*shape, 3)) * 0.6 + 0.3
