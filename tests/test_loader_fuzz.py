@@ -526,3 +526,20 @@ def test_reprs_are_short_summaries():
             assert count == params
         assert f"{count} parameters" in text
         assert "(16, 3, 5, 5)" in repr(net.weights) or "(3, 3, 1, 1)" in repr(net.weights)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pth"])
+def test_zip_with_too_many_entries_is_refused_before_listing(tmp_path, suffix):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for k in range(_formats.MAX_ZIP_ENTRIES + 1):
+            archive.writestr(f"archive/data/{k}" if suffix == ".pth" else f"a{k}.npy", b"")
+        if suffix == ".pth":
+            archive.writestr("archive/data.pkl", state_dict_pickle({}))
+    path = tmp_path / f"many{suffix}"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="entries; at most 1024"):
+        AODNet.from_file(path)
+    for read in (_formats.read_npz, lambda d: _formats.read_torch(d, "torch-zip")):
+        with pytest.raises(ValueError, match="entries"):
+            read(buffer.getvalue())
