@@ -208,7 +208,7 @@ def dehaze_ref(
     depth = -np.log(np.clip(t, t0, 1.0))
     return {
         "image": j,
-        "transmission": t,
+        "transmission": np.clip(t, t0, 1.0),  # returned within [t0, 1]; J used t
         "atmospheric_light": light,
         "dark_channel": dark,
         "depth": depth,
@@ -381,7 +381,7 @@ def robust_dcp_ref(
         t = 1.0 - amount * (1.0 - t)
     return {
         "image": recover_ref(img, t, a, t0),
-        "transmission": t,
+        "transmission": np.clip(t, t0, 1.0),  # returned within [t0, 1]; J used t
         "atmospheric_light": a,
         "dark_channel": dark,
         "depth": -np.log(np.clip(t, t0, 1.0)),
@@ -432,7 +432,7 @@ def cap_ref(
     t = np.clip(t, t0, 1.0)
     return {
         "image": recover_ref(img, t, a, t0),
-        "transmission": t,
+        "transmission": np.clip(t, t0, 1.0),  # returned within [t0, 1]; J used t
         "atmospheric_light": a,
         "depth": np.maximum(depth, 0.0),
     }

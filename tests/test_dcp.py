@@ -312,7 +312,7 @@ def test_radius_larger_than_image_is_valid(rng):
         ({"patch_radius": -1}, ValueError, "patch_radius must be an integer ≥ 0"),
         ({"patch_radius": 2.0}, TypeError, "patch_radius must be an integer"),
         ({"guided_radius": -3}, ValueError, "guided_radius must be an integer ≥ 0"),
-        ({"eps": 0}, ValueError, r"eps must be in \(0, inf\)"),
+        ({"eps": 0}, ValueError, r"eps must be in \[1e-12, inf\)"),
         ({"guide": "rgb"}, ValueError, "guide must be one of 'gray', 'color'"),
         ({"subsample": 0}, ValueError, "subsample must be an integer ≥ 1"),
         ({"atmospheric_light": 0.0}, ValueError, r"atmospheric_light values must be in \(0, 1\]"),
