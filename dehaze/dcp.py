@@ -149,7 +149,7 @@ class DarkChannelPrior:
         check_choice(self.guide, "guide", GUIDES)
         if self.atmospheric_light is not None:
             # checked as given (a string or bool is refused, not converted first)
-            raw = self.atmospheric_light
+            raw: Any = self.atmospheric_light
             scalar = np.ndim(raw) == 0
             light = check_atmospheric_light(raw, 1 if scalar else len(raw), np.float64)
             # store a hashable value so the frozen dataclass stays hashable
