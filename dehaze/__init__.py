@@ -16,6 +16,7 @@ from __future__ import annotations
 from dehaze._parallel import get_num_threads, num_threads, set_num_threads
 from dehaze.atmosphere import atmospheric_light, quadtree_atmospheric_light
 from dehaze.cap import ColorAttenuationPrior, cap_depth
+from dehaze.clear import ClearHaze, ClearScene
 from dehaze.dcp import DarkChannelPrior, dehaze
 from dehaze.depth import colorize_depth, depth_map
 from dehaze.filters import box_filter, min_filter
@@ -28,6 +29,8 @@ from dehaze.transmission_map import dark_channel, sky_fraction, tolerance_transm
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClearHaze",
+    "ClearScene",
     "ColorAttenuationPrior",
     "RobustDCP",
     "DarkChannelPrior",

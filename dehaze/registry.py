@@ -269,6 +269,7 @@ METHODS: dict[str, MethodFactory] = {
     "identity": _identity_factory,
     "dcp": dataclass_factory(DarkChannelPrior),
     "robust": dataclass_factory("dehaze.robust:RobustDCP"),
+    "clear": dataclass_factory("dehaze.clear:ClearHaze"),
     "cap": dataclass_factory("dehaze.cap:ColorAttenuationPrior"),
     "aodnet": _network_factory("aodnet", "AODNet"),
     "dehazenet": _network_factory("dehazenet", "DehazeNet"),

@@ -27,6 +27,7 @@ from dehaze.guided import GRAY_WEIGHTS, to_gray
 
 __all__ = [
     "apply_tolerance",
+    "boundary_transmission",
     "clip_transmission",
     "dark_channel",
     "dark_channel_plane",
@@ -320,6 +321,28 @@ def sky_fraction(
     std = check_real(max_std, "max_std", low=0.0)
     dist = check_real(max_distance, "max_distance", low=0.0)
     return luma_sky_fraction(to_gray(img), light_luma(light), r, std, dist)
+
+
+def boundary_transmission(image: FloatArray, light: FloatArray) -> FloatArray:
+    """Return the smallest t keeping J = (I − A) / t + A ≤ 1 in every channel (Meng's box).
+
+    ``max_c (I_c − A_c) / (1 − A_c)``, clipped to [0, 1] (0 where I ≤ A in every channel):
+    a pixel brighter than A (the sun, a white wall) is recovered with at least this t, so it
+    is not blown out. The upper side of the radiance box of Meng et al.; ``1 − A_c`` is taken
+    at least 1e-3. ``image`` is a validated float image (H×W or H×W×C), ``light`` its A.
+
+    References
+    ----------
+    .. [1] G. Meng, Y. Wang, J. Duan, S. Xiang and C. Pan, "Efficient image dehazing with
+       boundary constraint and contextual regularization", ICCV 2013.
+    """
+    dtype = image.dtype
+    a = np.asarray(light, dtype=dtype)
+    room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))
+    above = (image - a) / room if image.ndim == 3 else (image - a[0]) / room[0]
+    bound = above.max(axis=2) if above.ndim == 3 else above
+    clipped: FloatArray = np.clip(bound, dtype.type(0.0), dtype.type(1.0))
+    return clipped
 
 
 def clip_transmission(t: FloatArray, t0: float) -> FloatArray:

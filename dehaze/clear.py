@@ -1,0 +1,440 @@
+"""The default dehazer: clears dense haze, leaves sky alone, gives the same result at any size.
+
+:class:`ClearHaze` is the dark-channel pipeline (He, Sun & Tang 2009/2011) with the swept
+parameters of :class:`dehaze.DarkChannelPrior`, changed by four rules (developed and measured
+on the shared real photos, O-HAZE and SOTS; docs/benchmarks.md gives the steps and scores):
+
+1. **A fixed working resolution.** Every windowed stage (dark channel, atmospheric light,
+   noise level, signal measures, guided-filter coefficients) runs on the image averaged over
+   k × k blocks, k = round(short side / ``working_size``), with radii given at the working
+   size and scaled by the working image's short side over ``working_size``, so a window
+   covers the same part of the scene at every resolution. The transmission comes back to
+   full size by the fast guided filter's idea (He & Sun 2015): its coefficients are computed
+   at the working scale, upsampled and applied to the full-resolution luma, so t follows
+   full-resolution edges. A half-size preview agrees with the full-size result.
+
+2. **Recovery where there is something to recover** (sky versus dense haze, decided per
+   pixel, with no sky detector and no whole-image switch). Sky, bright walls and dense fog are
+   all close to A, so the dark channel cannot tell them apart; what differs is whether the
+   neighbourhood carries structure above the noise, or lies clearly away from A. A weight
+   w ∈ [0, 1] says how much of the recovery a pixel gets: the gain 1/t becomes 1 + w (1/t − 1),
+   i.e. the recovery uses t_rec = t / (t + w (1 − t)). w is the larger of
+
+   * the detail signal-to-noise weight max(0, 1 − (k σ / S)²) (Wiener's gain): S is the RMS,
+     over a ``signal_radius`` window, of the luma minus its Gaussian blur (``detail_sigma``),
+     σ the image's noise level (:func:`dehaze.noise.noise_sigma`, global), k = ``snr_margin``;
+     spread by a max filter of ``reach_radius``, so a flat wall between textured objects in
+     dense haze is dehazed with them while the inside of a large flat sky is not;
+   * the distance-to-A weight max(0, 1 − (K / |Ī − A|)²), Ī the local mean colour,
+     K = ``sky_tolerance``: a flat region clearly away from A (a road under thin haze) is
+     dehazed even without texture.
+
+   Both are refined by the guided filter (small ε, so w follows edges).
+
+3. **A detail layer whose gain follows its own SNR.** The image is split into a base (the
+   working-scale Gaussian blur, upsampled) and the detail I − base, which carries the noise,
+   JPEG blocks and 8-bit steps; the base gets the gain 1/t_rec, the detail 1 + w_d (1/t_rec − 1)
+   with w_d the (unspread) detail weight: structure in dense haze is amplified, noise in flat
+   areas is not.
+
+4. **A radiance box** (Meng et al. 2013, upper side, :func:`dehaze.transmission_map.\
+boundary_transmission`): t is never below the value that keeps J ≤ 1, so pixels brighter
+   than A (the sun, a white wall) are not blown out.
+
+The depth map is computed from the physical transmission (before rule 2), so the sky is far.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, NamedTuple, cast
+
+import cv2
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dehaze._validate import (
+    FloatArray,
+    as_float_image,
+    check_eps,
+    check_radius,
+    check_real,
+    check_unit,
+)
+from dehaze.atmosphere import he_light
+from dehaze.depth import depth_plane
+from dehaze.guided import guided_filter_upsampled, to_gray
+from dehaze.noise import noise_sigma
+from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
+from dehaze.transmission_map import boundary_transmission, dark_channel_plane, raw_transmission
+
+__all__ = ["ClearHaze", "ClearScene"]
+
+
+@dataclass(frozen=True, eq=False)
+class ClearScene(LightScene):
+    """The whole-image statistics of :class:`ClearHaze`.
+
+    Attributes
+    ----------
+    atmospheric_light : (C,) float64 ndarray
+        A on the [0, 1] scale (estimated on the working image).
+    factor : int
+        k ≥ 1: the working image is the input averaged over k × k blocks.
+    extent : float
+        The working image's short side over ``working_size``: every radius is scaled by it.
+    noise_sigma : float
+        Noise level of the working image's luma (:func:`dehaze.noise.noise_sigma`).
+    """
+
+    factor: int
+    extent: float
+    noise_sigma: float
+
+
+class _Radii(NamedTuple):
+    """Window sizes in working pixels for one scene."""
+
+    patch: int
+    guided: int
+    signal: int
+    reach: int
+    sigma: float
+
+
+def _block_mean(image: FloatArray, factor: int) -> FloatArray:
+    """Average over ``factor`` × ``factor`` blocks (the image itself for factor 1).
+
+    OpenCV's area interpolation to round(size / factor); where a side is not a multiple of
+    the factor the last blocks are weighted fractions. Clipped to [0, 1] (area weights sum to
+    one within a few ulp).
+    """
+    if factor == 1:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    out = cast(FloatArray, cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    out = out.reshape(size[1], size[0], *image.shape[2:])
+    clipped: FloatArray = np.clip(out, 0.0, 1.0, out=out)
+    return clipped
+
+
+def _box_mean(plane: FloatArray, radius: int) -> FloatArray:
+    """Mean over the (2r + 1)² window (OpenCV, reflected border)."""
+    size = (2 * radius + 1, 2 * radius + 1)
+    out = cv2.boxFilter(plane, -1, size, normalize=True, borderType=cv2.BORDER_REFLECT)
+    return cast(FloatArray, out)
+
+
+def _luma(image: FloatArray) -> FloatArray:
+    return to_gray(np.ascontiguousarray(image)) if image.ndim == 3 else image
+
+
+def _largest_channel(image: FloatArray) -> FloatArray:
+    return image if image.ndim == 2 else image.max(axis=2)
+
+
+def _upsample(plane: FloatArray, shape: tuple[int, int]) -> FloatArray:
+    """Bilinear resize to ``shape`` (the plane itself when it already has it)."""
+    if plane.shape[:2] == shape:
+        return plane
+    out = cast(FloatArray, cv2.resize(plane, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR))
+    return out.reshape(shape[0], shape[1], *plane.shape[2:])
+
+
+@dataclass(frozen=True)
+class ClearHaze:
+    """Dehaze real photos: clears dense haze, leaves sky and flat bright areas, scale-free.
+
+    Radii are in pixels of the working image (the input averaged over k × k blocks to a short
+    side near ``working_size``, see the module notes); at SOTS's 620 × 460 the working image
+    is the input itself, so they are also their 620 × 460 equivalents.
+
+    Parameters
+    ----------
+    working_size : int
+        Short side ≥ 16, in pixels, that sets the working resolution and the scale of every
+        radius (400).
+    patch_radius : int
+        Dark-channel patch radius ≥ 0 (20 → 41 × 41 at the working size).
+    guided_radius : int
+        Guided-filter radius ≥ 1 for the transmission and the weight (80).
+    eps : float
+        Guided-filter ε ≥ 1e-12 for the transmission (0.03, the swept value of DCP).
+    omega : float
+        Fraction of the haze removed by the prior, in (0, 1].
+    t0 : float
+        Lowest transmission used in recovery, in (0, 1) (0.2: at most a 5× gain).
+    top_fraction : float
+        Fraction in (0, 1] of the brightest dark-channel pixels searched for A (He's rule).
+    signal_radius : int
+        Radius ≥ 1 of the window of the detail energy S and of the local mean colour.
+    snr_margin : float
+        k > 0: a neighbourhood is recovered fully when its detail RMS is well above k σ.
+    reach_radius : int
+        Radius ≥ 0 of the max filter that spreads the detail weight to flat neighbours.
+    sky_tolerance : float
+        K in (0, 1]: distance to A (largest channel) beyond which a flat region is recovered
+        without texture.
+    weight_eps : float
+        Guided-filter ε ≥ 1e-12 for the weight (small, so the weight follows edges).
+    detail_sigma : float
+        Gaussian σ > 0, in working pixels, separating the base from the detail layer.
+
+    Notes
+    -----
+    Two phases (:class:`dehaze.result.Method`): :meth:`estimate` finds the working scale,
+    A and the noise level on the whole image; :meth:`apply` runs local stages only.
+
+    References
+    ----------
+    .. [1] K. He, J. Sun and X. Tang, "Single image haze removal using dark channel prior",
+       IEEE TPAMI 33(12), 2011.
+    .. [2] K. He and J. Sun, "Fast guided filter", arXiv:1505.00996, 2015.
+    .. [3] G. Meng, Y. Wang, J. Duan, S. Xiang and C. Pan, "Efficient image dehazing with
+       boundary constraint and contextual regularization", ICCV 2013.
+    .. [4] N. Wiener, "Extrapolation, interpolation, and smoothing of stationary time
+       series", MIT Press, 1949 (the gain S² / (S² + N²) the detail weight follows).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dehaze import ClearHaze
+    >>> hazy = (np.random.default_rng(0).random((64, 80, 3)) * 0.4 + 0.5).astype(np.float32)
+    >>> result = ClearHaze()(hazy)
+    >>> result.image.dtype, result.image.shape, result.depth.shape
+    (dtype('float32'), (64, 80, 3), (64, 80))
+    """
+
+    working_size: int = 400
+    patch_radius: int = 20
+    guided_radius: int = 80
+    eps: float = 0.03
+    omega: float = 0.95
+    t0: float = 0.2
+    top_fraction: float = 0.05
+    signal_radius: int = 7
+    snr_margin: float = 3.0
+    reach_radius: int = 40
+    sky_tolerance: float = 0.15
+    weight_eps: float = 1e-3
+    detail_sigma: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_radius(self.working_size, "working_size", minimum=16)
+        check_radius(self.patch_radius, "patch_radius")
+        check_radius(self.guided_radius, "guided_radius", minimum=1)
+        check_eps(self.eps)
+        check_real(self.omega, "omega", low=0.0, high=1.0, high_inclusive=True)
+        check_real(self.t0, "t0", low=0.0, high=1.0)
+        check_real(self.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
+        check_radius(self.signal_radius, "signal_radius", minimum=1)
+        check_real(self.snr_margin, "snr_margin", low=0.0)
+        check_radius(self.reach_radius, "reach_radius")
+        check_unit(self.sky_tolerance, "sky_tolerance")
+        if self.sky_tolerance == 0.0:
+            raise ValueError("sky_tolerance must be in (0, 1], got 0.0")
+        check_eps(self.weight_eps, "weight_eps")
+        check_real(self.detail_sigma, "detail_sigma", low=0.0)
+
+    # --- scale ----------------------------------------------------------------------------
+
+    def _radii(self, extent: float) -> _Radii:
+        return _Radii(
+            patch=round(self.patch_radius * extent),
+            guided=max(1, round(self.guided_radius * extent)),
+            signal=max(1, round(self.signal_radius * extent)),
+            reach=round(self.reach_radius * extent),
+            sigma=self.detail_sigma * extent,
+        )
+
+    @staticmethod
+    def _working_halo(radii: _Radii) -> int:
+        # the weight path is the deepest: Gaussian (OpenCV truncates at 4 σ), detail window,
+        # max filter; then the guided filter's window of windows (2 r), +1 for the upsampling
+        weight = math.ceil(4.0 * radii.sigma) + radii.signal + radii.reach
+        return max(radii.patch, weight) + 2 * radii.guided + 1
+
+    @property
+    def halo(self) -> int:
+        """Context of :meth:`apply` at the working size, in working pixels.
+
+        For an image of another size the radii and the working scale change with it:
+        :meth:`halo_for` gives the halo in input pixels for an image's scene.
+        """
+        return self._working_halo(self._radii(1.0))
+
+    def halo_for(self, scene: ClearScene) -> int:
+        """How far (input pixels) an output pixel of :meth:`apply` looks, for this scene.
+
+        (working halo + 1 for the block average) × k: a tile processed with this margin on
+        every side, its origin a multiple of k, reproduces the whole-image result inside.
+        """
+        checked = check_scene(scene, ClearScene, "ClearHaze")
+        return (self._working_halo(self._radii(checked.extent)) + 1) * checked.factor
+
+    # --- the two phases ---------------------------------------------------------------------
+
+    def estimate(self, image: ArrayLike) -> ClearScene:
+        """Working scale, atmospheric light and noise level of ``image``.
+
+        Parameters
+        ----------
+        image : (H, W, 3) or (H, W) ndarray
+            uint8/uint16/float32/float64 image (float in [0, 1]).
+
+        Returns
+        -------
+        ClearScene
+            k, the radius scale, A (He's rule on the working image, at least 1e-3) and σ.
+        """
+        return self._estimate(as_float_image(np.asarray(image)))[0]
+
+    def apply(
+        self,
+        image: ArrayLike,
+        scene: ClearScene,
+        *,
+        outputs: Collection[str] = ALL_OUTPUTS,
+    ) -> DehazeResult:
+        """Dehaze ``image`` with the global statistics of ``scene`` (local stages only).
+
+        Parameters
+        ----------
+        image : (H, W, 3) or (H, W) ndarray
+            uint8/uint16/float32/float64 image (float in [0, 1]).
+        scene : ClearScene
+            From :meth:`estimate` (of this image, of the whole image a tile comes from, or
+            smoothed over video frames).
+        outputs : collection of str, optional
+            Optional planes, from ``{"transmission", "depth"}`` (no dark channel at full
+            size); default all.
+
+        Returns
+        -------
+        DehazeResult
+            ``image`` in the input's dtype, the ``transmission`` the image was recovered
+            with (t_rec, in [t0, 1]), A and the ``depth`` −ln t of the physical transmission.
+        """
+        arr = np.asarray(image)
+        wanted = check_outputs(outputs)
+        img = as_float_image(arr)
+        checked = check_scene(scene, ClearScene, "ClearHaze")
+        if checked.factor < 1 or not checked.extent > 0 or not checked.noise_sigma >= 0:
+            raise ValueError(
+                "scene must come from ClearHaze.estimate: factor >= 1, extent > 0 and "
+                f"noise_sigma >= 0, got {checked.factor}, {checked.extent}, {checked.noise_sigma}"
+            )
+        light = checked.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
+        work = _block_mean(img, checked.factor)
+        return self._apply(arr, img, work, checked, light, wanted)
+
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
+        """Dehaze ``image``; same as ``apply(image, estimate(image), outputs=outputs)``."""
+        wanted = check_outputs(outputs)
+        arr = np.asarray(image)
+        img = as_float_image(arr)
+        scene, work = self._estimate(img)
+        light = scene.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
+        return self._apply(arr, img, work, scene, light, wanted)
+
+    def _estimate(self, img: FloatArray) -> tuple[ClearScene, FloatArray]:
+        """Return the scene, and the working image computed on the way."""
+        short = min(img.shape[:2])
+        factor = max(1, round(short / self.working_size))
+        work = _block_mean(img, factor)
+        extent = min(work.shape[:2]) / self.working_size
+        radii = self._radii(extent)
+        dark = dark_channel_plane(work, radii.patch)
+        light = he_light(work, dark, self.top_fraction)
+        sigma = noise_sigma(_luma(work))
+        scene = ClearScene(light.astype(np.float64), factor, extent, sigma)
+        return scene, work
+
+    def _apply(
+        self,
+        arr: NDArray[Any],
+        img: FloatArray,
+        work: FloatArray,
+        scene: ClearScene,
+        light: FloatArray,
+        wanted: Collection[str],
+    ) -> DehazeResult:
+        dtype = img.dtype
+        radii = self._radii(scene.extent)
+        physical, weight, detail_weight, base = self._working_maps(work, scene, light, radii)
+        work_luma = _luma(work)
+        full_luma = _luma(img)
+        one = dtype.type(1.0)
+        t = np.clip(
+            guided_filter_upsampled(work_luma, physical, radii.guided, self.eps, full_luma),
+            dtype.type(0.0),
+            one,
+        )
+        w = np.clip(
+            guided_filter_upsampled(work_luma, weight, radii.guided, self.weight_eps, full_luma),
+            dtype.type(0.0),
+            one,
+        )
+        t_safe = np.maximum(t, dtype.type(self.t0))
+        t_rec = t_safe / (t_safe + w * (one - t_safe))
+        shape = img.shape[:2]
+        detail_weight = _upsample(detail_weight, shape)
+        base = _upsample(base, shape)
+        # J = A + (I − A)/t_rec, with the detail layer's gain brought from 1/t_rec down to
+        # 1 + w_d (1/t_rec − 1): subtract (1 − w_d)(1/t_rec − 1) · (I − base)
+        gain = one / t_rec
+        excess = (one - detail_weight) * (gain - one)
+        if img.ndim == 3:
+            gain, excess = gain[:, :, np.newaxis], excess[:, :, np.newaxis]
+        a = light if img.ndim == 3 else light[0]
+        radiance = (img - a) * gain + a - excess * (img - base)
+        np.clip(radiance, 0.0, 1.0, out=radiance)
+        return DehazeResult(
+            image=_to_dtype(radiance, arr.dtype),
+            transmission=t_rec if "transmission" in wanted else None,
+            atmospheric_light=light,
+            dark_channel=None,
+            depth=depth_plane(t, 1.0, self.t0) if "depth" in wanted else None,
+        )
+
+    def _working_maps(
+        self, work: FloatArray, scene: ClearScene, light: FloatArray, radii: _Radii
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Working-scale physical t, recovery weight, detail weight and base layer."""
+        dtype = work.dtype
+        raw = raw_transmission(work, light, self.omega, radii.patch)
+        physical = np.clip(np.maximum(raw, boundary_transmission(work, light)), 0.0, 1.0)
+        # detail SNR: Wiener gain of the high-pass energy against (k σ)²
+        blurred = cv2.GaussianBlur(work, (0, 0), radii.sigma, borderType=cv2.BORDER_REFLECT)
+        base = cast(FloatArray, blurred).reshape(work.shape)
+        detail = _luma(work) - _luma(base)
+        energy = _box_mean(detail * detail, radii.signal)
+        noise = (self.snr_margin * scene.noise_sigma) ** 2
+        detail_weight: FloatArray = np.clip(1.0 - noise / np.maximum(energy, 1e-12), 0.0, 1.0)
+        weight: FloatArray = detail_weight
+        if radii.reach > 0:
+            kernel = np.ones((2 * radii.reach + 1,) * 2, np.uint8)
+            weight = cast(FloatArray, cv2.dilate(weight, kernel, borderType=cv2.BORDER_REFLECT))
+        # distance to A: flat but clearly not airlight
+        mean = _box_mean(work, radii.signal).reshape(work.shape)
+        a = light if work.ndim == 3 else light[0]
+        distance = _largest_channel(np.abs(mean - a))
+        far = 1.0 - (self.sky_tolerance / np.maximum(distance, 1e-6)) ** 2
+        weight = np.maximum(weight, np.clip(far, 0.0, 1.0))
+        return (
+            physical.astype(dtype, copy=False),
+            weight.astype(dtype, copy=False),
+            detail_weight.astype(dtype, copy=False),
+            base.astype(dtype, copy=False),
+        )
+
+
+def _to_dtype(image: FloatArray, dtype: np.dtype[Any]) -> NDArray[Any]:
+    """Convert a [0, 1] float image to ``dtype`` (integers rounded to the nearest level)."""
+    if dtype.kind == "u":
+        out: NDArray[Any] = np.rint(image * float(np.iinfo(dtype).max)).astype(dtype)
+        return out
+    return image.astype(dtype, copy=False)
