@@ -185,6 +185,7 @@ class ClearHaze:
     reach_radius: int = 40
     sky_tolerance: float = 0.2
     light: str = "he"
+    weight_eps: float = 1e-3
 
     @property
     def halo(self) -> int:
@@ -244,13 +245,20 @@ class ClearHaze:
         distance = np.abs(mean - light.astype(dtype)).max(axis=2)
         far = np.clip(1.0 - (self.sky_tolerance / np.maximum(distance, 1e-6)) ** 2, 0.0, 1.0)
         weight = np.maximum(weight, far)
+        physical, weight = self._refine(
+            img, work, [(physical, self.eps), (weight, self.weight_eps)], dtype
+        )
         t_safe = np.maximum(physical, self.t0)
         recovery_t = t_safe / (t_safe + weight * (1.0 - t_safe))
-        return self._refine(img, work, [recovery_t, physical], dtype)
+        return recovery_t, physical
 
     def _refine(
-        self, img: NDArray[Any], work: NDArray[Any], planes: list[NDArray[Any]], dtype: Any
-    ) -> tuple[NDArray[Any], NDArray[Any]]:
+        self,
+        img: NDArray[Any],
+        work: NDArray[Any],
+        planes: list[tuple[NDArray[Any], float]],
+        dtype: Any,
+    ) -> list[NDArray[Any]]:
         """Guided filter: coefficients at the working scale, applied to the full-size luma."""
         r = min(self.guided_radius, max(work.shape[:2]))
         guide = _luma(work).astype(np.float64)
@@ -259,11 +267,11 @@ class ClearHaze:
         full_guide = _luma(img)
         height, width = img.shape[:2]
         out = []
-        for p in planes:
+        for p, eps in planes:
             p64 = p.astype(np.float64)
             mean_p = _box_mean(p64, r)
             cov = _box_mean(guide * p64, r) - mean_i * mean_p
-            a = cov / (var_i + self.eps)
+            a = cov / (var_i + eps)
             b = mean_p - a * mean_i
             mean_a = _box_mean(a, r).astype(dtype)
             mean_b = _box_mean(b, r).astype(dtype)
@@ -271,7 +279,7 @@ class ClearHaze:
                 mean_a = cv2.resize(mean_a, (width, height), interpolation=cv2.INTER_LINEAR)
                 mean_b = cv2.resize(mean_b, (width, height), interpolation=cv2.INTER_LINEAR)
             out.append(np.clip(mean_a * full_guide + mean_b, 0.0, 1.0).astype(dtype))
-        return out[0], out[1]
+        return out
 
     def apply(self, image: ArrayLike, scene: Scene) -> DehazeResult:
         """Local stages: transmission, its refinement at full size, recovery, depth."""
