@@ -108,6 +108,14 @@ def _resize(image: NDArray[Any], scale: float) -> NDArray[Any]:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def _to_dtype(image: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """[0, 1] float image in ``dtype`` (integers rounded)."""
+    if dtype.kind == "u":
+        scale = float(np.iinfo(dtype).max)
+        return np.rint(image * scale).astype(dtype)
+    return image.astype(dtype, copy=False)
+
+
 def _box_mean(plane: NDArray[Any], radius: int) -> NDArray[Any]:
     """Mean over the (2r + 1)² window, normalised by the in-image count (reflect border)."""
     size = (2 * radius + 1, 2 * radius + 1)
@@ -178,14 +186,14 @@ class ClearHaze:
     guided_radius: int = 80
     eps: float = 0.03
     omega: float = 0.95
-    t0: float = 0.3
+    t0: float = 0.2
     top_fraction: float = 0.05
     signal_radius: int = 7
     snr_margin: float = 3.0
     reach_radius: int = 40
-    sky_tolerance: float = 0.2
-    light: str = "he"
+    sky_tolerance: float = 0.15
     weight_eps: float = 1e-3
+    detail_sigma: float = 2.0
 
     @property
     def halo(self) -> int:
@@ -206,22 +214,16 @@ class ClearHaze:
         dark = dehaze.dark_channel(work, self.patch_radius)
         # A: mean colour of the brightest `top_fraction` of the dark channel (a mean, not
         # He's single brightest pixel, so one white object or the sun cannot set A alone)
-        if self.light == "he":
-            light = dehaze.atmospheric_light(work, dark, top_fraction=self.top_fraction)
-            light = light.astype(np.float64)
-        else:
-            k = max(1, int(dark.size * self.top_fraction))
-            flat = dark.ravel()
-            top = np.argpartition(flat, flat.size - k)[flat.size - k :]
-            light = work.reshape(-1, 3)[top].astype(np.float64).mean(axis=0)
+        light = dehaze.atmospheric_light(work, dark, top_fraction=self.top_fraction)
+        light = light.astype(np.float64)
         light = np.clip(light, 1e-3, 1.0)
         sigma = _noise_sigma(_luma(work).astype(np.float64))
         return Scene(scale=scale, atmospheric_light=light, noise_sigma=max(sigma, QUANTISATION_SIGMA))
 
     def _transmissions(
         self, img: NDArray[Any], scene: Scene
-    ) -> tuple[NDArray[Any], NDArray[Any]]:
-        """(t for recovery, physical t for depth), both full size."""
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
+        """(t for recovery, physical t for depth, detail weight, base layer), full size."""
         light = scene.atmospheric_light
         work = _resize(img, scene.scale)
         dtype = work.dtype
@@ -233,10 +235,12 @@ class ClearHaze:
         physical = np.maximum(raw, bound)
         # rule 2: gain 1 + w (1/t − 1) with w from the local detail-to-noise ratio
         luma = _luma(work)
-        detail = luma - cv2.GaussianBlur(luma, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
+        base = cv2.GaussianBlur(work, (0, 0), self.detail_sigma, borderType=cv2.BORDER_REFLECT)
+        detail = luma - _luma(base)
         energy = _box_mean(detail * detail, self.signal_radius)
         noise = (self.snr_margin * scene.noise_sigma) ** 2
         weight = np.clip(1.0 - noise / np.maximum(energy, 1e-12), 0.0, 1.0)
+        detail_weight = weight
         if self.reach_radius > 0:
             kernel = np.ones((2 * self.reach_radius + 1,) * 2, np.uint8)
             weight = cv2.dilate(weight, kernel, borderType=cv2.BORDER_REFLECT)
@@ -250,7 +254,12 @@ class ClearHaze:
         )
         t_safe = np.maximum(physical, self.t0)
         recovery_t = t_safe / (t_safe + weight * (1.0 - t_safe))
-        return recovery_t, physical
+        height, width = img.shape[:2]
+        if (height, width) != work.shape[:2]:
+            size = (width, height)
+            detail_weight = cv2.resize(detail_weight, size, interpolation=cv2.INTER_LINEAR)
+            base = cv2.resize(base, size, interpolation=cv2.INTER_LINEAR)
+        return recovery_t, physical, detail_weight, base
 
     def _refine(
         self,
@@ -285,10 +294,16 @@ class ClearHaze:
         """Local stages: transmission, its refinement at full size, recovery, depth."""
         arr = np.asarray(image)
         img = _as_float(arr)
-        recovery_t, physical = self._transmissions(img, scene)
+        recovery_t, physical, detail_weight, base = self._transmissions(img, scene)
         recovery_t = np.maximum(recovery_t, self.t0)
         light = scene.atmospheric_light
-        recovered = dehaze.recover(arr, recovery_t, light, t0=self.t0)
+        # J = A + (I − A)/t, with the detail layer D = I − base amplified by
+        # 1 + w_d (1/t − 1) instead of 1/t: subtract (1 − w_d)(1/t − 1) D
+        radiance = dehaze.recover(img, recovery_t, light, t0=self.t0, clip=False)
+        excess = (1.0 - detail_weight) * (1.0 / recovery_t - 1.0)
+        radiance -= excess[:, :, np.newaxis] * (img - base)
+        np.clip(radiance, 0.0, 1.0, out=radiance)
+        recovered = _to_dtype(radiance, arr.dtype)
         depth = -np.log(np.maximum(physical, self.t0))
         return DehazeResult(
             image=recovered,
