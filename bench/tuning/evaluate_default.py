@@ -63,7 +63,9 @@ def _committed(path: Path) -> bool:
     """Whether ``path`` is in a commit of its git worktree (a work in progress is not used)."""
     found = subprocess.run(
         ["git", "-C", str(path.parent), "log", "-1", "--format=%h", "--", path.name],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return bool(found.stdout.strip())
 
@@ -110,8 +112,10 @@ def real_photos(methods: dict[str, Any], fog: Callable[[Image], float], save: Pa
     fog_in = {k: fog(v) for k, v in inputs.items()}
     vals = list(fog_in.values())
     dense = [k for k, v in fog_in.items() if v >= 1.0]
-    print(f"  input: mean {np.mean(vals):.3f} median {statistics.median(vals):.3f}; "
-          f"{len(dense)} photos with input ≥ 1.0")
+    print(
+        f"  input: mean {np.mean(vals):.3f} median {statistics.median(vals):.3f}; "
+        f"{len(dense)} photos with input ≥ 1.0"
+    )
     outputs: dict[str, dict[str, Image]] = {}
     for name, method in methods.items():
         outs = {k: run(method, v) for k, v in inputs.items()}
@@ -119,12 +123,12 @@ def real_photos(methods: dict[str, Any], fog: Callable[[Image], float], save: Pa
         f_out = {k: fog(v) for k, v in outs.items()}
         vals = list(f_out.values())
         stay = [f"{k} {f_out[k] / fog_in[k]:.2f}" for k in dense if f_out[k] > 0.6 * fog_in[k]]
-        bright = np.mean(
-            [float(outs[k].mean()) - float(inputs[k].mean()) for k in inputs]
+        bright = np.mean([float(outs[k].mean()) - float(inputs[k].mean()) for k in inputs])
+        print(
+            f"  {name:7s} mean {np.mean(vals):.3f} median {statistics.median(vals):.3f}; "
+            f"dense photos above 0.6× input: {len(stay)} {stay}; "
+            f"mean brightness change {bright:+.1f} grey levels"
         )
-        print(f"  {name:7s} mean {np.mean(vals):.3f} median {statistics.median(vals):.3f}; "
-              f"dense photos above 0.6× input: {len(stay)} {stay}; "
-              f"mean brightness change {bright:+.1f} grey levels")
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)
         for k, img in inputs.items():
@@ -161,25 +165,32 @@ def blocks(methods: dict[str, Any]) -> None:
         for name, method in methods.items():
             out = run(method, img)
             parts.append(f"{name} {block_energy(out, flat) / base:.1f}×")
-        print(f"  {stem}: flat {flat.mean():.0%} of pixels, input block-edge energy "
-              f"{base:.3f} grey²; output/input: {', '.join(parts)}")
+        print(
+            f"  {stem}: flat {flat.mean():.0%} of pixels, input block-edge energy "
+            f"{base:.3f} grey²; output/input: {', '.join(parts)}"
+        )
 
 
 def ohaze(methods: dict[str, Any]) -> None:
     loaded = list(iter_loaded(ohaze_pairs(DATA / "ohaze")))
     base = [(psnr(c, h), ssim(c, h)) for _, h, c in loaded]
     names = [p.name.split("_")[0] for p, _, _ in loaded]
-    print(f"  input   {np.mean([b[0] for b in base]):.2f} dB / {np.mean([b[1] for b in base]):.3f}"
-          f"  per pair {', '.join(f'{n}: {b[0]:.2f}' for n, b in zip(names, base))}")
+    print(
+        f"  input   {np.mean([b[0] for b in base]):.2f} dB / {np.mean([b[1] for b in base]):.3f}"
+        f"  per pair {', '.join(f'{n}: {b[0]:.2f}' for n, b in zip(names, base, strict=True))}"
+    )
     for name, method in methods.items():
         sc = []
         for _, h, c in loaded:
             out = run(method, h)
             sc.append((psnr(c, out), ssim(c, out)))
-        below = [n for n, s, b in zip(names, sc, base) if s[0] < b[0]]
-        print(f"  {name:7s} {np.mean([s[0] for s in sc]):.2f} dB / "
-              f"{np.mean([s[1] for s in sc]):.3f}  per pair "
-              f"{', '.join(f'{n}: {s[0]:.2f}' for n, s in zip(names, sc))}; below input: {below}")
+        below = [n for n, s, b in zip(names, sc, base, strict=True) if s[0] < b[0]]
+        print(
+            f"  {name:7s} {np.mean([s[0] for s in sc]):.2f} dB / "
+            f"{np.mean([s[1] for s in sc]):.3f}  per pair "
+            f"{', '.join(f'{n}: {s[0]:.2f}' for n, s in zip(names, sc, strict=True))}; "
+            f"below input: {below}"
+        )
 
 
 def sots_sets() -> dict[str, list[tuple[str, Image, Image]]]:
@@ -192,8 +203,10 @@ def sots_sets() -> dict[str, list[tuple[str, Image, Image]]]:
 def sots(methods: dict[str, Any], sets: dict[str, list[tuple[str, Image, Image]]]) -> None:
     for split, pairs in sets.items():
         base = [psnr(c, h) for _, h, c in pairs]
-        print(f"  {split}: input {np.mean(base):.2f} dB / "
-              f"{np.mean([ssim(c, h) for _, h, c in pairs]):.3f}")
+        print(
+            f"  {split}: input {np.mean(base):.2f} dB / "
+            f"{np.mean([ssim(c, h) for _, h, c in pairs]):.3f}"
+        )
         for name, method in methods.items():
             p_, s_ = [], []
             for _, h, c in pairs:
@@ -203,9 +216,11 @@ def sots(methods: dict[str, Any], sets: dict[str, list[tuple[str, Image, Image]]
             gain = np.array(p_) - np.array(base)
             worst = int(np.argmin(gain))
             below = int(np.sum(gain < -0.5))
-            print(f"    {name:7s} {np.mean(p_):.2f} dB / {np.mean(s_):.3f}; worst pair "
-                  f"{pairs[worst][0]} {gain[worst]:+.2f} dB vs input; "
-                  f"{below} pairs > 0.5 dB below input")
+            print(
+                f"    {name:7s} {np.mean(p_):.2f} dB / {np.mean(s_):.3f}; worst pair "
+                f"{pairs[worst][0]} {gain[worst]:+.2f} dB vs input; "
+                f"{below} pairs > 0.5 dB below input"
+            )
 
 
 def upscaled(methods: dict[str, Any], sets: dict[str, list[tuple[str, Image, Image]]]) -> None:
@@ -218,19 +233,25 @@ def upscaled(methods: dict[str, Any], sets: dict[str, list[tuple[str, Image, Ima
                     if factor == 1:
                         out = run(method, h)
                     else:
-                        big = cv2.resize(h, None, fx=factor, fy=factor,
-                                         interpolation=cv2.INTER_CUBIC)
+                        big = cv2.resize(
+                            h, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC
+                        )
                         out = area(run(method, big), h.shape[:2])
                     vals.append(psnr(c, out))
                 scores[factor] = float(np.mean(vals))
-            print(f"  {split:7s} {name:7s} native {scores[1]:.2f}  2× {scores[2]:.2f} "
-                  f"({scores[2] - scores[1]:+.2f})  3× {scores[3]:.2f} "
-                  f"({scores[3] - scores[1]:+.2f}) dB")
+            print(
+                f"  {split:7s} {name:7s} native {scores[1]:.2f}  2× {scores[2]:.2f} "
+                f"({scores[2] - scores[1]:+.2f})  3× {scores[3]:.2f} "
+                f"({scores[3] - scores[1]:+.2f}) dB"
+            )
 
 
 def halfsize(methods: dict[str, Any]) -> None:
-    files = [DATA / "ohaze/hazy/27_outdoor_hazy.jpg", DATA / "ohaze/hazy/35_outdoor_hazy.jpg",
-             DATA / "real/foggy_house.jpg"]
+    files = [
+        DATA / "ohaze/hazy/27_outdoor_hazy.jpg",
+        DATA / "ohaze/hazy/35_outdoor_hazy.jpg",
+        DATA / "real/foggy_house.jpg",
+    ]
     images = {p.stem: imread(p) for p in files}
     for name, method in methods.items():
         res = []
@@ -243,8 +264,9 @@ def halfsize(methods: dict[str, Any]) -> None:
 
 
 def timing(methods: dict[str, Any]) -> None:
-    img = cv2.resize(imread(DATA / "real/foggy_house.jpg"), (1920, 1080),
-                     interpolation=cv2.INTER_AREA)
+    img = cv2.resize(
+        imread(DATA / "real/foggy_house.jpg"), (1920, 1080), interpolation=cv2.INTER_AREA
+    )
     times = {}
     for name, method in methods.items():
         run(method, img)  # JIT warm-up
@@ -274,29 +296,45 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--fade", type=Path, default=FADE_DEFAULT)
-    parser.add_argument("--save", type=Path, default=None,
-                        help="folder for input | clear | dcp side-by-sides of the real photos")
-    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="override ClearHaze parameters, e.g. --set snr_margin=2")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="folder for input | clear | dcp side-by-sides of the real photos",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override ClearHaze parameters, e.g. --set snr_margin=2",
+    )
     args = parser.parse_args()
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
-    methods = {m: METHODS[m](**overrides) if m == "clear" else METHODS[m]()
-               for m in args.methods}
+    methods = {m: METHODS[m](**overrides) if m == "clear" else METHODS[m]() for m in args.methods}
     for name, method in methods.items():
         print(f"{name}: {method!r}")
     fog, fog_name = load_fog(args.fade)
     sets = sots_sets() if {"sots", "upscaled"} & set(args.parts) else {}
     steps: dict[str, tuple[str, Callable[[], None]]] = {
-        "real": (f"Real photos (41), fog density = {fog_name}",
-                 lambda: real_photos(methods, fog, args.save)),
-        "blocks": ("JPEG 8×8 block-edge energy in flat regions, output / input",
-                   lambda: blocks(methods)),
+        "real": (
+            f"Real photos (41), fog density = {fog_name}",
+            lambda: real_photos(methods, fog, args.save),
+        ),
+        "blocks": (
+            "JPEG 8×8 block-edge energy in flat regions, output / input",
+            lambda: blocks(methods),
+        ),
         "ohaze": ("O-HAZE (pairs 27, 35): PSNR / SSIM", lambda: ohaze(methods)),
         "sots": ("SOTS: PSNR / SSIM", lambda: sots(methods, sets)),
-        "upscaled": ("SOTS upscaled (bicubic), dehazed, area back: PSNR",
-                     lambda: upscaled(methods, sets)),
-        "halfsize": ("Half-size output vs full-size output scaled down: PSNR",
-                     lambda: halfsize(methods)),
+        "upscaled": (
+            "SOTS upscaled (bicubic), dehazed, area back: PSNR",
+            lambda: upscaled(methods, sets),
+        ),
+        "halfsize": (
+            "Half-size output vs full-size output scaled down: PSNR",
+            lambda: halfsize(methods),
+        ),
         "time": ("Time at 1080p", lambda: timing(methods)),
     }
     for part in PARTS:
