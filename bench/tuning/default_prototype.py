@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -96,6 +96,10 @@ class Scene:
     ----------
     scale : float
         Working scale in (0, 1]: the working image is the input resized by this factor.
+    extent : float
+        The working image's short side over ``working_size``, in (0, 1]: 1 unless the input
+        is smaller than the working size, then every radius is scaled by it (so a small
+        image and its upscaled copy use the same windows relative to the scene).
     atmospheric_light : (C,) ndarray
         A on the [0, 1] scale.
     noise_sigma : float
@@ -103,6 +107,7 @@ class Scene:
     """
 
     scale: float
+    extent: float
     atmospheric_light: NDArray[np.float64]
     noise_sigma: float
 
@@ -181,6 +186,16 @@ def _luma(image: NDArray[Any]) -> NDArray[Any]:
         return image
     out: NDArray[Any] = image @ GRAY_WEIGHTS.astype(image.dtype)
     return out
+
+
+class _Radii(NamedTuple):
+    """Window sizes in working pixels for one scene."""
+
+    patch: int
+    guided: int
+    signal: int
+    reach: int
+    sigma: float
 
 
 @dataclass(frozen=True)
@@ -293,6 +308,17 @@ class ClearHaze:
         weight = blur + self.signal_radius + self.reach_radius
         return max(self.patch_radius, weight) + 2 * self.guided_radius + 2
 
+    def _radii(self, scene: Scene) -> _Radii:
+        """The radii in working pixels for this scene (scaled by ``scene.extent``)."""
+        f = scene.extent
+        return _Radii(
+            patch=round(self.patch_radius * f),
+            guided=max(1, round(self.guided_radius * f)),
+            signal=max(1, round(self.signal_radius * f)),
+            reach=round(self.reach_radius * f),
+            sigma=self.detail_sigma * f,
+        )
+
     def halo_pixels(self, scene: Scene) -> int:
         """The halo in input pixels for an image with this ``scene``."""
         return math.ceil(self.halo / scene.scale)
@@ -305,13 +331,15 @@ class ClearHaze:
         quantisation noise.
         """
         img = _as_float(image)
-        scale = min(1.0, self.working_size / min(img.shape[:2]))
+        short = min(img.shape[:2])
+        scale = min(1.0, self.working_size / short)
+        extent = min(1.0, short / self.working_size)
         work = _resize(img, scale)
-        dark = dehaze.dark_channel(work, self.patch_radius)
+        dark = dehaze.dark_channel(work, round(self.patch_radius * extent))
         light = dehaze.atmospheric_light(work, dark, top_fraction=self.top_fraction)
         light = np.clip(light.astype(np.float64), 1e-3, 1.0)
         sigma = max(_noise_sigma(_luma(work).astype(np.float64)), QUANTISATION_SIGMA)
-        return Scene(scale=scale, atmospheric_light=light, noise_sigma=sigma)
+        return Scene(scale=scale, extent=extent, atmospheric_light=light, noise_sigma=sigma)
 
     def apply(self, image: ArrayLike, scene: Scene) -> DehazeResult:
         """Dehaze with the global statistics of ``scene``: local stages only.
@@ -324,9 +352,10 @@ class ClearHaze:
         light = scene.atmospheric_light
         work = _resize(img, scene.scale)
         dtype = work.dtype
-        physical, weight, detail_weight, base = self._working_maps(work, scene)
+        radii = self._radii(scene)
+        physical, weight, detail_weight, base = self._working_maps(work, scene, radii)
         physical, weight = self._refine(
-            img, work, [(physical, self.eps), (weight, self.weight_eps)]
+            img, work, radii.guided, [(physical, self.eps), (weight, self.weight_eps)]
         )
         t_safe = np.maximum(physical, dtype.type(self.t0))
         recovery_t = t_safe / (t_safe + weight * (1.0 - t_safe))
@@ -355,33 +384,37 @@ class ClearHaze:
         return self.apply(image, self.estimate(image))
 
     def _working_maps(
-        self, work: NDArray[Any], scene: Scene
+        self, work: NDArray[Any], scene: Scene, radii: _Radii
     ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
         """Working-scale (physical t, recovery weight, detail weight, base layer)."""
         light = scene.atmospheric_light.astype(work.dtype)
-        raw = dehaze.transmission(work, light, omega=self.omega, patch_radius=self.patch_radius)
+        raw = dehaze.transmission(work, light, omega=self.omega, patch_radius=radii.patch)
         # Meng et al.'s box, upper side: J ≤ 1 in every channel needs t ≥ (I − A)/(1 − A)
         above = (work - light) / np.maximum(1.0 - light, work.dtype.type(1e-3))
         physical = np.clip(np.maximum(raw, _largest_channel(above)), 0.0, 1.0)
         # detail SNR: Wiener gain of the high-pass against k σ
-        base = cv2.GaussianBlur(work, (0, 0), self.detail_sigma, borderType=cv2.BORDER_REFLECT)
+        base = cv2.GaussianBlur(work, (0, 0), radii.sigma, borderType=cv2.BORDER_REFLECT)
         detail = _luma(work) - _luma(base)
-        energy = _box_mean(detail * detail, self.signal_radius)
+        energy = _box_mean(detail * detail, radii.signal)
         noise = (self.snr_margin * scene.noise_sigma) ** 2
         detail_weight = np.clip(1.0 - noise / np.maximum(energy, 1e-12), 0.0, 1.0)
         weight = detail_weight
-        if self.reach_radius > 0:
-            kernel = np.ones((2 * self.reach_radius + 1,) * 2, np.uint8)
+        if radii.reach > 0:
+            kernel = np.ones((2 * radii.reach + 1,) * 2, np.uint8)
             weight = cv2.dilate(weight, kernel, borderType=cv2.BORDER_REFLECT)
         # distance to A: flat but clearly not airlight
-        mean = _box_mean(work, self.signal_radius)
+        mean = _box_mean(work, radii.signal)
         distance = _largest_channel(np.abs(mean - light))
         far = 1.0 - (self.sky_tolerance / np.maximum(distance, 1e-6)) ** 2
         weight = np.maximum(weight, np.clip(far, 0.0, 1.0))
         return physical, weight, detail_weight.astype(work.dtype), base
 
     def _refine(
-        self, img: NDArray[Any], work: NDArray[Any], planes: list[tuple[NDArray[Any], float]]
+        self,
+        img: NDArray[Any],
+        work: NDArray[Any],
+        radius: int,
+        planes: list[tuple[NDArray[Any], float]],
     ) -> list[NDArray[Any]]:
         """Guided filter: coefficients at the working scale, applied to the full-size luma.
 
@@ -389,7 +422,7 @@ class ClearHaze:
         means in float64 (E[I²] − E[I]² cancels in float32). Each plane has its own ε.
         """
         dtype = work.dtype
-        r = min(self.guided_radius, max(work.shape[:2]))
+        r = min(radius, max(work.shape[:2]))
         guide = _luma(work).astype(np.float64)
         mean_i = _box_mean(guide, r)
         var_i = _box_mean(guide * guide, r) - mean_i * mean_i
