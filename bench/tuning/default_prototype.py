@@ -128,7 +128,11 @@ def _as_float(image: ArrayLike) -> NDArray[Any]:
 
 def _largest_channel(image: NDArray[Any]) -> NDArray[Any]:
     """Per-pixel maximum over channels (a gray plane is returned as is)."""
-    return image if image.ndim == 2 else image.max(axis=2)
+    if image.ndim == 2:
+        return image
+    # elementwise over the three planes: a reduction along a length-3 last axis is slow
+    largest: NDArray[Any] = np.maximum(np.maximum(image[:, :, 0], image[:, :, 1]), image[:, :, 2])
+    return largest
 
 
 def _per_channel(plane: NDArray[Any], like: NDArray[Any]) -> NDArray[Any]:
