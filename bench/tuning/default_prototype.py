@@ -280,10 +280,10 @@ class ClearHaze:
             "signal_radius": 1,
             "reach_radius": 0,
         }
-        for name, low in integers.items():
+        for name, minimum in integers.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
         ranges = {
             "eps": (0.0, math.inf),
             "omega": (0.0, 1.0),
@@ -295,16 +295,18 @@ class ClearHaze:
             "detail_sigma": (0.0, math.inf),
         }
         for name, (low, high) in ranges.items():
-            value = getattr(self, name)
+            number = getattr(self, name)
             inclusive = name in ("omega", "top_fraction")
             ok = (
-                isinstance(value, (int, float))
-                and low < value
-                and (value <= high if inclusive else value < high)
+                isinstance(number, (int, float))
+                and low < number
+                and (number <= high if inclusive else number < high)
             )
             if not ok:
                 bound = "]" if inclusive else ")"
-                raise ValueError(f"{name} must be a number in ({low}, {high}{bound}, got {value!r}")
+                raise ValueError(
+                    f"{name} must be a number in ({low}, {high}{bound}, got {number!r}"
+                )
 
     @property
     def halo(self) -> int:
@@ -347,8 +349,8 @@ class ClearHaze:
         extent = min(1.0, short / self.working_size)
         work = _resize(img, scale)
         dark = dehaze.dark_channel(work, round(self.patch_radius * extent))
-        light = dehaze.atmospheric_light(work, dark, top_fraction=self.top_fraction)
-        light = np.clip(light.astype(np.float64), 1e-3, 1.0)
+        estimated = dehaze.atmospheric_light(work, dark, top_fraction=self.top_fraction)
+        light: NDArray[np.float64] = np.clip(estimated.astype(np.float64), 1e-3, 1.0)
         sigma = max(_noise_sigma(_luma(work).astype(np.float64)), QUANTISATION_SIGMA)
         return Scene(scale=scale, extent=extent, atmospheric_light=light, noise_sigma=sigma)
 
