@@ -212,6 +212,12 @@ class _Radii(NamedTuple):
     sigma: float
 
 
+def _halo(radii: _Radii) -> int:
+    """Working-pixel halo of the stages run with ``radii`` (see :attr:`ClearHaze.halo`)."""
+    weight = math.ceil(4.0 * radii.sigma) + radii.signal + radii.reach
+    return max(radii.patch, weight) + 2 * radii.guided + 1
+
+
 @dataclass(frozen=True)
 class ClearHaze:
     """Dehaze real photos: clears dense haze, leaves sky and flat bright areas, scale-free.
@@ -316,20 +322,20 @@ class ClearHaze:
 
     @property
     def halo(self) -> int:
-        """How far an output pixel looks, in working pixels.
+        """How far an output pixel looks, in working pixels, at the nominal radii.
 
-        In input pixels: ``ceil(halo / scene.scale)`` (see :meth:`halo_pixels`). The weight
-        path is the deepest: Gaussian (3 σ) + detail window + max filter, then the guided
-        filter's window of windows (2 r) and one pixel each for the area resize and the
-        bilinear upsampling.
+        The weight path is the deepest: Gaussian (OpenCV truncates float kernels at 4 σ) +
+        detail window + max filter, then the guided filter's window of windows (2 r), +1 for
+        the bilinear upsampling. For an image, use :meth:`halo_pixels` (radii scaled by
+        ``scene.extent``, in input pixels).
         """
-        blur = math.ceil(3.0 * self.detail_sigma)
-        weight = blur + self.signal_radius + self.reach_radius
-        return max(self.patch_radius, weight) + 2 * self.guided_radius + 2
+        return _halo(self._radii_at(1.0))
 
     def _radii(self, scene: Scene) -> _Radii:
         """The radii in working pixels for this scene (scaled by ``scene.extent``)."""
-        f = scene.extent
+        return self._radii_at(scene.extent)
+
+    def _radii_at(self, f: float) -> _Radii:
         return _Radii(
             patch=round(self.patch_radius * f),
             guided=max(1, round(self.guided_radius * f)),
@@ -339,8 +345,14 @@ class ClearHaze:
         )
 
     def halo_pixels(self, scene: Scene) -> int:
-        """The halo in input pixels for an image with this ``scene``."""
-        return math.ceil(self.halo / scene.scale)
+        """The halo in input pixels for an image with this ``scene``.
+
+        (working halo + 1 for the block average) × k. A tile processed by ``apply`` with
+        this margin on every side (clipped at the image border), its origin a multiple of
+        k, reproduces the whole-image result in its interior.
+        """
+        factor = round(1.0 / scene.scale)
+        return (_halo(self._radii(scene)) + 1) * factor
 
     def estimate(self, image: ArrayLike) -> Scene:
         """Global statistics: working scale, atmospheric light A and noise σ.
