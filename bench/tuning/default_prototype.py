@@ -44,7 +44,7 @@ defaults of :class:`dehaze.DarkChannelPrior`, changed in four ways:
    gain 1/t_rec; the detail gets 1 + w_d (1/t_rec − 1) with w_d the detail SNR weight (not
    spread), so fine structure in dense haze is amplified and noise in flat areas is not.
    JPEG 8×8 block-edge energy in the flat areas of city_tv_tower / twin_towers_city:
-   2.6× / 2.4× the input's, against 6.7× / 8.5× for ``DarkChannelPrior()`` (only the luma
+   2.5× / 2.4× the input's, against 6.7× / 8.5× for ``DarkChannelPrior()`` (only the luma
    detail is gated: JPEG's 16 × 16 chroma blocks sit in the base layer and stay faintly
    visible as pink squares in city_tv_tower's sky).
 
