@@ -152,6 +152,11 @@ class ColorAttenuationPrior:
         """Context of :meth:`apply`: the depth's min filter plus the guided filter's reach."""
         return self.patch_radius + guided_halo(self.guided_radius)
 
+    def halo_for(self, scene: LightScene) -> int:
+        """Return the halo for an image with this scene: :attr:`halo` (fixed, in pixels)."""
+        check_scene(scene, LightScene, "ColorAttenuationPrior")
+        return self.halo
+
     def estimate(self, image: ArrayLike) -> LightScene:
         """Atmospheric light of ``image``: He's rule on the eroded CAP depth (deepest 0.1 %).
 

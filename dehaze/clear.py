@@ -267,7 +267,7 @@ class ClearHaze:
         return self._working_halo(self._radii(1.0))
 
     def halo_for(self, scene: ClearScene) -> int:
-        """How far (input pixels) an output pixel of :meth:`apply` looks, for this scene.
+        """Return how far (input pixels) an output pixel of :meth:`apply` looks, for this scene.
 
         (working halo + 1 for the block average) × k: a tile processed with this margin on
         every side, its origin a multiple of k, reproduces the whole-image result inside.

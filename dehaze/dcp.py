@@ -163,6 +163,11 @@ class DarkChannelPrior:
         """Context of :meth:`apply`: the dark-channel patch plus the guided filter's reach."""
         return self.patch_radius + guided_halo(self.guided_radius, self.subsample)
 
+    def halo_for(self, scene: LightScene) -> int:
+        """Return the halo for an image with this scene: :attr:`halo` (fixed, in pixels)."""
+        check_scene(scene, LightScene, "DarkChannelPrior")
+        return self.halo
+
     def estimate(self, image: ArrayLike) -> LightScene:
         """Atmospheric light of ``image``: He's rule, or the fixed ``atmospheric_light``.
 

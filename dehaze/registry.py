@@ -80,6 +80,11 @@ class Identity:
 
     halo = 0
 
+    def halo_for(self, scene: Scene) -> int:
+        """No context: the output pixel is the input pixel."""
+        check_scene(scene, Scene, "Identity")
+        return 0
+
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Return ``image`` itself as the result."""
         check_outputs(outputs)

@@ -91,8 +91,9 @@ class Scene:
     def blend(self: _S, previous: _S | None, weight: float) -> _S:
         """Exponential moving average ``(1 − w) · previous + w · self`` of every numeric field.
 
-        Arrays are averaged in float64 and stay float64; a field that is None in either
-        scene is taken from ``self``. ``previous=None`` returns ``self`` (the first frame).
+        Arrays are averaged in float64 and stay float64, floats as floats; integer, boolean
+        and string fields, and a field that is None in either scene, are taken from
+        ``self``. ``previous=None`` returns ``self`` (the first frame).
 
         Examples
         --------
@@ -111,13 +112,13 @@ class Scene:
         changes: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             new, old = getattr(self, field.name), getattr(previous, field.name)
-            if new is None or old is None or isinstance(new, (bool, str)):
-                continue
+            if new is None or old is None or isinstance(new, (bool, int, str)):
+                continue  # counts and flags (a block factor) are not averaged
             if isinstance(new, np.ndarray):
                 changes[field.name] = (1 - weight) * np.asarray(old, np.float64) + weight * (
                     new.astype(np.float64)
                 )
-            elif isinstance(new, (int, float)):
+            elif isinstance(new, float):
                 changes[field.name] = (1 - weight) * float(old) + weight * float(new)
         return dataclasses.replace(self, **changes)
 
@@ -171,7 +172,7 @@ class Method(Dehazer, Protocol[SceneT]):
 
     ``method(image)`` equals ``method.apply(image, method.estimate(image))``; ``apply``
     runs only per-pixel and windowed stages, so an output pixel depends on input pixels at
-    most :attr:`halo` pixels away (in rows and in columns) and on the scene.
+    most ``halo_for(scene)`` pixels away (in rows and in columns) and on the scene.
     """
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
@@ -180,7 +181,15 @@ class Method(Dehazer, Protocol[SceneT]):
 
     @property
     def halo(self) -> int:
-        """How many pixels of context an output pixel of :meth:`apply` depends on."""
+        """How many pixels of context an output pixel of :meth:`apply` depends on.
+
+        For a method whose windows follow the image's size (:class:`dehaze.ClearHaze`), at
+        its working size; :meth:`halo_for` gives it for a given image's scene.
+        """
+        ...
+
+    def halo_for(self, scene: SceneT) -> int:
+        """Return the halo, in input pixels, for an image whose scene is ``scene``."""
         ...
 
     def estimate(self, image: ArrayLike) -> SceneT:

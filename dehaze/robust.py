@@ -177,6 +177,11 @@ class RobustDCP:
         """Context of :meth:`apply`: the dark-channel patch plus the guided filter's reach."""
         return self.patch_radius + guided_halo(self.guided_radius, self.subsample)
 
+    def halo_for(self, scene: RobustScene) -> int:
+        """Return the halo for an image with this scene: :attr:`halo` (fixed, in pixels)."""
+        check_scene(scene, RobustScene, "RobustDCP")
+        return self.halo
+
     def estimate_light(self, image: FloatArray, dark: FloatArray, unit: float = 1.0) -> FloatArray:
         """Atmospheric light of a validated image by the configured rule.
 

@@ -436,3 +436,138 @@ def cap_ref(
         "atmospheric_light": a,
         "depth": np.maximum(depth, 0.0),
     }
+
+
+# --- ClearHaze, from its rules (dehaze/clear.py's module notes), with SciPy ---------------
+
+NOISE_MASK_REF = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+QUANTISATION_SIGMA_REF = 1.0 / (255.0 * np.sqrt(12.0))
+
+
+def block_mean_ref(image: np.ndarray, k: int) -> np.ndarray:
+    """Mean over k × k blocks (sides must be multiples of k)."""
+    h, w = image.shape[:2]
+    assert h % k == 0 and w % k == 0, "the reference takes whole blocks only"
+    shaped = image.reshape(h // k, k, w // k, k, *image.shape[2:])
+    return shaped.mean(axis=(1, 3))
+
+
+def bilinear_ref(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize with half-pixel centres and clamped borders (OpenCV's INTER_LINEAR)."""
+    if plane.shape[:2] == shape:
+        return plane
+
+    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        x = np.clip(x, 0.0, n_in - 1)
+        lo = np.floor(x).astype(int)
+        hi = np.minimum(lo + 1, n_in - 1)
+        return lo, hi, x - lo
+
+    y0, y1, fy = axis(shape[0], plane.shape[0])
+    x0, x1, fx = axis(shape[1], plane.shape[1])
+    fy = fy.reshape(-1, 1, *([1] * (plane.ndim - 2)))
+    fx = fx.reshape(1, -1, *([1] * (plane.ndim - 2)))
+    top = plane[y0][:, x0] * (1 - fx) + plane[y0][:, x1] * fx
+    bottom = plane[y1][:, x0] * (1 - fx) + plane[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def noise_sigma_ref(luma: np.ndarray) -> float:
+    """Immerkær's mask, RMS over 8 × 8 windows, 10th percentile, / 6, floored."""
+    response = ndimage.correlate(luma, NOISE_MASK_REF, mode="reflect")[1:-1, 1:-1]
+    local = ndimage.uniform_filter(response * response, size=8, mode="reflect")
+    return max(float(np.sqrt(max(np.percentile(local, 10.0), 0.0)) / 6.0), QUANTISATION_SIGMA_REF)
+
+
+def _spatial(fn, image: np.ndarray, **kwargs) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Apply a 2-D SciPy filter to each channel."""
+    if image.ndim == 2:
+        return fn(image, **kwargs)
+    return np.stack([fn(image[..., c], **kwargs) for c in range(image.shape[2])], axis=-1)
+
+
+def clear_haze_ref(
+    image: np.ndarray,
+    *,
+    working_size: int = 400,
+    patch_radius: int = 20,
+    guided_radius: int = 80,
+    eps: float = 0.03,
+    omega: float = 0.95,
+    t0: float = 0.2,
+    top_fraction: float = 0.05,
+    signal_radius: int = 7,
+    snr_margin: float = 3.0,
+    reach_radius: int = 40,
+    sky_tolerance: float = 0.15,
+    weight_eps: float = 1e-3,
+    detail_sigma: float = 2.0,
+) -> dict[str, np.ndarray]:
+    """ClearHaze in float64: the four rules of dehaze/clear.py, one step at a time."""
+    img = to_float64(image)
+    short = min(img.shape[:2])
+    k = max(1, round(short / working_size))
+    work = block_mean_ref(img, k)
+    extent = min(work.shape[:2]) / working_size
+    patch = round(patch_radius * extent)
+    guided = max(1, round(guided_radius * extent))
+    signal = max(1, round(signal_radius * extent))
+    reach = round(reach_radius * extent)
+    sigma_d = detail_sigma * extent
+    # estimate: A by He's rule on the working image, the noise level of its luma
+    light = atmospheric_light_ref(work, dark_channel_ref(work, patch), top_fraction)
+    sigma = noise_sigma_ref(luma_ref(work))
+    # physical t: the prior, bounded below by Meng's box (J <= 1)
+    w3 = work if work.ndim == 3 else work[..., np.newaxis]
+    raw = transmission_ref(work, light, omega, patch)
+    bound = ((w3 - light) / np.maximum(1.0 - light, 1e-3)).max(axis=2)
+    physical = np.clip(np.maximum(raw, np.clip(bound, 0, 1)), 0, 1)
+    # weights: detail SNR (spread by a max filter) and distance to A
+    base = _spatial(ndimage.gaussian_filter, work, sigma=sigma_d, mode="reflect", truncate=4.0)
+    detail = luma_ref(work) - luma_ref(base)
+    energy = ndimage.uniform_filter(detail * detail, size=2 * signal + 1, mode="reflect")
+    detail_weight = np.clip(1.0 - (snr_margin * sigma) ** 2 / np.maximum(energy, 1e-12), 0, 1)
+    spread = detail_weight
+    if reach > 0:
+        spread = ndimage.maximum_filter(detail_weight, size=2 * reach + 1, mode="reflect")
+    mean = _spatial(ndimage.uniform_filter, work, size=2 * signal + 1, mode="reflect")
+    mean3 = mean if mean.ndim == 3 else mean[..., np.newaxis]
+    distance = np.abs(mean3 - light).max(axis=2)
+    far = np.clip(1.0 - (sky_tolerance / np.maximum(distance, 1e-6)) ** 2, 0, 1)
+    weight = np.maximum(spread, far)
+    # guided filter at the working scale, applied to the full-size luma
+    shape = img.shape[:2]
+    guide_small, guide_full = luma_ref(work), luma_ref(img)
+
+    def refine(src: np.ndarray, e: float) -> np.ndarray:
+        mean_i = box_mean_ref(guide_small, guided)
+        mean_p = box_mean_ref(src, guided)
+        var_i = box_mean_ref(guide_small * guide_small, guided) - mean_i * mean_i
+        cov = box_mean_ref(guide_small * src, guided) - mean_i * mean_p
+        a = cov / (var_i + e)
+        b = mean_p - a * mean_i
+        mean_a = bilinear_ref(box_mean_ref(a, guided), shape)
+        mean_b = bilinear_ref(box_mean_ref(b, guided), shape)
+        return np.clip(mean_a * guide_full + mean_b, 0, 1)
+
+    t = refine(physical, eps)
+    w = refine(weight, weight_eps)
+    t_safe = np.maximum(t, t0)
+    t_rec = t_safe / (t_safe + w * (1 - t_safe))
+    wd = bilinear_ref(detail_weight, shape)
+    base_full = bilinear_ref(base, shape)
+    gain = 1.0 / t_rec
+    excess = (1 - wd) * (gain - 1)
+    if img.ndim == 3:
+        gain, excess = gain[..., np.newaxis], excess[..., np.newaxis]
+    a_ = light if img.ndim == 3 else light[0]
+    j = np.clip((img - a_) * gain + a_ - excess * (img - base_full), 0, 1)
+    return {
+        "image": j,
+        "transmission": t_rec,
+        "atmospheric_light": light,
+        "depth": -np.log(np.clip(t, t0, 1.0)),
+        "factor": k,
+        "noise_sigma": sigma,
+    }

@@ -13,20 +13,15 @@ upscaled 2× and 3× (bicubic), dehazed, scaled back (area) within 0.3 dB of nat
 vs full-size output ≥ 35 dB (O-HAZE 27, 35, real/foggy_house.jpg); time ≤ 1.3× plain DCP at
 1080p.
 
-Fog density is FADE (Choi, You & Bovik 2015) from ``dehaze/fog.py`` of the FADE worktree
-(``--fade PATH``) or, when that file is missing, ``dehaze.metrics.fog_density`` if the library
-has it; otherwise the script says so and prints a proxy (mean 15 × 15 dark channel of the
-≤ 640 px copy) under a different heading.
+Fog density is FADE (Choi, You & Bovik 2015), ``dehaze.metrics.fog_density``; ``clear`` is
+``dehaze.ClearHaze`` (prototyped in this folder, see NOTES.md, then moved into the library).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,62 +34,20 @@ from numpy.typing import NDArray
 import dehaze
 from dehaze.datasets import iter_loaded, ohaze_pairs, sots_pairs
 from dehaze.io import imread, imwrite
-from dehaze.metrics import psnr, ssim
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_prototype import ClearHaze  # noqa: E402
+from dehaze.metrics import fog_density, psnr, ssim
 
 Image = NDArray[Any]
 Method = Callable[[Image], Image]
 
 DATA = Path(os.environ.get("DEHAZE_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
-FADE_DEFAULT = Path("/work/wt-h4-fade/dehaze/fog.py")
 
 METHODS: dict[str, Callable[[], Any]] = {
-    "clear": ClearHaze,
+    "clear": dehaze.ClearHaze,
     "dcp": dehaze.DarkChannelPrior,
     "robust": dehaze.RobustDCP,
     "cap": dehaze.ColorAttenuationPrior,
 }
 PARTS = ("real", "blocks", "ohaze", "sots", "upscaled", "halfsize", "time")
-
-
-def _committed(path: Path) -> bool:
-    """Whether ``path`` is in a commit of its git worktree (a work in progress is not used)."""
-    found = subprocess.run(
-        ["git", "-C", str(path.parent), "log", "-1", "--format=%h", "--", path.name],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return bool(found.stdout.strip())
-
-
-def load_fog(path: Path) -> tuple[Callable[[Image], float], str]:
-    """FADE from the given file, the library, or a labelled proxy."""
-    if path.is_file() and _committed(path):
-        spec = importlib.util.spec_from_file_location("fade_module", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["fade_module"] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-        return module.fog_density, f"FADE ({path})"
-    try:
-        from dehaze.metrics import fog_density  # type: ignore[attr-defined]
-
-        return fog_density, "FADE (dehaze.metrics)"
-    except ImportError:
-        pass
-
-    def proxy(image: Image) -> float:
-        img = np.asarray(image)
-        scale = min(1.0, 640 / max(img.shape[:2]))
-        if scale < 1:
-            size = (round(img.shape[1] * scale), round(img.shape[0] * scale))
-            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        return float(dehaze.dark_channel(img, 7).mean()) * 3.0
-
-    return proxy, "PROXY (3 × mean 15×15 dark channel; FADE not available yet)"
 
 
 def run(method: Any, image: Image) -> Image:
@@ -295,7 +248,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
-    parser.add_argument("--fade", type=Path, default=FADE_DEFAULT)
     parser.add_argument(
         "--save",
         type=Path,
@@ -314,7 +266,7 @@ def main() -> None:
     methods = {m: METHODS[m](**overrides) if m == "clear" else METHODS[m]() for m in args.methods}
     for name, method in methods.items():
         print(f"{name}: {method!r}")
-    fog, fog_name = load_fog(args.fade)
+    fog, fog_name = fog_density, "FADE (dehaze.metrics.fog_density)"
     sets = sots_sets() if {"sots", "upscaled"} & set(args.parts) else {}
     steps: dict[str, tuple[str, Callable[[], None]]] = {
         "real": (

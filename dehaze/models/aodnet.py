@@ -274,6 +274,11 @@ class AODNet:
         """Receptive-field radius: an output pixel depends on input pixels ≤ 7 away."""
         return AODNET_HALO
 
+    def halo_for(self, scene: Scene) -> int:
+        """Return the halo for an image with this scene: :attr:`halo` (fixed, in pixels)."""
+        check_scene(scene, Scene, "AODNet")
+        return self.halo
+
     def estimate(self, image: ArrayLike) -> Scene:
         """AOD-Net has no whole-image statistics: an empty :class:`~dehaze.result.Scene`."""
         prepare_rgb(image)  # validate like apply, so bad input fails here too

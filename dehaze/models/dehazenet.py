@@ -267,6 +267,11 @@ class DehazeNet:
         """Context of :meth:`apply`: the network's receptive field plus the guided filter's."""
         return NETWORK_HALO + guided_halo(self.guided_radius)
 
+    def halo_for(self, scene: LightScene) -> int:
+        """Return the halo for an image with this scene: :attr:`halo` (fixed, in pixels)."""
+        check_scene(scene, LightScene, "DehazeNet")
+        return self.halo
+
     def estimate(self, image: ArrayLike) -> LightScene:
         """Estimate A by the original rule: the brightest of the lowest-t ``light_fraction`` pixels.
 

@@ -1,0 +1,137 @@
+"""ClearHaze: the float64 reference, the rules' intent, resolution and the two phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import dehaze
+from dehaze import ClearHaze, ClearScene
+from dehaze.io import imread
+from dehaze.metrics import psnr
+
+from reference import assert_rounded_equal, clear_haze_ref
+
+
+def hazy_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    y = np.linspace(0, 1, h)[:, None, None]
+    x = np.linspace(0, 1, w)[None, :, None]
+    clear = 0.4 + 0.3 * np.sin(9 * x + 6 * y + np.array([0, 1, 2])) + 0.15 * rng.random((h, w, 3))
+    t = np.exp(-1.8 * (1 - y))
+    return np.clip(clear, 0, 1) * t + 0.85 * (1 - t)
+
+
+@pytest.mark.parametrize(
+    ("shape", "working_size", "params"),
+    [
+        ((60, 80), 400, {}),  # smaller than the working size: k = 1, radii scaled down
+        ((120, 160), 60, {}),  # k = 2
+        ((90, 90), 30, {"reach_radius": 0, "signal_radius": 2}),  # k = 3, no reach
+        ((64, 96), 64, {"t0": 0.1, "omega": 0.8, "snr_margin": 1.0, "sky_tolerance": 0.4}),
+    ],
+)
+def test_matches_the_float64_reference(rng, shape, working_size, params):
+    image = hazy_scene(rng, *shape)
+    method = ClearHaze(working_size=working_size, **params)
+    result = method(image)
+    expected = clear_haze_ref(image, working_size=working_size, **params)
+    assert method.estimate(image).factor == expected["factor"]
+    np.testing.assert_allclose(result.atmospheric_light, expected["atmospheric_light"], atol=1e-8)
+    np.testing.assert_allclose(result.image, expected["image"], atol=1e-8, rtol=0)
+    np.testing.assert_allclose(result.transmission, expected["transmission"], atol=1e-8, rtol=0)
+    np.testing.assert_allclose(result.depth, expected["depth"], atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_uint8_and_gray_follow_the_reference(rng, gray):
+    image = np.rint(hazy_scene(rng, 80, 100) * 255).astype(np.uint8)
+    if gray:
+        image = np.rint(image @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    result = ClearHaze(working_size=80)(image)
+    expected = clear_haze_ref(image, working_size=80)
+    assert result.image.dtype == np.uint8 and result.image.shape == image.shape
+    # float32 inside: within 2e-4 of the reference, then rounded to the nearest level
+    assert_rounded_equal(result.image, expected["image"], atol=2e-4)
+
+
+def test_flat_region_at_the_airlight_is_not_amplified_but_texture_is(rng):
+    # left: sky, flat and close to A, with sensor noise; right: dense haze over texture
+    h, w = 96, 192
+    a = 0.85
+    sky = a + rng.normal(0, 0.004, (h, w // 2))
+    texture = 0.2 + 0.6 * (rng.random((h // 8, w // 16)) > 0.5)
+    texture = np.kron(texture, np.ones((8, 8)))
+    dense = texture * 0.25 + a * 0.75 + rng.normal(0, 0.004, (h, w // 2))
+    image = np.clip(np.concatenate([sky, dense], axis=1), 0, 1)
+    image = np.repeat(image[:, :, np.newaxis], 3, axis=2)
+    out = ClearHaze(working_size=96)(image).image
+    plain = dehaze.DarkChannelPrior(patch_radius=4, guided_radius=16)(image).image
+    inner = (slice(20, -20), slice(20, w // 2 - 20))
+    sky_noise_in = image[inner].std()
+    assert out[inner].std() < 2.0 * sky_noise_in  # not amplified into blotches
+    assert plain[inner].std() > 3.0 * sky_noise_in  # which is what plain DCP does there
+    right = (slice(20, -20), slice(w // 2 + 20, -20))
+    assert out[right].std() > 2.5 * image[right].std()  # the hidden texture is recovered
+
+
+def test_a_pixel_brighter_than_the_airlight_is_not_blown_out():
+    image = np.full((64, 64, 3), 0.8)
+    image[::8] = 0.3  # some structure, so the prior acts
+    image[30:34, 30:34] = (1.0, 0.95, 0.9)  # a sun brighter than A
+    result = ClearHaze(working_size=64)(image)
+    sun = result.image[31, 31]
+    assert np.all(sun < 1.0)  # the box keeps J below white in every channel
+
+
+def test_the_same_scene_at_twice_the_pixels_gives_the_same_result(rng):
+    image = hazy_scene(rng, 200, 260)
+    method = ClearHaze(working_size=200)
+    small = method(image).image
+    big_input = cv2.resize(image, (520, 400), interpolation=cv2.INTER_NEAREST)
+    big = method(big_input).image
+    back = cv2.resize(big, (260, 200), interpolation=cv2.INTER_AREA)
+    assert method.estimate(big_input).factor == 2
+    assert psnr(small, np.clip(back, 0, 1)) > 40.0
+
+
+def test_scene_blend_keeps_the_block_factor():
+    old = ClearScene(np.array([0.8, 0.8, 0.8]), 2, 1.0, 0.01)
+    new = ClearScene(np.array([0.9, 0.7, 0.8]), 2, 1.0, 0.03)
+    mixed = new.blend(old, 0.5)
+    assert mixed.factor == 2 and isinstance(mixed.factor, int)
+    assert mixed.noise_sigma == pytest.approx(0.02)
+    np.testing.assert_allclose(mixed.atmospheric_light, [0.85, 0.75, 0.8])
+
+
+def test_bad_parameters_and_scenes_are_refused(rng):
+    with pytest.raises(ValueError, match="working_size"):
+        ClearHaze(working_size=8)
+    with pytest.raises(ValueError, match="sky_tolerance"):
+        ClearHaze(sky_tolerance=0.0)
+    with pytest.raises(TypeError, match="snr_margin"):
+        ClearHaze(snr_margin="3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="eps"):
+        ClearHaze(eps=0.0)
+    image = hazy_scene(rng, 40, 40)
+    method = ClearHaze()
+    with pytest.raises(TypeError, match="ClearScene"):
+        method.apply(image, dehaze.LightScene(np.array([0.8, 0.8, 0.8])))
+    with pytest.raises(ValueError, match="factor"):
+        method.apply(image, ClearScene(np.array([0.8, 0.8, 0.8]), 0, 1.0, 0.01))
+
+
+@pytest.mark.data
+def test_real_photo_is_cleared_and_its_half_size_preview_agrees(data_dir: Path):
+    from dehaze.metrics import fog_density
+
+    photo = imread(data_dir / "real" / "foggy_house.jpg")
+    method = ClearHaze()
+    full = method(photo).image
+    assert fog_density(full) <= 0.6 * fog_density(photo)
+    half_input = cv2.resize(photo, (photo.shape[1] // 2, photo.shape[0] // 2), cv2.INTER_AREA)
+    half = method(half_input).image
+    full_small = cv2.resize(full, (half.shape[1], half.shape[0]), interpolation=cv2.INTER_AREA)
+    assert psnr(full_small, half) >= 35.0
