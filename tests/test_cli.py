@@ -70,8 +70,10 @@ def test_batch_with_a_corrupt_file(batch: Path, tmp_path: Path) -> None:
     proc = run(batch, "-o", out, "--save-transmission", "--save-depth")
     assert proc.returncode == 1, proc.stderr
     assert "broken.png" in proc.stderr and "cannot decode" in proc.stderr
-    assert "b.jpg exists" in proc.stderr and "--overwrite" in proc.stderr
-    assert "2 done, 2 failed" in proc.stderr and "megapixels/s" in proc.stderr
+    assert "skipped" in proc.stderr and "b.jpg exists" in proc.stderr
+    assert "--overwrite" in proc.stderr
+    assert "2 done, 1 skipped, 1 failed" in proc.stderr and "megapixels/s" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert inputs_digests(batch) == before
     assert digest(out / "b.jpg") == kept
     for name, shape in [("a", (40, 56)), ("sub/c", (30, 30))]:
@@ -90,7 +92,8 @@ def test_overwrite_replaces_outputs_never_inputs(
     out = tmp_path / "out"
     imwrite(out / "a.png", np.zeros((5, 5, 3), np.uint8))
     proc = run(batch, "-o", out, "-q")
-    assert proc.returncode == 1  # a.png exists
+    assert proc.returncode == 0, proc.stderr  # a.png exists: skipped, not failed
+    assert "2 done, 1 skipped, 0 failed" in proc.stderr
     assert imread(out / "a.png").shape == (5, 5, 3)
     assert imread(out / "b.jpg").shape == (40, 56, 3)
     proc = run(batch, "-o", out, "-q", "--overwrite")
@@ -215,9 +218,12 @@ def test_video(tmp_path: Path) -> None:
     estimate = np.array([[float(r[f"estimate_{c}"]) for c in range(3)] for r in rows])
     assert np.abs(np.diff(estimate, axis=0)).max() > 0.1  # the per-frame estimate flickers
     assert np.abs(np.diff(light, axis=0)).max() <= 0.1 * np.abs(np.diff(estimate, axis=0)).max()
-    # a second run refuses, --overwrite replaces (in-process: the same code path)
+    assert f"videos: {count} frames at" in proc.stderr and "without audio" in proc.stderr
+    # a second run skips, --overwrite replaces (in-process: the same code path)
     clip, out = str(tmp_path / "clip.avi"), str(tmp_path / "out")
-    assert cli.main([clip, "-o", out, "-q"]) == 1
+    before = digest(tmp_path / "out" / "clip.avi")
+    assert cli.main([clip, "-o", out, "-q"]) == 0
+    assert digest(tmp_path / "out" / "clip.avi") == before
     assert cli.main([clip, "-o", out, "-q", "--overwrite"]) == 0
     with pytest.raises(SystemExit) as exc:
         cli.main([clip, "-o", str(tmp_path / "o2"), "--method", "aodnet"])
@@ -243,7 +249,14 @@ def test_demo(tmp_path: Path) -> None:
     names = ["demo_hazy.png", "demo_dehazed.png", "demo_transmission.png", "demo_depth.png"]
     for name in names:
         assert imread(out / name).shape[:2] == (512, 512)
-    assert cli.main(["demo", "-o", str(out)]) == 1  # refuses to replace
+    # the demo can be run again: it replaces its own four files, and only those
+    (out / "mine.png").write_bytes(b"a file of the user")
+    stale = out / "demo_hazy.png"
+    os.utime(stale, (0, 0))
+    assert cli.main(["demo", "-o", str(out)]) == 0
+    assert stale.stat().st_mtime > 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "mine.png"])
+    assert (out / "mine.png").read_bytes() == b"a file of the user"
     assert cli.main(["demo", "-o", str(out), "--overwrite"]) == 0
 
 
