@@ -283,3 +283,28 @@ def test_pillow_own_bomb_limit_does_not_interfere(tmp_path: Path) -> None:
     path.write_bytes(_png_header_only(18000, 10000))
     header = dio._read_header(path.read_bytes())
     assert header is not None and (header.width, header.height) == (18000, 10000)
+
+
+# --- one list, one reader ----------------------------------------------------------------
+
+
+def test_suffix_lists_are_defined_once() -> None:
+    from dehaze import cli, datasets, video
+
+    assert cli.IMAGE_SUFFIXES is dio.IMAGE_SUFFIXES is datasets.IMAGE_SUFFIXES
+    assert cli.VIDEO_SUFFIXES is dio.VIDEO_SUFFIXES
+    assert video.VIDEO_CODECS is dio.VIDEO_CODECS
+    assert set(dio.VIDEO_CODECS) == set(dio.VIDEO_SUFFIXES)
+
+
+def test_evaluation_pairs_refuse_alpha(tmp_path: Path, rng) -> None:
+    from dehaze.datasets import ImagePair, load_pair
+
+    rgb = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    hazy = imwrite(tmp_path / "hazy.png", np.dstack([rgb, np.full((6, 8), 9, np.uint8)]))
+    clear = imwrite(tmp_path / "clear.png", rgb)
+    with pytest.raises(ValueError, match="hazy.png has an alpha channel"):
+        load_pair(ImagePair("x", hazy, clear, "t"))
+    plain = imwrite(tmp_path / "plain.png", rgb)
+    got, ref = load_pair(ImagePair("x", plain, clear, "t"))
+    np.testing.assert_array_equal(got, ref)
