@@ -83,6 +83,12 @@ class AtomicFile:
             else:
                 os.link(self.name, self.target)  # fails if the target appeared meanwhile
                 os.unlink(self.name)
+        except FileExistsError:
+            self.discard()  # the message names the target, not our temporary file
+            raise FileExistsError(
+                f"{self.target} exists (created meanwhile by another writer); pass "
+                "overwrite=True to replace it"
+            ) from None
         except BaseException:
             self.discard()
             raise

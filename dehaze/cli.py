@@ -738,14 +738,19 @@ def _run_files(argv: Sequence[str]) -> int:
             raise UsageError(f"--light-weight must be in (0, 1], got {args.light_weight}")
         if args.light_every < 1 or args.light_downscale < 1:
             raise UsageError("--light-every and --light-downscale must be integers ≥ 1")
-        method = METHODS[args.method](args)
+        try:
+            method = METHODS[args.method](args)
+        except UsageError:
+            raise
+        except Exception as exc:  # e.g. damaged weights: a message, never a traceback
+            raise UsageError(f"--method {args.method}: {_describe(exc)}") from exc
     except UsageError as exc:
         parser.error(str(exc))  # exits with status 2
     except KeyboardInterrupt:
         print("dehaze: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # e.g. damaged weights: a message, never a traceback
-        parser.error(f"--method {args.method}: {_describe(exc)}")
+    except Exception as exc:  # anything else about the inputs: one line, never a traceback
+        parser.error(_describe(exc))
 
     tally = Tally(failed=len(collected.problems))
     for problem in collected.problems:

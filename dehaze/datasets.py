@@ -367,9 +367,7 @@ def load_pair(pair: ImagePair, *, crop: str = "center") -> tuple[NDArray[Any], N
     clear = imread(pair.clear)
     for path, image in ((pair.hazy, hazy), (pair.clear, clear)):
         if split_alpha(image)[1] is not None:
-            raise ValueError(
-                f"{path} has an alpha channel; evaluation images must be RGB or gray"
-            )
+            raise ValueError(f"{path} has an alpha channel; evaluation images must be RGB or gray")
     if hazy.ndim != clear.ndim or hazy.shape[2:] != clear.shape[2:]:
         raise ValueError(
             f"{pair.hazy} has shape {hazy.shape} but its clear image {pair.clear} has shape "

@@ -46,8 +46,9 @@ def test_atomic_file_discards_on_error_and_never_clobbers(tmp_path: Path) -> Non
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
     target.write_text("mine")
-    with pytest.raises(FileExistsError), AtomicFile(target, overwrite=False) as tmp:
+    with pytest.raises(FileExistsError) as raised, AtomicFile(target, overwrite=False) as tmp:
         Path(tmp.name).write_text("theirs")
+    assert str(target) in str(raised.value) and ".part" not in str(raised.value)
     assert target.read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
     with AtomicFile(target, overwrite=True) as tmp:
