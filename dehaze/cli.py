@@ -429,7 +429,10 @@ class Collected:
 
 
 def _split_glob(pattern: str) -> tuple[Path, list[str]]:
-    """Split a glob pattern into the folder it starts from and the segments after it."""
+    """Split a glob pattern into its start folder and the segments after it.
+
+    The start folder is the pattern's longest prefix without wildcards.
+    """
     parts = Path(pattern).parts
     base: list[str] = []
     for part in parts[:-1]:
@@ -437,11 +440,6 @@ def _split_glob(pattern: str) -> tuple[Path, list[str]]:
             break
         base.append(part)
     return (Path(*base) if base else Path(".")), list(parts[len(base) :])
-
-
-def _glob_base(pattern: str) -> Path:
-    """Return the folder a glob pattern starts from: its longest prefix without magic."""
-    return _split_glob(pattern)[0]
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -111,7 +111,12 @@ def _read_header(data: bytes) -> _Header | None:
     for name in Image.ID:
         factory, accept = Image.OPEN[name]
         try:
-            if accept is not None and accept(prefix) is not True:
+            # formats without a signature check (TGA, IM, ...) would take any garbage for
+            # an image of some size; OpenCV reads none of them
+            if accept is None:
+                continue
+            accepted = accept(prefix)  # a str is Pillow's "format support missing" note
+            if isinstance(accepted, str) or not accepted:
                 continue
             image = factory(io.BytesIO(data), "")
         except (SyntaxError, IndexError, TypeError, ValueError, KeyError, EOFError, OSError):

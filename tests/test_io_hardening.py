@@ -309,3 +309,11 @@ def test_evaluation_pairs_refuse_alpha(tmp_path: Path, rng) -> None:
     plain = imwrite(tmp_path / "plain.png", rgb)
     got, ref = load_pair(ImagePair("x", plain, clear, "t"))
     np.testing.assert_array_equal(got, ref)
+
+
+def test_garbage_is_not_taken_for_an_image_of_some_size(tmp_path: Path, rng) -> None:
+    for k in range(20):
+        path = tmp_path / f"g{k}.png"
+        path.write_bytes(rng.integers(0, 256, 64 + 50 * k, dtype=np.uint8).tobytes())
+        with pytest.raises(ValueError, match="cannot decode"):
+            imread(path)
