@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import dehaze
+from dehaze import sky_fraction
 from dehaze._validate import as_float_image
-from dehaze.restore import sky_fraction
 
 from conftest import run
 from reference import (

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 import dehaze
+from dehaze import ColorAttenuationPrior, RobustDCP
 from dehaze._sample import synthetic_hazy
-from dehaze.cap import ColorAttenuationPrior
-from dehaze.restore import RobustDCP
 
 SIZES = {"620x460": (460, 620), "1920x1080": (1080, 1920)}
 METHODS: dict[str, Callable[[np.ndarray], Any]] = {

@@ -14,25 +14,16 @@ dtype('uint8')
 from __future__ import annotations
 
 from dehaze._parallel import get_num_threads, num_threads, set_num_threads
+from dehaze.atmosphere import atmospheric_light, quadtree_atmospheric_light
 from dehaze.cap import ColorAttenuationPrior, cap_depth
-from dehaze.dcp import (
-    DarkChannelPrior,
-    atmospheric_light,
-    dark_channel,
-    dehaze,
-    recover,
-    transmission,
-)
+from dehaze.dcp import DarkChannelPrior, dehaze
 from dehaze.depth import colorize_depth, depth_map
 from dehaze.filters import box_filter, min_filter
 from dehaze.guided import guided_filter
-from dehaze.restore import (
-    RobustDCP,
-    quadtree_atmospheric_light,
-    sky_fraction,
-    tolerance_transmission,
-)
-from dehaze.result import Dehazer, DehazeResult
+from dehaze.recovery import recover
+from dehaze.result import Dehazer, DehazeResult, LightScene, Method, Scene
+from dehaze.robust import RobustDCP, RobustScene
+from dehaze.transmission_map import dark_channel, sky_fraction, tolerance_transmission, transmission
 
 __version__ = "0.1.0"
 
@@ -42,6 +33,10 @@ __all__ = [
     "DarkChannelPrior",
     "DehazeResult",
     "Dehazer",
+    "LightScene",
+    "Method",
+    "RobustScene",
+    "Scene",
     "__version__",
     "atmospheric_light",
     "box_filter",

@@ -132,6 +132,11 @@ def as_pixels(
     return np.ascontiguousarray(arr, dtype=working_dtype(arr.dtype)), 1.0
 
 
+def as_channels(image: FloatArray) -> FloatArray:
+    """View an H×W image as H×W×1 (an H×W×C image is returned unchanged)."""
+    return image if image.ndim == 3 else image[:, :, np.newaxis]
+
+
 def restore_dtype(image: FloatArray, dtype: DTypeLike) -> np.ndarray:
     """Convert a float image in [0, 1] back to ``dtype``.
 

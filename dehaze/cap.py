@@ -15,6 +15,7 @@ refined by the guided filter, and t = exp(−β d). A is He's rule applied to th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,18 +32,17 @@ from dehaze._validate import (
     check_real,
     check_unit,
 )
-from dehaze.dcp import _estimate_light, _recover
+from dehaze.atmosphere import he_light
 from dehaze.filters import min_filter_plane
-from dehaze.guided import guided_filter_plane, to_gray
-from dehaze.restore import _distance_to_light, _tolerance
-from dehaze.result import DehazeResult
+from dehaze.guided import GUIDES, guided_filter_plane, guided_halo, to_gray
+from dehaze.recovery import recover_pixels
+from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
+from dehaze.transmission_map import distance_to_light, weaken_haze_removal
 
 __all__ = ["CAP_COEFFICIENTS", "ColorAttenuationPrior", "cap_depth"]
 
 #: (θ0, θ1, θ2) of Zhu, Mai & Shao (2015), eq. (9)–(10) and section IV-B.
 CAP_COEFFICIENTS = (0.121779, 0.959710, -0.780245)
-
-GUIDES = ("gray", "color")
 
 
 def _raw_depth(image: FloatArray) -> FloatArray:
@@ -78,7 +78,7 @@ def cap_depth(image: ArrayLike, patch_radius: int = 7) -> FloatArray:
     Examples
     --------
     >>> import numpy as np
-    >>> from dehaze.cap import cap_depth
+    >>> from dehaze import cap_depth
     >>> white = np.ones((2, 2, 3))
     >>> round(float(cap_depth(white, 0)[0, 0]), 6)   # θ0 + θ1 (v = 1, s = 0)
     1.081489
@@ -107,14 +107,19 @@ class ColorAttenuationPrior:
     guide : {"gray", "color"}
         Gray (luma) or RGB guide for the refinement (the authors use the RGB image).
     tolerance : float or None
-        K of :func:`dehaze.restore.tolerance_transmission` applied to t; None disables it.
+        K of :func:`dehaze.tolerance_transmission` applied to t; None disables it.
     amount : float
         Haze removed, in [0, 1]: t ← 1 − amount · (1 − t).
+
+    Notes
+    -----
+    Two phases (:class:`dehaze.result.Method`): :meth:`estimate` finds A (He's rule on the
+    eroded depth), :meth:`apply` the rest, looking at most :attr:`halo` pixels away.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from dehaze.cap import ColorAttenuationPrior
+    >>> from dehaze import ColorAttenuationPrior
     >>> hazy = (np.random.default_rng(0).random((64, 80, 3)) * 0.5 + 0.4).astype(np.float32)
     >>> result = ColorAttenuationPrior(guided_radius=10)(hazy)
     >>> result.image.dtype, result.depth.shape
@@ -141,30 +146,99 @@ class ColorAttenuationPrior:
             check_unit(self.tolerance, "tolerance")
         check_unit(self.amount, "amount")
 
+    @property
+    def halo(self) -> int:
+        """Context of :meth:`apply`: the depth's min filter plus the guided filter's reach."""
+        return self.patch_radius + guided_halo(self.guided_radius)
+
+    def estimate(self, image: ArrayLike) -> LightScene:
+        """Atmospheric light of ``image``: He's rule on the eroded CAP depth (deepest 0.1 %).
+
+        Parameters
+        ----------
+        image : (H, W, 3) or (H, W) ndarray
+            uint8/uint16/float32/float64 image (float in [0, 1]).
+
+        Returns
+        -------
+        LightScene
+            A on the [0, 1] scale.
+        """
+        img = as_float_image(np.asarray(image))
+        return self._estimate(img)[0]
+
+    def apply(
+        self,
+        image: ArrayLike,
+        scene: LightScene,
+        *,
+        outputs: Collection[str] = ALL_OUTPUTS,
+    ) -> DehazeResult:
+        """Dehaze ``image`` with the atmospheric light of ``scene`` (local stages only).
+
+        Parameters
+        ----------
+        image : (H, W, 3) or (H, W) ndarray
+            uint8/uint16/float32/float64 image (float in [0, 1]).
+        scene : LightScene
+            From :meth:`estimate`.
+        outputs : collection of str, optional
+            Optional planes to return, from ``{"transmission", "depth"}`` (CAP has no dark
+            channel; default all); the others are None.
+
+        Returns
+        -------
+        DehazeResult
+            ``image``, ``transmission``, ``atmospheric_light`` and ``depth`` (the CAP's).
+        """
+        arr = np.asarray(image)
+        wanted = check_outputs(outputs)
+        img = as_float_image(arr)
+        checked = check_scene(scene, LightScene, "ColorAttenuationPrior")
+        light = checked.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
+        return self._apply(arr, img, light, None, wanted)
+
     def __call__(self, image: ArrayLike) -> DehazeResult:
-        """Dehaze ``image``; returns :class:`dehaze.DehazeResult` (``depth`` is the CAP's)."""
+        """Dehaze ``image``; same as ``apply(image, estimate(image))``."""
         arr = np.asarray(image)
         img = as_float_image(arr)
+        scene, eroded = self._estimate(img)
+        light = scene.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
+        return self._apply(arr, img, light, eroded, ALL_OUTPUTS)
+
+    def _estimate(self, img: FloatArray) -> tuple[LightScene, FloatArray]:
+        """Return the scene, and the eroded depth computed on the way."""
         eroded = min_filter_plane(_raw_depth(img), self.patch_radius)
-        light = _estimate_light(img, eroded, 0.001)
+        light = he_light(img, eroded, 0.001)
+        return LightScene(light.astype(np.float64)), eroded
+
+    def _apply(
+        self,
+        arr: NDArray[Any],
+        img: FloatArray,
+        light: FloatArray,
+        eroded: FloatArray | None,
+        wanted: Collection[str],
+    ) -> DehazeResult:
+        if eroded is None:
+            eroded = min_filter_plane(_raw_depth(img), self.patch_radius)
         if img.ndim == 3 and self.guide == "color":
             guide = img
         else:
             guide = to_gray(img)[:, :, np.newaxis]
-        radius = min(self.guided_radius, max(img.shape[:2]))
-        depth = guided_filter_plane(np.ascontiguousarray(guide), eroded, radius, self.eps, 1)
+        depth = guided_filter_plane(
+            np.ascontiguousarray(guide), eroded, self.guided_radius, self.eps, 1
+        )
         t: FloatArray = np.exp(depth * img.dtype.type(-self.beta))
-        if self.tolerance is not None:
-            distance = _distance_to_light(img, light)
-            t = _tolerance(t, distance, float(self.tolerance), self.t0, float(self.amount))
-        elif self.amount < 1.0:
-            t = (1.0 - self.amount * (1.0 - t)).astype(img.dtype, copy=False)
+        distance = None if self.tolerance is None else distance_to_light(img, light)
+        tolerance = None if self.tolerance is None else float(self.tolerance)
+        t = weaken_haze_removal(t, distance, tolerance, self.t0, float(self.amount))
         np.clip(t, self.t0, 1.0, out=t)
-        recovered: NDArray[Any] = _recover(img, t, light, self.t0, True, arr.dtype)
+        recovered: NDArray[Any] = recover_pixels(img, t, light, self.t0, True, arr.dtype)
         return DehazeResult(
             image=recovered,
-            transmission=t,
+            transmission=t if "transmission" in wanted else None,
             atmospheric_light=light,
             dark_channel=None,
-            depth=np.maximum(depth, img.dtype.type(0.0)),
+            depth=np.maximum(depth, img.dtype.type(0.0)) if "depth" in wanted else None,
         )

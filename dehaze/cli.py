@@ -30,15 +30,15 @@ import glob
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dehaze import __version__
-from dehaze._data import data_root
-from dehaze.dcp import GUIDES, DarkChannelPrior
+from dehaze.dcp import DarkChannelPrior
 from dehaze.depth import COLORMAPS, colorize_depth
+from dehaze.guided import GUIDES
 from dehaze.io import (
     ALPHA_SUFFIXES,
     DEFAULT_MAX_PIXELS,
@@ -50,23 +50,27 @@ from dehaze.io import (
     remove_stale_parts,
     split_alpha,
 )
+from dehaze.registry import (
+    DEFAULT_METHOD,
+    METHODS,
+    MethodContext,
+    MethodSpec,
+    build_method,
+    method_options,
+    parse_method_spec,
+)
 from dehaze.result import Dehazer
 
-__all__ = ["IMAGE_SUFFIXES", "METHODS", "VIDEO_SUFFIXES", "build_parser", "main"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "build_parser", "main"]
 
 #: First arguments that select a subcommand instead of naming an input.
 SUBCOMMANDS = ("demo", "bench")
 #: Guided-filter subsampling used by ``--fast`` (He & Sun 2015 suggest 4).
 FAST_SUBSAMPLE = 4
 
-#: Default weight files in ``$DEHAZE_DATA/weights`` for the network methods.
-DEFAULT_WEIGHTS = {
-    "aodnet": "aodnet_pytorch_MayankSingal_dehazer.pth",
-    "dehazenet": "dehazenet_matlab_caibolun_dehaze.mat",
-}
-
-#: Pipeline options of the command line → DarkChannelPrior field names.
-DCP_OPTIONS = (
+#: Options of the command line that set a method's parameters (each is the dataclass field
+#: of the same name; an option the chosen method does not have is a usage error).
+METHOD_OPTIONS = (
     "omega",
     "t0",
     "patch_radius",
@@ -83,93 +87,47 @@ class UsageError(Exception):
     """A problem with the command line itself (exit status 2)."""
 
 
-# --- methods: name → factory(options) -------------------------------------------------
+# --- methods: the registry's names and options ----------------------------------------
 
 
-def _dcp_method(args: argparse.Namespace) -> Dehazer:
-    params: dict[str, Any] = {
-        name: getattr(args, name) for name in DCP_OPTIONS if getattr(args, name) is not None
-    }
-    if args.fast and "subsample" not in params:
-        params["subsample"] = FAST_SUBSAMPLE
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _build_method(args: argparse.Namespace) -> Dehazer:
+    """Build the method of ``--method NAME[:key=value,...]`` with the parameter options."""
     try:
-        return DarkChannelPrior(**params)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
-
-
-#: Options that RobustDCP shares with DarkChannelPrior.
-ROBUST_OPTIONS = (
-    "omega",
-    "t0",
-    "patch_radius",
-    "guided_radius",
-    "eps",
-    "subsample",
-    "top_fraction",
-)
-
-
-def _robust_method(args: argparse.Namespace) -> Dehazer:
-    from dehaze.restore import RobustDCP
-
-    other = [n for n in DCP_OPTIONS if n not in ROBUST_OPTIONS and getattr(args, n) is not None]
-    if other:
-        options = ", ".join("--" + n.replace("_", "-") for n in other)
-        raise UsageError(f"{options} do not apply to --method robust (use --method dcp)")
-    params = {n: getattr(args, n) for n in ROBUST_OPTIONS if getattr(args, n) is not None}
-    if args.fast and "subsample" not in params:
-        params["subsample"] = FAST_SUBSAMPLE
+        spec = parse_method_spec(args.method)
+    except ValueError as exc:
+        raise UsageError(f"--method: {exc}") from exc
+    accepted = method_options(spec.name)
+    options: dict[str, Any] = dict(spec.options)
+    given = [name for name in METHOD_OPTIONS if getattr(args, name) is not None]
+    refused = [_flag(name) for name in given if name not in accepted]
+    if args.fast and "subsample" not in accepted:
+        refused.append("--fast")
+    if args.weights is not None and "weights" not in accepted:
+        refused.append("--weights")
+    if refused:
+        verb = "does" if len(refused) == 1 else "do"
+        raise UsageError(f"{', '.join(refused)} {verb} not apply to --method {spec.name}")
+    options.update({name: getattr(args, name) for name in given})
+    if args.fast and "subsample" not in options:
+        options["subsample"] = FAST_SUBSAMPLE
+    if args.weights is not None:
+        weights = Path(args.weights)
+        if not weights.is_file():
+            raise UsageError(f"--weights: no such file: {weights}")
+        options["weights"] = str(weights)
     try:
-        return RobustDCP(**params)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def _network_method(class_name: str, method: str) -> Callable[[argparse.Namespace], Dehazer]:
-    def factory(args: argparse.Namespace) -> Dehazer:
-        given = [name for name in DCP_OPTIONS if getattr(args, name) is not None]
-        if given or args.fast:
-            options = ", ".join("--" + n.replace("_", "-") for n in given + ["fast"] * args.fast)
-            raise UsageError(f"{options} only apply to --method dcp, not {method}")
-        if args.weights is not None:
-            weights = Path(args.weights)
-            if not weights.is_file():
-                raise UsageError(f"--weights: no such file: {weights}")
-        else:
-            weights = data_root() / "weights" / DEFAULT_WEIGHTS[method]
-            if not weights.is_file():
-                raise UsageError(
-                    f"--method {method} needs weights: pass --weights PATH (the published "
-                    f"file {DEFAULT_WEIGHTS[method]} was not found in {weights.parent}; set "
-                    "DEHAZE_DATA to the folder holding weights/)"
-                )
-        try:  # lazily: the adapters are only needed here
-            import dehaze.models as models
-
-            network = getattr(models, class_name)
-        except (ImportError, AttributeError) as exc:
-            raise UsageError(f"--method {method} is not available: {exc}") from exc
-        try:
-            loaded: Dehazer = network.from_file(weights)
-        except (OSError, ValueError, TypeError, ImportError) as exc:
-            raise UsageError(f"cannot load {method} weights: {exc}") from exc
-        return loaded
-
-    return factory
-
-
-#: Methods that can dehaze videos (their atmospheric light is smoothed over frames).
-VIDEO_METHODS = ("dcp", "robust")
-
-#: Dehazing methods of ``--method``: name → factory taking the parsed options.
-#: Adding a method is one line here (its factory receives the argparse namespace).
-METHODS: dict[str, Callable[[argparse.Namespace], Dehazer]] = {
-    "dcp": _dcp_method,
-    "robust": _robust_method,
-    "aodnet": _network_method("AODNet", "aodnet"),
-    "dehazenet": _network_method("DehazeNet", "dehazenet"),
-}
+        return build_method(MethodSpec(spec.label, spec.name, options), MethodContext())
+    except FileNotFoundError as exc:
+        raise UsageError(
+            f"--method {spec.name} needs weights: pass --weights PATH ({exc}; set DEHAZE_DATA "
+            "to the folder holding weights/)"
+        ) from exc
+    except (ValueError, TypeError, ImportError) as exc:
+        raise UsageError(f"--method {spec.name}: {exc}") from exc
 
 
 # --- argument parsing -----------------------------------------------------------------
@@ -224,10 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     parser.add_argument(
         "--method",
-        choices=tuple(METHODS),
-        default="robust",
-        help="dehazing method (default: robust, the dark channel prior with sky and "
-        "bright-region protection; dcp: the plain pipeline)",
+        default=DEFAULT_METHOD,
+        metavar="NAME[:KEY=VALUE,...]",
+        help=f"dehazing method, one of {', '.join(sorted(METHODS))}, optionally with "
+        f"parameters as in 'dehaze bench' (default: {DEFAULT_METHOD}, the dark channel prior "
+        "with sky and bright-region protection; dcp: the plain pipeline)",
     )
     parser.add_argument(
         "--weights",
@@ -271,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     dcp = parser.add_argument_group(
-        "dark-channel-prior parameters (--method dcp; --method robust takes all but --guide "
-        "and --atmospheric-light; defaults: the library's)"
+        "method parameters (each applies to the methods that have it: --method dcp takes "
+        "all, robust all but --guide and --atmospheric-light, cap --t0, --patch-radius, "
+        "--guided-radius, --eps and --guide; defaults: the library's, shown for dcp)"
     )
     dcp.add_argument("--omega", type=float, help=f"haze removed, (0, 1] ({defaults['omega']})")
     dcp.add_argument("--t0", type=float, help=f"transmission lower bound ({defaults['t0']})")
@@ -655,10 +615,10 @@ def _process_video(
 ) -> None:
     from tqdm import tqdm
 
-    from dehaze.restore import RobustDCP
+    from dehaze.result import Method
     from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_video
 
-    assert isinstance(method, (DarkChannelPrior, RobustDCP))
+    assert isinstance(method, Method)  # every registered method has the two-phase shape
     extra = _sidecars(job, args)
     # disable=None: a bar only when stderr is a terminal, never in logs
     bar = tqdm(
@@ -722,11 +682,6 @@ def _run_files(argv: Sequence[str]) -> int:
         jobs = collected.jobs
         _check_targets(jobs, args)
         videos = [job for job in jobs if job.is_video]
-        if videos and args.method not in VIDEO_METHODS:
-            raise UsageError(
-                f"videos are dehazed with --method {' or '.join(VIDEO_METHODS)} only "
-                f"(temporally smoothed atmospheric light), not {args.method}: {videos[0].source}"
-            )
         if videos and (args.save_transmission or args.save_depth):
             print(
                 "dehaze: --save-transmission/--save-depth apply to images, not videos",
@@ -737,7 +692,7 @@ def _run_files(argv: Sequence[str]) -> int:
         if args.light_every < 1 or args.light_downscale < 1:
             raise UsageError("--light-every and --light-downscale must be integers ≥ 1")
         try:
-            method = METHODS[args.method](args)
+            method = _build_method(args)
         except UsageError:
             raise
         except Exception as exc:  # e.g. damaged weights: a message, never a traceback

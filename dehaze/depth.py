@@ -10,7 +10,7 @@ from dehaze._kernels import depth as _dk
 from dehaze._parallel import run_bands
 from dehaze._validate import FloatArray, check_choice, check_float_map, check_real
 
-__all__ = ["colorize_depth", "depth_map"]
+__all__ = ["colorize_depth", "depth_map", "depth_plane"]
 
 COLORMAPS: dict[str, int] = {
     "turbo": cv2.COLORMAP_TURBO,
@@ -53,11 +53,11 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
     """
     b = check_real(beta, "beta", low=0.0)
     lo = check_real(t0, "t0", low=0.0, high=1.0)
-    return _depth(check_float_map(transmission, "transmission"), b, lo)
+    return depth_plane(check_float_map(transmission, "transmission"), b, lo)
 
 
-def _depth(t: FloatArray, beta: float, t0: float) -> FloatArray:
-    """−ln(clip(t, t0, 1)) / β of a validated float map (internal, unchecked).
+def depth_plane(t: FloatArray, beta: float, t0: float) -> FloatArray:
+    """−ln(clip(t, t0, 1)) / β of a validated float map (unchecked; see :func:`depth_map`).
 
     ln(1 / t) rather than −ln(t), so that t = 1 gives +0.0, not −0.0. The logarithm is
     OpenCV's (``cv2.log``, SIMD, within 2 ulp of NumPy's, about 4× faster than

@@ -21,7 +21,10 @@ from dehaze._validate import (
 )
 from dehaze.filters import box_mean_planes
 
-__all__ = ["guided_filter", "to_gray"]
+__all__ = ["GUIDES", "guided_filter", "guided_halo", "to_gray"]
+
+#: Guides of the transmission refinement: the luma, or the RGB image (3×3 solve per pixel).
+GUIDES = ("gray", "color")
 
 #: Rec. 601 luma weights (R, G, B), as OpenCV's and MATLAB's rgb2gray use.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -45,11 +48,28 @@ def to_gray(image: FloatArray, unit: float = 1.0) -> FloatArray:
     return out
 
 
+def guided_halo(radius: int, subsample: int = 1) -> int:
+    """How far (in pixels) the guided filter's output at a pixel looks into its input.
+
+    The coefficients are box means over radius r of the guide and source, and the output
+    box-averages the coefficients again: 2r. The fast variant works on a grid ``subsample``
+    times coarser with radius round(r / s) and upsamples bilinearly: at most 2r + 3s.
+    """
+    if subsample == 1:
+        return 2 * radius
+    return 2 * radius + 3 * subsample
+
+
 def guided_filter_plane(
     guide: FloatArray, src: FloatArray, radius: int, eps: float, subsample: int
 ) -> FloatArray:
-    """Guided-filter one float 2-D plane ``src`` with a float H×W×C guide (C = 1 or 3)."""
+    """Guided-filter one float 2-D plane ``src`` with a float H×W×C guide (C = 1 or 3).
+
+    A radius larger than the image gives the same result as the image's longest side (every
+    window then covers the whole image), so it is clamped to that.
+    """
     height, width, channels = guide.shape
+    radius = min(radius, max(height, width))
     dtype = guide.dtype
     if subsample == 1:
         small_guide: FloatArray = guide
@@ -157,7 +177,6 @@ def guided_filter(
     dtype = np.result_type(guide_f.dtype, *(c.dtype for c in checked))
     guide3 = guide_f if guide_f.ndim == 3 else guide_f[:, :, np.newaxis]
     guide3 = np.ascontiguousarray(guide3, dtype=dtype)
-    r = min(r, max(shape))
     outs = [
         guided_filter_plane(guide3, np.ascontiguousarray(c, dtype=dtype), r, e, s) for c in checked
     ]

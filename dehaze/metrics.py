@@ -47,6 +47,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import metrics as _km
 from dehaze._validate import check_choice, check_image
+from dehaze.fog import fog_density
 from dehaze.guided import GRAY_WEIGHTS
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "ciede2000",
     "ciede2000_map",
     "evaluate",
+    "fog_density",
     "psnr",
     "ssim",
 ]

@@ -20,9 +20,12 @@ where Â_k is the estimate of frame k and w = ``light_weight`` in (0, 1]. Conseq
 * w = 1 disables the smoothing (every frame gets its own estimate, as with
   :func:`dehaze.dehaze`).
 
-With :class:`dehaze.RobustDCP` the frame's A is estimated by its guarded rule and its
-sky-adaptive tolerance K (which depends on how much of the frame looks like sky, and so can
-jump when a bright object crosses the top of the view) is smoothed by the same EMA.
+Any method with the two-phase shape of :class:`dehaze.result.Method` works: the frame's
+*scene* (``method.estimate(frame)``) is smoothed field by field with :meth:`Scene.blend
+<dehaze.result.Scene.blend>` and the frame is recovered with ``method.apply(frame,
+smoothed)``. For :class:`dehaze.DarkChannelPrior` the scene is A; for
+:class:`dehaze.RobustDCP` also the sky-adaptive tolerance K (which depends on how much of
+the frame looks like sky, and so can jump when a bright object crosses the top of the view).
 
 Frames are processed one at a time (:func:`dehaze_frames` is a generator and
 :func:`dehaze_video` streams from :class:`cv2.VideoCapture` to :class:`cv2.VideoWriter`), so
@@ -34,26 +37,19 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._validate import (
-    FloatArray,
-    as_pixels,
-    check_radius,
-    check_real,
-    working_dtype,
-)
-from dehaze.dcp import DarkChannelPrior, _dark_channel, _estimate_light
+from dehaze._validate import FloatArray, as_pixels, check_radius, check_real
+from dehaze.dcp import DarkChannelPrior
 from dehaze.io import VIDEO_CODECS, AtomicFile, VideoReader, VideoWriter, choose_codecs
-from dehaze.restore import RobustDCP
-from dehaze.result import DehazeResult
+from dehaze.result import ALL_OUTPUTS, DehazeResult, Method, Scene, check_outputs
 
 __all__ = [
     "DEFAULT_LIGHT_WEIGHT",
@@ -69,9 +65,6 @@ DEFAULT_LIGHT_WEIGHT = 0.1
 
 StrPath = str | os.PathLike[str]
 
-#: The methods whose atmospheric light can be smoothed over frames.
-VideoMethod = DarkChannelPrior | RobustDCP
-
 
 @dataclass(frozen=True)
 class DehazedFrame:
@@ -82,17 +75,26 @@ class DehazedFrame:
     index : int
         Frame number, from 0.
     result : DehazeResult
-        What ``method(frame)`` returns with the atmospheric light fixed to the smoothed
-        A: ``image`` (input dtype and shape), ``transmission``, ``atmospheric_light`` (the
-        smoothed A, [0, 1] scale), ``dark_channel`` and ``depth``.
-    light_estimate : (C,) float ndarray or None
-        This frame's own estimate Â before smoothing; None on frames where A was not
-        re-estimated (``light_every`` > 1) or when A is fixed by the method.
+        What ``method.apply(frame, scene)`` returns with the smoothed scene: ``image``
+        (input dtype and shape), ``atmospheric_light`` (the smoothed A, [0, 1] scale) and the
+        planes asked for.
+    scene : Scene
+        The smoothed scene the frame was recovered with.
+    estimate : Scene or None
+        This frame's own scene before smoothing; None on frames where it was not
+        re-estimated (``light_every`` > 1).
     """
 
     index: int
     result: DehazeResult
-    light_estimate: FloatArray | None
+    scene: Scene
+    estimate: Scene | None
+
+    @property
+    def light_estimate(self) -> FloatArray | None:
+        """Return the frame's own atmospheric-light estimate (None if not estimated or none)."""
+        light: FloatArray | None = getattr(self.estimate, "atmospheric_light", None)
+        return light
 
 
 @dataclass(frozen=True)
@@ -139,14 +141,14 @@ class VideoSummary:
 
 
 def _check_options(
-    method: VideoMethod | None, light_weight: float, light_every: int, light_downscale: int
-) -> tuple[VideoMethod, float, int, int]:
+    method: Method[Any] | None, light_weight: float, light_every: int, light_downscale: int
+) -> tuple[Method[Any], float, int, int]:
     if method is None:
         method = DarkChannelPrior()
-    elif not isinstance(method, (DarkChannelPrior, RobustDCP)):
+    elif not isinstance(method, Method):
         raise TypeError(
-            "method must be a dehaze.DarkChannelPrior or a dehaze.RobustDCP (the temporal "
-            f"smoothing needs its atmospheric light), got {type(method).__name__}"
+            "method must have the two-phase shape of dehaze.result.Method (estimate and "
+            f"apply; every dehaze method has it), got {type(method).__name__}"
         )
     weight = check_real(light_weight, "light_weight", low=0.0, high=1.0, high_inclusive=True)
     every = check_radius(light_every, "light_every", minimum=1)
@@ -154,65 +156,59 @@ def _check_options(
     return method, weight, every, downscale
 
 
-def _estimate_frame_light(
-    pixels: NDArray[Any], dark: FloatArray, unit: float, method: VideoMethod, downscale: int
-) -> NDArray[np.float64]:
-    """Estimate a frame's A by the method's own rule, optionally on a smaller copy.
+def _estimate_frame(frame: NDArray[Any], method: Method[Any], downscale: int) -> Scene:
+    """Estimate the frame's scene with the method's own rule, optionally on a smaller copy.
 
-    He's rule for DarkChannelPrior, the configured (guarded) rule for RobustDCP.
-    ``pixels`` (float, or unsigned int with ``unit``) and ``dark`` come from the pipeline
-    run on the frame: at full resolution the estimate reuses its dark channel. The smaller
-    copy is area-averaged in the frame's own dtype (integer frames: rounded to a level).
+    The smaller copy is area-averaged in the frame's own dtype (integer frames: rounded to
+    a level); the method's windows are then in pixels of the copy.
     """
     if downscale > 1:
+        pixels, _ = as_pixels(frame, "frame")
         height, width = pixels.shape[:2]
         size = (max(1, width // downscale), max(1, height // downscale))
         resized = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        small = resized.reshape(size[1], size[0], *pixels.shape[2:])
-        pixels, unit = as_pixels(small, "frame")
-        dark = _dark_channel(pixels, round(method.patch_radius / downscale), unit=unit)
-    if isinstance(method, RobustDCP):
-        light = method.estimate_light(pixels, dark, unit)
-    else:
-        light = _estimate_light(pixels, dark, method.top_fraction, unit)
-    return np.asarray(light, dtype=np.float64)
+        frame = resized.reshape(size[1], size[0], *pixels.shape[2:])
+    scene: Scene = method.estimate(frame)
+    return scene
 
 
 def dehaze_frames(
     frames: Iterable[ArrayLike],
-    method: VideoMethod | None = None,
+    method: Method[Any] | None = None,
     *,
     light_weight: float = DEFAULT_LIGHT_WEIGHT,
     light_every: int = 1,
     light_downscale: int = 1,
+    outputs: Collection[str] = ALL_OUTPUTS,
 ) -> Iterator[DehazedFrame]:
-    """Dehaze a stream of frames with a temporally smoothed atmospheric light.
+    """Dehaze a stream of frames with a temporally smoothed scene (atmospheric light, …).
 
     Parameters
     ----------
     frames : iterable of ndarray
         RGB (H, W, 3) or gray (H, W) frames, uint8/uint16/float32/float64 (float in
         [0, 1]), all of the same shape. Consumed lazily, one frame at a time.
-    method : DarkChannelPrior or RobustDCP, optional
-        The method and its parameters (default ``DarkChannelPrior()``). Each estimates A
-        by its own rule; with RobustDCP the sky-adaptive tolerance K is smoothed with the
-        same weight and schedule. A DarkChannelPrior with a fixed ``atmospheric_light``
-        does no estimation or smoothing.
+    method : Method, optional
+        Any two-phase method (default ``DarkChannelPrior()``): its scene — A, and for
+        RobustDCP also the sky-adaptive tolerance K — is smoothed with the same weight and
+        schedule. A DarkChannelPrior with a fixed ``atmospheric_light`` keeps it.
     light_weight : float, optional
         EMA weight w in (0, 1] of the newest estimate: A_k = (1 − w) A_{k−1} + w Â_k
         (default 0.1; 1 disables smoothing).
     light_every : int, optional
-        Re-estimate A every this many frames (≥ 1); the frames in between reuse the
-        smoothed value (and skip the estimation's dark channel and selection).
+        Re-estimate the scene every this many frames (≥ 1); the frames in between reuse
+        the smoothed scene (and skip the estimation).
     light_downscale : int, optional
-        Estimate A on a copy shrunk by this factor (≥ 1, area averaging) with the patch
-        radius scaled alike; the transmission and recovery stay at full resolution.
+        Estimate on a copy shrunk by this factor (≥ 1, area averaging; the method's windows
+        are then in pixels of the copy); the local stages stay at full resolution.
+    outputs : collection of str, optional
+        Optional planes of each result (see :meth:`dehaze.DarkChannelPrior.apply`).
 
     Yields
     ------
     DehazedFrame
-        The frame's index, its :class:`~dehaze.DehazeResult` (with the smoothed A) and its
-        own, unsmoothed estimate.
+        The frame's index, its :class:`~dehaze.DehazeResult` (with the smoothed scene), the
+        smoothed scene and the frame's own, unsmoothed estimate.
 
     Raises
     ------
@@ -240,26 +236,19 @@ def dehaze_frames(
     method, weight, every, downscale = _check_options(
         method, light_weight, light_every, light_downscale
     )
-    return _frames(frames, method, weight, every, downscale)
-
-
-_S = TypeVar("_S", float, NDArray[np.float64])
-
-
-def _ema(previous: _S | None, new: _S, weight: float) -> _S:
-    """(1 − w) · previous + w · new; the first value starts the average."""
-    return new if previous is None else (1 - weight) * previous + weight * new
+    wanted = check_outputs(outputs)
+    return _frames(frames, method, weight, every, downscale, wanted)
 
 
 def _frames(
     frames: Iterable[ArrayLike],
-    method: VideoMethod,
+    method: Method[Any],
     weight: float,
     every: int,
     downscale: int,
+    outputs: Collection[str] = ALL_OUTPUTS,
 ) -> Iterator[DehazedFrame]:
-    smoothed: NDArray[np.float64] | None = None
-    smoothed_k: float | None = None  # RobustDCP's sky-adaptive tolerance K, smoothed alike
+    smoothed: Scene | None = None
     shape: tuple[int, ...] | None = None
     for index, frame in enumerate(frames):
         arr = np.asarray(frame)
@@ -270,39 +259,21 @@ def _frames(
                 f"frame {index} has shape {arr.shape}; every frame must have the first "
                 f"frame's shape {shape}"
             )
-        estimate: NDArray[np.float64] | None = None
-        due = smoothed is None or index % every == 0
-
-        def smoothed_light(
-            pixels: NDArray[Any], dark: FloatArray, unit: float, due: bool = due
-        ) -> FloatArray:
-            # called by the pipeline, synchronously, once it has the frame's dark channel
-            nonlocal smoothed, estimate
-            if due:
-                estimate = _estimate_frame_light(pixels, dark, unit, method, downscale)
-                smoothed = _ema(smoothed, estimate, weight)
-            assert smoothed is not None
-            light: FloatArray = smoothed.astype(working_dtype(pixels.dtype))
-            return light
-
-        def smoothed_tolerance(k: float, due: bool = due) -> float:
-            nonlocal smoothed_k
-            if due or smoothed_k is None:
-                smoothed_k = _ema(smoothed_k, k, weight)
-            return smoothed_k
-
-        # the public pipeline with A (and K) from the EMA; DCP's fixed A still wins
-        if isinstance(method, RobustDCP):
-            result = method._run(arr, smoothed_light, smoothed_tolerance, "frame")
-        else:
-            result = method._run(arr, smoothed_light, "frame")
-        yield DehazedFrame(index=index, result=result, light_estimate=estimate)
+        estimate: Scene | None = None
+        try:
+            if smoothed is None or index % every == 0:
+                estimate = _estimate_frame(arr, method, downscale)
+                smoothed = estimate.blend(smoothed, weight)
+            result = method.apply(arr, smoothed, outputs=outputs)
+        except ValueError as exc:
+            raise ValueError(f"frame {index}: {exc}") from exc
+        yield DehazedFrame(index=index, result=result, scene=smoothed, estimate=estimate)
 
 
 def dehaze_video(
     source: StrPath,
     output: StrPath,
-    method: VideoMethod | None = None,
+    method: Method[Any] | None = None,
     *,
     light_weight: float = DEFAULT_LIGHT_WEIGHT,
     light_every: int = 1,
@@ -329,7 +300,7 @@ def dehaze_video(
         ``mp4v``), otherwise the container's defaults in order: H.264 (``avc1``) where
         OpenCV has an encoder for it, else ``mp4v`` for .mp4/.m4v/.mov; ``XVID``, else
         ``MJPG`` for .avi/.mkv (see :func:`dehaze.io.choose_codecs`).
-    method : DarkChannelPrior or RobustDCP, optional
+    method : Method, optional
         The method (default ``DarkChannelPrior()``); see :func:`dehaze_frames`.
     light_weight, light_every, light_downscale
         Temporal smoothing of the atmospheric light; see :func:`dehaze_frames`.
@@ -413,7 +384,7 @@ def _stream(
     reader: VideoReader,
     writer: VideoWriter,
     log: AtomicFile | None,
-    method: VideoMethod,
+    method: Method[Any],
     weight: float,
     every: int,
     downscale: int,
@@ -428,7 +399,8 @@ def _stream(
             log_writer.writerow(
                 ["frame", "estimate_0", "estimate_1", "estimate_2", "light_0", "light_1", "light_2"]
             )
-        for item in _frames(reader.frames(), method, weight, every, downscale):
+        frames = _frames(reader.frames(), method, weight, every, downscale, frozenset())
+        for item in frames:
             writer.write(item.result.image)
             if log_writer is not None:
                 light = item.result.atmospheric_light

@@ -24,15 +24,16 @@ import numpy as np  # noqa: E402
 
 import dehaze  # noqa: E402
 from dehaze._sample import synthetic_hazy  # noqa: E402
+from dehaze.io import write_bytes_atomic  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.part.png")
-    fig.savefig(tmp, dpi=90)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buffer.getvalue(), overwrite=True)
 
 
 def pipeline_figure(path: Path) -> None:

@@ -22,11 +22,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 import dehaze
+from dehaze import ColorAttenuationPrior, RobustDCP
 from dehaze._data import data_root
 from dehaze._sample import synthetic_hazy
-from dehaze.cap import ColorAttenuationPrior
 from dehaze.io import imread, imwrite
-from dehaze.restore import RobustDCP
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 LABEL_HEIGHT = 22

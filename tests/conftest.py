@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dehaze._data import data_root
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _data_root() -> Path:
-    value = os.environ.get("DEHAZE_DATA")
-    return Path(value) if value else ROOT.parent / "shared" / "data"
+    # the library's rule; its relative fallback is read from the project root, not the cwd
+    root = data_root()
+    return root if root.is_absolute() else ROOT / root
 
 
 @pytest.fixture(scope="session")

@@ -12,24 +12,26 @@ import pytest
 
 from dehaze import DarkChannelPrior
 from dehaze.benchmark import (
-    METHODS,
-    Identity,
-    MethodContext,
     Record,
-    build_method,
-    dataclass_factory,
-    describe_method,
     find_sets,
     main,
     markdown_table,
-    parse_method_spec,
-    register_method,
     run_benchmark,
     summarize,
 )
 from dehaze.datasets import sots_pairs
 from dehaze.io import imwrite
 from dehaze.metrics import evaluate
+from dehaze.registry import (
+    METHODS,
+    Identity,
+    MethodContext,
+    build_method,
+    dataclass_factory,
+    describe_method,
+    parse_method_spec,
+    register_method,
+)
 from dehaze.result import Dehazer, DehazeResult
 
 CONTEXT = MethodContext(data_root=Path("no-such-data"))
@@ -98,7 +100,7 @@ def test_network_without_weights_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_register_method_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dehaze.benchmark.METHODS", dict(METHODS))
+    monkeypatch.setattr("dehaze.registry.METHODS", dict(METHODS))
 
     def factory(options: Mapping[str, str], context: MethodContext) -> Dehazer:
         return Identity()
@@ -250,14 +252,18 @@ def test_main_writes_outputs_and_refuses_to_overwrite(
 def test_main_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _make_sots(tmp_path / "indoor", n=1)
     base = ["--data", str(data), "--output", str(tmp_path / "o"), "--no-plot", "--no-progress"]
-    assert main([*base, "--methods", "dcp:omega=7"]) == 1
+    # usage errors exit 2, like the main command; a run that cannot be done exits 1
+    assert main([*base, "--methods", "dcp:omega=7"]) == 2
     assert "omega" in capsys.readouterr().err
-    assert main([*base, "--weights", "resnet=x.pth"]) == 1
+    assert main([*base, "--methods", "robust_dcp"]) == 2
+    assert "unknown method 'robust_dcp'" in capsys.readouterr().err
+    assert main([*base, "--weights", "resnet=x.pth"]) == 2
     assert "unknown network 'resnet'" in capsys.readouterr().err
     assert main(["--data", str(tmp_path / "none"), "--no-plot"]) == 1
     assert "not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main([*base, "--limit", "0"])
+    assert exit_info.value.code == 2
     (data / "hazy" / "11_1.png").write_bytes(b"broken")
     (data / "gt" / "11.png").write_bytes(b"broken")
     assert main([*base, "--methods", "identity"]) == 1

@@ -19,6 +19,7 @@ import pytest
 import dehaze
 from dehaze import cli
 from dehaze.io import imread, imwrite
+from dehaze.registry import DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,8 +142,9 @@ def test_files_globs_and_collisions(batch: Path, tmp_path: Path) -> None:
         (("x.png", "-o", "o", "--omega", "2"), "omega"),
         (("x.png", "-o", "o", "--omega", "abc"), "invalid float"),
         (("x.png", "-o", "o", "--guide", "blue"), "invalid choice"),
-        (("x.png", "-o", "o", "--method", "magic"), "invalid choice"),
-        (("x.png", "-o", "o", "--method", "aodnet", "--omega", "0.9"), "only apply"),
+        (("x.png", "-o", "o", "--method", "magic"), "unknown method 'magic'"),
+        (("x.png", "-o", "o", "--method", "aodnet", "--omega", "0.9"), "does not apply"),
+        (("x.png", "-o", "o", "--method", "dcp:radius=3"), "has no option 'radius'"),
         (("x.png", "-o", "o", "--method", "aodnet", "--weights", "nope.pth"), "no such file"),
         (("x.png", "-o", "o", "--atmospheric-light", "0.9,0.8"), "1 or 3"),
         (("x.png", "-o", "o", "--light-weight", "0"), "light-weight"),
@@ -226,7 +228,7 @@ def test_video(tmp_path: Path) -> None:
     assert digest(tmp_path / "out" / "clip.avi") == before
     assert cli.main([clip, "-o", out, "-q", "--overwrite"]) == 0
     with pytest.raises(SystemExit) as exc:
-        cli.main([clip, "-o", str(tmp_path / "o2"), "--method", "aodnet"])
+        cli.main([clip, "-o", str(tmp_path / "o2"), "--method", "robust", "--guide", "color"])
     assert exc.value.code == 2
     # the robust method dehazes videos too, with its own smoothed A
     robust_out = tmp_path / "o3"
@@ -320,12 +322,18 @@ def test_bench_forwards_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == [["--limit", "3", "demo"]]
 
 
-def test_method_table_is_name_to_factory() -> None:
-    assert set(cli.METHODS) >= {"dcp", "aodnet", "dehazenet"}
-    parser = cli.build_parser()
-    args = parser.parse_args(["x.png", "-o", "o", "--fast", "--omega", "0.7"])
-    method = cli.METHODS["dcp"](args)
-    assert method.subsample == cli.FAST_SUBSAMPLE and method.omega == 0.7  # type: ignore[attr-defined]
+def test_method_options_and_specs_reach_the_method(tmp_path: Path) -> None:
+    image = hazy(2)
+    imwrite(tmp_path / "x.png", image)
+    argv = [str(tmp_path / "x.png"), "-q", "--method", "dcp", "--fast", "--omega", "0.7"]
+    assert cli.main([*argv, "-o", str(tmp_path / "a")]) == 0
+    expected = dehaze.DarkChannelPrior(subsample=cli.FAST_SUBSAMPLE, omega=0.7)(image).image
+    np.testing.assert_array_equal(imread(tmp_path / "a" / "x.png"), expected)
+    # the registry's name:key=value spec works on the command line too
+    spec = ["--method", "cap:beta=1.5,t0=0.2"]
+    assert cli.main([str(tmp_path / "x.png"), "-q", *spec, "-o", str(tmp_path / "b")]) == 0
+    expected = dehaze.ColorAttenuationPrior(beta=1.5, t0=0.2)(image).image
+    np.testing.assert_array_equal(imread(tmp_path / "b" / "x.png"), expected)
 
 
 def test_bench_reaches_the_real_runner() -> None:
@@ -355,13 +363,13 @@ def test_network_methods_with_the_published_weights(
         assert "gives no transmission" in capsys.readouterr().err
     else:
         assert written_t
-    weights = data_dir / "weights" / cli.DEFAULT_WEIGHTS[method]
+    weights = data_dir / "weights" / DEFAULT_WEIGHTS[method]
     status = cli.main(["x.png", "-o", "out2", "-q", "--method", method, "--weights", str(weights)])
     assert status == 0
 
 
 def test_robust_method_and_its_usage_errors(tmp_path):
-    from dehaze.restore import RobustDCP
+    from dehaze import RobustDCP
 
     image = hazy(4)
     src = tmp_path / "in" / "a.png"
@@ -371,7 +379,7 @@ def test_robust_method_and_its_usage_errors(tmp_path):
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(imread(out / "a.png"), RobustDCP(t0=0.2)(image).image)
     bad = run(src, "-o", tmp_path / "o2", "--method", "robust", "--guide", "color")
-    assert bad.returncode == 2 and "--guide do not apply to --method robust" in bad.stderr
+    assert bad.returncode == 2 and "--guide does not apply to --method robust" in bad.stderr
     # robust is the default method, and --fast means its fast guided filter too
     assert cli.main([str(src), "-o", str(tmp_path / "o3"), "-q", "--fast"]) == 0
     expected = RobustDCP(subsample=cli.FAST_SUBSAMPLE)(image).image
@@ -502,7 +510,7 @@ def test_no_traceback_for_memory_errors_or_bad_weights(
 
         return method
 
-    monkeypatch.setitem(cli.METHODS, "dcp", exhausted)
+    monkeypatch.setattr(cli, "_build_method", exhausted)
     assert cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--method", "dcp"]) == 1
     err = capsys.readouterr().err
     assert "not enough memory" in err and "Traceback" not in err
@@ -510,11 +518,19 @@ def test_no_traceback_for_memory_errors_or_bad_weights(
     def damaged(args: object) -> object:
         raise AttributeError("'NoneType' object has no attribute 'shape'")
 
-    monkeypatch.setitem(cli.METHODS, "dcp", damaged)
+    monkeypatch.setattr(cli, "_build_method", damaged)
     with pytest.raises(SystemExit) as exc:
         cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--method", "dcp"])
     assert exc.value.code == 2
     assert "AttributeError" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    # a real damaged weights file, through a real process: a message and status 2
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    proc = run(tmp_path / "in", "-o", tmp_path / "o3", "--method", "aodnet", "--weights", bad)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "aodnet" in proc.stderr
 
     import dehaze.benchmark as benchmark
 

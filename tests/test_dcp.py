@@ -100,7 +100,7 @@ def test_atmospheric_light_across_row_bands_matches_the_reference(rng, threads):
 def test_atmospheric_light_selection_on_hard_dark_maps(rng, kind, threads, kept, monkeypatch):
     # kept = 0: the boundary bin's positions are never stored, so its brightest candidate
     # comes from the third pass (what large bins use)
-    monkeypatch.setattr(dehaze.dcp, "MAX_KEPT_POSITIONS", kept)
+    monkeypatch.setattr(dehaze.atmosphere, "MAX_KEPT_POSITIONS", kept)
     # the histogram bins [0, 1]: values outside it, values that all share one bin, and
     # many exact ties must still give the reference's k-th largest threshold and pixel
     img = random_image(rng, (300, 41, 3), np.float64)

@@ -9,15 +9,16 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
 import dehaze
-from dehaze import Dehazer, DehazeResult
-from dehaze._kernels import restore as _rk
-from dehaze.io import imread
-from dehaze.restore import (
+from dehaze import (
+    Dehazer,
+    DehazeResult,
     RobustDCP,
     quadtree_atmospheric_light,
     sky_fraction,
     tolerance_transmission,
 )
+from dehaze._kernels import restore as _rk
+from dehaze.io import imread
 
 from helpers import DTYPES, layouts, random_image
 

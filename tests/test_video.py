@@ -138,18 +138,18 @@ def test_robust_without_smoothing_each_frame_is_the_method(dtype: type) -> None:
 def test_robust_light_and_tolerance_are_smoothed(monkeypatch: pytest.MonkeyPatch) -> None:
     # each frame's own K alternates between 0 and 0.6 (as when a bright object crosses the
     # top of the view); the K the method applies must follow the EMA, like A
-    import dehaze.restore as restore
+    import dehaze.robust as robust
 
     own_k = itertools.cycle([0.0, 0.6])
     used_k: list[float] = []
     monkeypatch.setattr(RobustDCP, "tolerance_for", lambda self, gray, light: next(own_k))
-    original = restore._tolerance
+    original = robust.weaken_haze_removal
 
-    def spy(t: np.ndarray, distance: np.ndarray, k: float, t0: float, amount: float = 1.0):  # type: ignore[no-untyped-def]
+    def spy(t, distance, k, t0, amount):  # type: ignore[no-untyped-def]
         used_k.append(k)
         return original(t, distance, k, t0, amount)
 
-    monkeypatch.setattr(restore, "_tolerance", spy)
+    monkeypatch.setattr(robust, "weaken_haze_removal", spy)
     weight = 0.25
     frames = [hazy_frame(k, flicker=True) for k in range(6)]
     out = list(dehaze_frames(frames, ROBUST, light_weight=weight))
@@ -157,6 +157,7 @@ def test_robust_light_and_tolerance_are_smoothed(monkeypatch: pytest.MonkeyPatch
     for k in range(1, 6):
         expected_k.append((1 - weight) * expected_k[-1] + weight * (0.6 if k % 2 else 0.0))
     np.testing.assert_allclose(used_k, expected_k, atol=1e-12)
+    np.testing.assert_allclose([o.scene.tolerance for o in out], expected_k, atol=1e-12)
     estimates = np.array([o.light_estimate for o in out])
     smoothed = np.array([o.result.atmospheric_light for o in out], dtype=np.float64)
     assert np.abs(np.diff(estimates, axis=0)).max() > 0.1  # the estimate flickers
@@ -201,7 +202,8 @@ def test_fixed_light_is_used_as_is() -> None:
     frames = [hazy_frame(k, flicker=True) for k in range(3)]
     out = list(dehaze_frames(frames, method))
     for frame, item in zip(frames, out, strict=True):
-        assert item.light_estimate is None
+        assert item.light_estimate is not None  # the method's estimate is the fixed value
+        np.testing.assert_allclose(item.light_estimate, (0.9, 0.8, 0.7), rtol=1e-6)
         np.testing.assert_allclose(item.result.atmospheric_light, (0.9, 0.8, 0.7), rtol=1e-6)
         np.testing.assert_array_equal(item.result.image, method(frame).image)
 
@@ -245,7 +247,7 @@ def test_bad_arguments() -> None:
         list(dehaze_frames(frames, METHOD, light_every=0))
     with pytest.raises(TypeError, match="light_downscale"):
         list(dehaze_frames(frames, METHOD, light_downscale=1.5))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="DarkChannelPrior"):
+    with pytest.raises(TypeError, match="two-phase shape"):
         list(dehaze_frames(frames, lambda image: image))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="shape"):
         list(dehaze_frames([hazy_frame(0), hazy_frame(1, height=40)], METHOD))

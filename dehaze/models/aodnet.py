@@ -20,6 +20,7 @@ then clipped to [0, 1] for output.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,9 +42,13 @@ from dehaze.models._common import (
 )
 from dehaze.models._layers import conv2d, relu_
 from dehaze.models._protobuf import CaffeLayer
-from dehaze.result import DehazeResult
+from dehaze.result import ALL_OUTPUTS, DehazeResult, Scene, check_outputs, check_scene
 
 __all__ = ["AODNet", "AODNetWeights"]
+
+#: Receptive-field radius of the network (1×1, 3×3, 5×5, 7×7, 3×3 over concatenations:
+#: x2 reaches 1 pixel, x3 1 + 2, x4 3 + 3, the output 6 + 1).
+AODNET_HALO = 7
 
 _NETWORK = "aodnet"
 
@@ -241,6 +246,24 @@ class AODNet:
         """
         img, dtype, gray = prepare_rgb(image)
         return DehazeResult(image=finish_image(self.forward(img), dtype, gray))
+
+    @property
+    def halo(self) -> int:
+        """Receptive-field radius: an output pixel depends on input pixels ≤ 7 away."""
+        return AODNET_HALO
+
+    def estimate(self, image: ArrayLike) -> Scene:
+        """AOD-Net has no whole-image statistics: an empty :class:`~dehaze.result.Scene`."""
+        prepare_rgb(image)  # validate like apply, so bad input fails here too
+        return Scene()
+
+    def apply(
+        self, image: ArrayLike, scene: Scene, *, outputs: Collection[str] = ALL_OUTPUTS
+    ) -> DehazeResult:
+        """Dehaze ``image`` (the scene is empty; ``outputs`` is accepted for the protocol)."""
+        check_outputs(outputs)
+        check_scene(scene, Scene, "AODNet")
+        return self(image)
 
     @classmethod
     def from_file(cls, path: _formats.StrPath) -> AODNet:

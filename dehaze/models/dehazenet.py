@@ -22,6 +22,7 @@ k·k row being a column-major k × k kernel; :class:`DehazeNetWeights` holds the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from dehaze._validate import FloatArray, check_radius, check_real
 from dehaze.depth import depth_map
-from dehaze.guided import guided_filter
+from dehaze.guided import guided_filter, guided_halo
 from dehaze.models import _formats
 from dehaze.models._common import (
     check_keys,
@@ -43,9 +44,13 @@ from dehaze.models._common import (
     to_planes,
 )
 from dehaze.models._layers import conv2d, correlate_accumulate, max_filter
-from dehaze.result import DehazeResult
+from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 
 __all__ = ["DehazeNet", "DehazeNetWeights"]
+
+#: Receptive-field radius of the network before the refinement: 5×5 conv (2), 7×7 branch
+#: (3), 7×7 max filter (3), 6×6 regression with MATLAB's anchor (3).
+NETWORK_HALO = 11
 
 _NETWORK = "dehazenet"
 
@@ -226,7 +231,7 @@ class DehazeNet:
         return np.clip(t, dtype.type(0.0), dtype.type(1.0), out=t)
 
     def __call__(self, image: ArrayLike) -> DehazeResult:
-        """Dehaze ``image``.
+        """Dehaze ``image``; same as ``apply(image, estimate(image))``.
 
         Parameters
         ----------
@@ -243,16 +248,66 @@ class DehazeNet:
         """
         img, dtype, gray = prepare_rgb(image)
         raw = self.forward(img)
-        gray_img = np.ascontiguousarray(img @ np.asarray(MATLAB_GRAY_WEIGHTS, dtype=img.dtype))
+        gray_img = self._gray(img)
         light = _atmospheric_light(img, gray_img, raw, self.light_fraction)
-        radius = min(self.guided_radius, max(img.shape[:2]))
-        refined = guided_filter(np.clip(gray_img, 0.0, 1.0), raw, radius, self.eps)
+        return self._apply(img, dtype, gray, raw, gray_img, light, ALL_OUTPUTS)
+
+    @property
+    def halo(self) -> int:
+        """Context of :meth:`apply`: the network's receptive field plus the guided filter's."""
+        return NETWORK_HALO + guided_halo(self.guided_radius)
+
+    def estimate(self, image: ArrayLike) -> LightScene:
+        """Estimate A by the original rule: the brightest of the lowest-t ``light_fraction`` pixels.
+
+        Runs the network (t is needed to find A); :meth:`__call__` runs it once for both.
+        """
+        img, _, gray = prepare_rgb(image)
+        light = _atmospheric_light(img, self._gray(img), self.forward(img), self.light_fraction)
+        return LightScene((light[:1] if gray else light).astype(np.float64))
+
+    def apply(
+        self, image: ArrayLike, scene: LightScene, *, outputs: Collection[str] = ALL_OUTPUTS
+    ) -> DehazeResult:
+        """Dehaze ``image`` with the atmospheric light of ``scene``.
+
+        ``outputs`` names the optional planes (``"transmission"``, ``"depth"``).
+        """
+        wanted = check_outputs(outputs)
+        img, dtype, gray = prepare_rgb(image)
+        checked = check_scene(scene, LightScene, "DehazeNet")
+        # the original rule may give A = 0 (a black image): [0, 1] here, not (0, 1]
+        light = np.asarray(checked.atmospheric_light, dtype=np.float64)
+        if light.shape != ((1,) if gray else (3,)) or not np.all((light >= 0) & (light <= 1)):
+            raise ValueError(
+                f"scene.atmospheric_light must have {1 if gray else 3} values in [0, 1] for "
+                f"this image, got {light.tolist()}"
+            )
+        light = np.repeat(light, 3) if gray else light
+        light = light.astype(img.dtype)
+        return self._apply(img, dtype, gray, self.forward(img), self._gray(img), light, wanted)
+
+    @staticmethod
+    def _gray(img: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(img @ np.asarray(MATLAB_GRAY_WEIGHTS, dtype=img.dtype))
+
+    def _apply(
+        self,
+        img: FloatArray,
+        dtype: np.dtype[Any],
+        gray: bool,
+        raw: FloatArray,
+        gray_img: FloatArray,
+        light: FloatArray,
+        wanted: Collection[str],
+    ) -> DehazeResult:
+        refined = guided_filter(np.clip(gray_img, 0.0, 1.0), raw, self.guided_radius, self.eps)
         recovered = _recover(img, refined, light)
         return DehazeResult(
             image=finish_image(recovered, dtype, gray),
-            transmission=refined,
+            transmission=refined if "transmission" in wanted else None,
             atmospheric_light=light[:1] if gray else light,
-            depth=depth_map(refined),
+            depth=depth_map(refined) if "depth" in wanted else None,
         )
 
     @classmethod
