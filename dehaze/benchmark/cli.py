@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dehaze._data import data_root
+from dehaze.benchmark.photos import find_photos, photo_table, run_photos, summarize_photos
 from dehaze.benchmark.plot import plot_psnr_vs_time, require_matplotlib
 from dehaze.benchmark.report import (
     OUTPUT_FILES,
@@ -34,6 +35,11 @@ from dehaze.result import Dehazer
 
 __all__ = ["main"]
 
+#: The data root's folder of hazy photos without ground truth, and its split name.
+PHOTO_SPLIT = "real"
+#: Per-photo results of the photo sets.
+PHOTO_FILE = "per_photo.csv"
+
 
 class UsageError(ValueError):
     """A bad command line (exit status 2), found after argparse's own checks."""
@@ -43,7 +49,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dehaze bench",
         description="Score dehazing methods on SOTS / O-HAZE pairs (PSNR, SSIM, CIEDE2000, "
-        "time) and write per_image.csv, summary.md and psnr_vs_time.png.",
+        "time) and on hazy photos without ground truth (fog density FADE, brightness "
+        "change), and write per_image.csv, per_photo.csv, summary.md and psnr_vs_time.png.",
     )
     parser.add_argument(
         "--data",
@@ -55,7 +62,17 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--split",
         default=None,
-        help="comma-separated sets to run (indoor, outdoor, ohaze; default: all found)",
+        help="comma-separated sets of the data root to run (indoor, outdoor, ohaze, real; "
+        "default: all found)",
+    )
+    parser.add_argument(
+        "--photos",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FOLDER",
+        help="also score the hazy photos of FOLDER (no ground truth: fog density and "
+        "brightness change; repeatable)",
     )
     parser.add_argument(
         "--methods",
@@ -166,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         output: Path = args.output
         names = [n for n in OUTPUT_FILES if not (args.no_plot and n.endswith(".png"))]
+        names.append(PHOTO_FILE)
         existing = [output / n for n in names if (output / n).exists()]
         if existing and not args.overwrite:
             raise FileExistsError(
@@ -175,7 +193,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             require_matplotlib()
         data = args.data if args.data is not None else data_root()
         splits = [s.strip() for s in args.split.split(",") if s.strip()] if args.split else None
-        sets = find_sets(data, splits=splits, strict=not args.no_strict)
+        pair_splits = [s for s in splits if s != PHOTO_SPLIT] if splits else None
+        sets = []
+        if splits is None or pair_splits:
+            sets = find_sets(data, splits=pair_splits, strict=not args.no_strict)
+        photo_sets = [find_photos(folder) for folder in args.photos]
+        if (splits is None or PHOTO_SPLIT in splits) and (data / PHOTO_SPLIT).is_dir():
+            photo_sets.insert(0, find_photos(data / PHOTO_SPLIT, PHOTO_SPLIT))
+        elif splits is not None and PHOTO_SPLIT in splits:
+            raise FileNotFoundError(f"split {PHOTO_SPLIT!r}: no folder {data / PHOTO_SPLIT}")
         # default weights: <data>/weights when --data holds them, else $DEHAZE_DATA/weights
         weights_root = data if (data / "weights").is_dir() else data_root()
         context = MethodContext(data_root=weights_root, weights=_parse_weights(args.weights))
@@ -194,17 +220,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             methods,
             limit=args.limit,
             strict=not args.no_strict,
-            progress=not args.no_progress,
+            progress=False if args.no_progress else None,
             on_skip=on_skip,
         )
         rows = summarize(records)
-        command = "dehaze bench " + " ".join(shlex.quote(a) for a in args_list)
-        summary = summary_markdown(rows, descriptions, sets, skipped, command.strip(), args.limit)
-        write_output(
-            output / "per_image.csv", records_csv(records).encode(), overwrite=args.overwrite
+
+        def skip_photo(path: Path, reason: str) -> None:
+            skipped.append(Skipped(path, reason))
+            note(f"skipped {path}: {reason}")
+
+        photo_records = run_photos(
+            photo_sets,
+            methods,
+            limit=args.limit,
+            progress=False if args.no_progress else None,
+            on_skip=None if not args.no_strict else skip_photo,
         )
+        photo_rows = summarize_photos(photo_records)
+        command = "dehaze bench " + " ".join(shlex.quote(a) for a in args_list)
+        summary = summary_markdown(
+            rows,
+            descriptions,
+            sets,
+            skipped,
+            command.strip(),
+            args.limit,
+            photo_rows=photo_rows,
+            photo_sets=photo_sets,
+        )
+        if records:
+            write_output(
+                output / "per_image.csv", records_csv(records).encode(), overwrite=args.overwrite
+            )
+        if photo_records:
+            write_output(
+                output / PHOTO_FILE, records_csv(photo_records).encode(), overwrite=args.overwrite
+            )
         write_output(output / "summary.md", summary.encode(), overwrite=args.overwrite)
-        if not args.no_plot:
+        if not args.no_plot and rows:
             png = plot_psnr_vs_time(rows)
             write_output(output / "psnr_vs_time.png", png, overwrite=args.overwrite)
     except UsageError as exc:
@@ -213,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, ImportError) as exc:
         note(f"error: {exc}")
         return 1
-    print(markdown_table(rows), end="")
-    print(f"{len(records)} results in {time.perf_counter() - started:.1f} s; wrote {output}/")
+    if rows:
+        print(markdown_table(rows), end="")
+    if photo_rows:
+        print(photo_table(photo_rows), end="")
+    count = len(records) + len(photo_records)
+    print(f"{count} results in {time.perf_counter() - started:.1f} s; wrote {output}/")
     return 0

@@ -12,9 +12,11 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from dehaze.benchmark.photos import CLEARED_RATIO, HAZY_FADE, PhotoSet, PhotoSummary, photo_table
 from dehaze.benchmark.runner import Record
 from dehaze.datasets import PairSet, Skipped
 from dehaze.io import write_bytes_atomic
@@ -98,17 +100,17 @@ def markdown_table(rows: Sequence[Summary]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def records_csv(records: Sequence[Record]) -> str:
-    """Every record as one CSV row (floats written with ``repr``: exact)."""
+def records_csv(records: Sequence[Any]) -> str:
+    """Every record (a dataclass) as one CSV row; floats written with ``repr`` (exact)."""
     buffer = io.StringIO()
-    names = [f.name for f in dataclasses.fields(Record)]
+    if not records:
+        return ""
+    names = [f.name for f in dataclasses.fields(records[0])]
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for record in records:
         row = dataclasses.asdict(record)
-        for key in ("ms", "psnr", "ssim", "ciede2000", "input_psnr"):
-            row[key] = repr(float(row[key]))
-        writer.writerow(row)
+        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
     return buffer.getvalue()
 
 
@@ -126,28 +128,49 @@ def summary_markdown(
     skipped: Sequence[Skipped],
     command: str,
     limit: int | None,
+    photo_rows: Sequence[PhotoSummary] = (),
+    photo_sets: Sequence[PhotoSet] = (),
 ) -> str:
-    """Write the ``summary.md`` text: command, protocol, table, sets, methods and machine."""
+    """Write the ``summary.md`` text: command, protocol, tables, sets, methods and machine."""
     import numba
 
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Command: `{command}`",
-        "",
-        "Protocol: dehaze.metrics (float64 in [0, 1], data range 1; SSIM = scikit-image "
-        "`structural_similarity(channel_axis=-1, data_range=1)`, 7×7 uniform window; "
-        "CIEDE2000 = mean ΔE00, sRGB/D65). Scores are means over images; the method's "
-        "output is scored in the input's dtype (uint8). Time: the method call alone, "
-        "after one untimed warm-up call; median over images.",
-        "",
-        markdown_table(rows),
-        "Sets: "
-        + "; ".join(
-            f"{s.split} = {s.root} ({len(s)} pairs" + (f", first {limit} used)" if limit else ")")
-            for s in sets
-        ),
-        "",
+    lines = ["# Benchmark results", "", f"Command: `{command}`", ""]
+    if rows:
+        lines += [
+            "Protocol: dehaze.metrics (float64 in [0, 1], data range 1; SSIM = scikit-image "
+            "`structural_similarity(channel_axis=-1, data_range=1)`, 7×7 uniform window; "
+            "CIEDE2000 = mean ΔE00, sRGB/D65). Scores are means over images; the method's "
+            "output is scored in the input's dtype (uint8). Time: the method call alone, "
+            "after one untimed warm-up call; median over images.",
+            "",
+            markdown_table(rows),
+            "Sets: "
+            + "; ".join(
+                f"{s.split} = {s.root} ({len(s)} pairs"
+                + (f", first {limit} used)" if limit else ")")
+                for s in sets
+            ),
+            "",
+        ]
+    if photo_rows:
+        lines += [
+            "Photos without ground truth: fog density FADE (Choi, You & Bovik 2015, "
+            "`dehaze.metrics.fog_density`, images shrunk to ≤ 640 px, lower = less fog) of "
+            f"the output; a hazy photo (input FADE ≥ {HAZY_FADE:g}) counts as cleared at ≤ "
+            f"{CLEARED_RATIO:g}× its input's FADE; brightness change = mean luma of the "
+            "output minus the input's, 0–255 (real clear scenes are darker than their hazy "
+            "photos, so a negative change is expected).",
+            "",
+            photo_table(photo_rows),
+            "Photo sets: "
+            + "; ".join(
+                f"{s.split} = {s.root} ({len(s)} photos"
+                + (f", first {limit} used)" if limit else ")")
+                for s in photo_sets
+            ),
+            "",
+        ]
+    lines += [
         "Methods:",
         "",
     ]

@@ -119,7 +119,7 @@ def run_benchmark(
     *,
     limit: int | None = None,
     strict: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
 ) -> list[Record]:
     """Run every method on every pair and score it.
@@ -134,8 +134,9 @@ def run_benchmark(
         Use only the first ``limit`` pairs of each set.
     strict : bool, optional
         A pair that cannot be read raises (True) or is skipped and reported (False).
-    progress : bool, optional
-        Show a tqdm progress bar on stderr.
+    progress : bool or None, optional
+        Show a tqdm progress bar on stderr: always (True), never (False), or only when
+        stderr is a terminal (None, the default).
     on_skip : callable, optional
         Called with every skipped pair when ``strict`` is False.
 
@@ -154,7 +155,11 @@ def run_benchmark(
     chosen = [list(s.pairs)[:limit] if limit else list(s.pairs) for s in sets]
     records: list[Record] = []
     warmed: set[str] = set()
-    with tqdm(total=sum(len(c) for c in chosen), unit="pair", disable=not progress) as bar:
+    with tqdm(
+        total=sum(len(c) for c in chosen),
+        unit="pair",
+        disable=None if progress is None else not progress,
+    ) as bar:
         for pairs in chosen:
             for pair, hazy, clear in iter_loaded(pairs, strict=strict, on_skip=on_skip):
                 bar.set_description(pair.split)
