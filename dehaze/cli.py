@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_PIXELS,
         metavar="N",
-        help="refuse images larger than N pixels (width × height), checked before decoding "
+        help="refuse images (and video frames) larger than N pixels (width × height), checked "
+        "before decoding "
         f"(default {DEFAULT_MAX_PIXELS:_}: 200 megapixels)",
     )
     parser.add_argument(
@@ -645,6 +646,7 @@ def _process_video(
             overwrite=args.overwrite,
             light_log=extra.get("light"),
             progress=progress,
+            max_pixels=args.max_pixels,
         )
     finally:
         bar.close()

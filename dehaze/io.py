@@ -220,6 +220,22 @@ def _png_is_gray_alpha(data: bytes) -> bool:
     return len(data) > 25 and data[12:16] == b"IHDR" and data[25] == 4
 
 
+def _check_max_pixels(max_pixels: object) -> None:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int, what: str) -> None:
+    """Refuse a declared size above the pixel limit (before anything is decoded)."""
+    pixels = width * height
+    if pixels > max_pixels:
+        raise ValueError(
+            f"{path} is {width}×{height} = {pixels / 1e6:.1f} megapixels per {what}, more "
+            f"than the limit of {max_pixels / 1e6:g} megapixels (max_pixels, --max-pixels); "
+            "raise the limit if the file is genuine"
+        )
+
+
 def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[Any]:
     """Read an image file as an RGB, RGBA, gray or gray+alpha array in its stored bit depth.
 
@@ -263,21 +279,14 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
     (4, 6, 3)
     """
     p = Path(path)
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    _check_max_pixels(max_pixels)
     if not p.is_file():
         raise FileNotFoundError(f"no such image file: {p}")
     data = p.read_bytes()
     header = _read_header(data) if data else None
     if header is None:
         raise ValueError(f"cannot decode {p} as an image (corrupt or unsupported format)")
-    pixels = header.width * header.height
-    if pixels > max_pixels:
-        raise ValueError(
-            f"{p} is {header.width}×{header.height} = {pixels / 1e6:.1f} megapixels, more "
-            f"than the limit of {max_pixels / 1e6:g} megapixels (max_pixels, --max-pixels); "
-            "raise the limit if the image is genuine"
-        )
+    _check_size(p, header.width, header.height, max_pixels, "image")
     if header.frames > 1:
         raise ValueError(
             f"{p} holds {header.frames} frames ({header.format} animation or multi-page "
@@ -569,13 +578,17 @@ class VideoReader:
     ----------
     path : str or path-like
         Any clip OpenCV's FFmpeg backend decodes.
+    max_pixels : int, optional
+        Largest frame width × height accepted (default ``DEFAULT_MAX_PIXELS``), checked
+        from the container before the first frame is decoded.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If no frame can be decoded or the clip reports no frame rate.
+        If no frame can be decoded, the frames are larger than ``max_pixels`` or the clip
+        reports no frame rate.
 
     Notes
     -----
@@ -584,13 +597,19 @@ class VideoReader:
     frame that fails to decode ends the stream early). Audio is not read.
     """
 
-    def __init__(self, path: StrPath) -> None:
+    def __init__(self, path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.path = Path(path)
+        _check_max_pixels(max_pixels)
         if not self.path.is_file():
             raise FileNotFoundError(f"no such video file: {self.path}")
         self._capture: Any = cv2.VideoCapture(str(self.path))
         try:
-            ok, first = self._capture.read() if self._capture.isOpened() else (False, None)
+            opened = self._capture.isOpened()
+            if opened:  # the container's frame size, before any frame is decoded
+                width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+                height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+                _check_size(self.path, width, height, max_pixels, "frame")
+            ok, first = self._capture.read() if opened else (False, None)
             if not ok or first is None:
                 raise ValueError(
                     f"cannot decode {self.path} as a video (corrupt, empty or unsupported)"

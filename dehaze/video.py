@@ -48,7 +48,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from dehaze._validate import FloatArray, as_pixels, check_radius, check_real
 from dehaze.dcp import DarkChannelPrior
-from dehaze.io import VIDEO_CODECS, AtomicFile, VideoReader, VideoWriter, choose_codecs
+from dehaze.io import (
+    DEFAULT_MAX_PIXELS,
+    VIDEO_CODECS,
+    AtomicFile,
+    VideoReader,
+    VideoWriter,
+    choose_codecs,
+)
 from dehaze.result import ALL_OUTPUTS, DehazeResult, Method, Scene, check_outputs
 
 __all__ = [
@@ -281,6 +288,7 @@ def dehaze_video(
     overwrite: bool = False,
     light_log: StrPath | None = None,
     progress: Callable[[int, int], None] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> VideoSummary:
     """Dehaze a video file into a new file with the same frame rate and size.
 
@@ -314,6 +322,9 @@ def dehaze_video(
     progress : callable, optional
         Called after each frame with the number of frames done and the number the
         source reports (0 when it reports none; the count is a container estimate).
+    max_pixels : int, optional
+        Largest frame width × height accepted (default
+        :data:`dehaze.io.DEFAULT_MAX_PIXELS`), checked before the first frame is decoded.
 
     Returns
     -------
@@ -330,7 +341,8 @@ def dehaze_video(
         If ``output`` is the source, its suffix is not in ``VIDEO_CODECS``, the source
         cannot be decoded or reports no frame rate, fewer frames can be decoded than the
         source declares (a truncated clip or a corrupt frame: nothing is written; the
-        message gives both counts), or OpenCV cannot open the writer.
+        message gives both counts), the frames are larger than ``max_pixels``, or OpenCV
+        cannot open the writer.
     """
     src = Path(source)
     dst = Path(output)
@@ -352,7 +364,7 @@ def dehaze_video(
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
 
     start = time.perf_counter()
-    with VideoReader(src) as reader:
+    with VideoReader(src, max_pixels=max_pixels) as reader:
         info = reader.info
         codecs = choose_codecs(info.codec, dst)
         size = (info.width, info.height)

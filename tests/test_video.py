@@ -394,3 +394,24 @@ def test_mp4_gets_h264_where_available_else_mp4v(tmp_path: Path) -> None:
     with VideoWriter(tmp_path / "d.mp4", 10.0, (64, 48), choose_codecs("", "d.mp4")) as writer:
         assert writer.codec == ("avc1" if has_h264 else "mp4v")
     assert not (tmp_path / "d.mp4").exists()  # not committed: discarded
+
+
+def test_frames_above_the_pixel_limit_are_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "clip.avi"
+    write_clip(source, [hazy_frame(k) for k in range(2)], 10.0, "MJPG")  # 64 × 48 = 3072
+    out = tmp_path / "out"
+    read = cv2.VideoCapture.read
+
+    def no_decoding(self: cv2.VideoCapture) -> tuple[bool, np.ndarray]:
+        raise AssertionError("a frame was decoded")
+
+    monkeypatch.setattr(cv2.VideoCapture, "read", no_decoding)
+    with pytest.raises(ValueError, match=r"64×48 = 0\.0 megapixels per frame.*limit"):
+        dehaze_video(source, out / "clip.avi", METHOD, max_pixels=3071)
+    monkeypatch.setattr(cv2.VideoCapture, "read", read)
+    assert not out.exists()
+    assert dehaze_video(source, out / "clip.avi", METHOD, max_pixels=3072).frames == 2
+    with pytest.raises(ValueError, match="max_pixels must be a positive integer"):
+        dehaze_video(source, out / "x.avi", METHOD, max_pixels=0)
