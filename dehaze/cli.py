@@ -361,9 +361,9 @@ def _bench(argv: Sequence[str]) -> int:
 
 def _describe(exc: BaseException) -> str:
     """One line for an error: its message, with the type where the message is not enough."""
-    if isinstance(exc, MemoryError):
-        return "not enough memory (MemoryError); try a smaller input or fewer threads"
     text = str(exc).strip() or "no details"
+    if isinstance(exc, MemoryError) or "Insufficient memory" in text:  # OpenCV's own
+        return "not enough memory; try a smaller input or fewer threads"
     if isinstance(exc, (OSError, ValueError, TypeError)):
         return text
     return f"{type(exc).__name__}: {text}"

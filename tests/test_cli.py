@@ -569,3 +569,55 @@ def test_demo_folder_is_ignored_by_git() -> None:
         ["git", "check-ignore", "-q", "dehaze-demo/demo_hazy.png"], cwd=ROOT, check=False
     )
     assert proc.returncode == 0
+
+
+def _png_bomb(path: Path, side: int) -> None:
+    """A real side × side gray PNG of zeros: about 1 MB on disk, side² bytes decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    compressor = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte + a row of zeros
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limit via setrlimit")
+def test_decompression_bomb_under_a_memory_limit(tmp_path: Path) -> None:
+    import resource
+
+    bomb = tmp_path / "in" / "bomb.png"
+    bomb.parent.mkdir()
+    _png_bomb(bomb, 20000)  # 400 megapixels
+    assert bomb.stat().st_size < 2_000_000
+    limit = 1_500_000_000  # bytes of address space: the command itself needs far less
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "dehaze", str(bomb), "-o", str(tmp_path / "out"), "-q"]
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, preexec_fn=limited
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "400.0 megapixels per image, more than the limit" in proc.stderr
+    # with the limit raised the decoder runs out of memory: reported, never a traceback
+    proc = subprocess.run(
+        [*command, "--max-pixels", "500000000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limited,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "not enough memory" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "bomb.png").exists()
