@@ -28,9 +28,12 @@ import dataclasses
 import fnmatch
 import glob
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -668,6 +671,72 @@ def _clean_stale(jobs: Sequence[Job], args: argparse.Namespace, started: float) 
         )
 
 
+def _run_jobs(
+    jobs: Sequence[Job],
+    bar: Any,
+    method: Dehazer,
+    args: argparse.Namespace,
+    tally: Tally,
+    show: bool,
+) -> None:
+    """Process ``jobs`` through ``bar`` (a tqdm over them), counting into ``tally``."""
+    from tqdm import tqdm
+
+    single = len(jobs) == 1
+    for job in bar:
+        targets = _targets(job, args)
+        existing = [t for t in targets if t.exists()]
+        wanted = set(targets)
+        if existing and not args.overwrite:
+            if args.skip_existing and not job.is_video and len(existing) < len(targets):
+                wanted -= set(existing)  # resume: only the missing side outputs
+            else:
+                tally.skipped += 1
+                if not args.skip_existing:
+                    tqdm.write(
+                        f"dehaze: {job.source}: skipped, {existing[0]} exists "
+                        "(--overwrite replaces it, --skip-existing skips quietly)",
+                        file=sys.stderr,
+                    )
+                continue
+        try:
+            if job.is_video:
+                _process_video(job, method, args, tally, show and single)
+            else:
+                _process_image(job, method, args, tally, wanted)
+        except Exception as exc:  # bad input is a line and a count, never a traceback
+            tally.failed += 1
+            tqdm.write(f"dehaze: {job.source}: {_describe(exc)}", file=sys.stderr)
+        else:
+            tally.done += 1
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that temporary files are removed."""
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the batch runs (main thread only).
+
+    The default action would end the process at once and leave the temporary file of the
+    image or video being written; as an exception it unwinds through the atomic writer,
+    which removes it. (SIGKILL cannot be caught: the next run removes such leftovers.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run_files(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
@@ -717,36 +786,17 @@ def _run_files(argv: Sequence[str]) -> int:
     bar = tqdm(
         jobs, unit="file", disable=True if len(jobs) <= 1 or not show else None, file=sys.stderr
     )
-    for job in bar:
-        targets = _targets(job, args)
-        existing = [t for t in targets if t.exists()]
-        wanted = set(targets)
-        if existing and not args.overwrite:
-            if args.skip_existing and not job.is_video and len(existing) < len(targets):
-                wanted -= set(existing)  # resume: only the missing side outputs
-            else:
-                tally.skipped += 1
-                if not args.skip_existing:
-                    tqdm.write(
-                        f"dehaze: {job.source}: skipped, {existing[0]} exists "
-                        "(--overwrite replaces it, --skip-existing skips quietly)",
-                        file=sys.stderr,
-                    )
-                continue
+    with _terminate_cleanly():
         try:
-            if job.is_video:
-                _process_video(job, method, args, tally, show and len(jobs) == 1)
-            else:
-                _process_image(job, method, args, tally, wanted)
+            _run_jobs(jobs, bar, method, args, tally, show)
         except KeyboardInterrupt:
             bar.close()
             print("dehaze: interrupted", file=sys.stderr)
             return 130
-        except Exception as exc:  # bad input is a line and a count, never a traceback
-            tally.failed += 1
-            tqdm.write(f"dehaze: {job.source}: {_describe(exc)}", file=sys.stderr)
-        else:
-            tally.done += 1
+        except _Terminated:
+            bar.close()
+            print("dehaze: terminated", file=sys.stderr)
+            return 143
     bar.close()
     elapsed = time.perf_counter() - start
     for warning in sorted(tally.warnings):

@@ -621,3 +621,34 @@ def test_decompression_bomb_under_a_memory_limit(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "not enough memory" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "bomb.png").exists()
+
+
+def test_sigterm_during_a_video_leaves_no_temporary_file(tmp_path: Path) -> None:
+    height, width = 240, 320
+    source = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (width, height))
+    for k in range(400):
+        frame = np.full((height, width, 3), (215, 210, 205), np.uint8)
+        frame[100:200, k % 200 : k % 200 + 80] = (90, 70, 50)
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dehaze", str(source), "-o", str(out), "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.is_dir() and any(".part" in p.name for p in out.iterdir()):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be terminated"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []  # neither the clip nor its temporary file
