@@ -11,15 +11,30 @@ resolution).
 
 The default number of threads is ``$DEHAZE_NUM_THREADS`` if set, else the number of CPUs
 available to the process (capped at 8). :func:`num_threads` changes it temporarily.
+
+Changing the thread count while other threads compute
+-----------------------------------------------------
+The count may be changed at any moment, from any thread:
+
+* each :func:`run_bands` call reads the count once and cuts its bands from that one value;
+* the thread pool only ever grows: a larger pool replaces the old one, which is never shut
+  down under a running call (its idle threads exit once the last call using it returns);
+* a computation that makes several passes over the *same* bands and sizes buffers per
+  band from an earlier pass must fix its bands once, either with an explicit, immutable
+  :class:`BandPlan` (``plan = band_plan(n)``, then ``run_bands(kernel, n, plan=plan)`` for
+  every pass) or by running inside :func:`fixed_threads`, which pins the count for the
+  calling thread only.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from dehaze._validate import check_radius
 
@@ -28,14 +43,11 @@ __all__ = ["get_num_threads", "num_threads", "set_num_threads"]
 #: Fewest rows or columns in a band: narrower work is not worth a thread.
 MIN_BAND = 64
 
+#: Environment variable read once at import for the default thread count.
+ENV_VAR = "DEHAZE_NUM_THREADS"
 
-def _default_threads() -> int:
-    env = os.environ.get("DEHAZE_NUM_THREADS")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError as exc:
-            raise ValueError(f"DEHAZE_NUM_THREADS must be a positive integer, got {env!r}") from exc
+
+def _available_cpus() -> int:
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -43,19 +55,49 @@ def _default_threads() -> int:
     return max(1, min(8, available))
 
 
+def _default_threads() -> int:
+    """Thread count from ``$DEHAZE_NUM_THREADS``, else the available CPUs (at most 8).
+
+    A value that is not an integer ≥ 1 is not an error at import (that would make the
+    package unusable until the environment is fixed) but a ``RuntimeWarning`` naming the
+    variable and the accepted values; the CPU default is used instead.
+    """
+    env = os.environ.get(ENV_VAR, "")
+    default = _available_cpus()
+    if not env.strip():
+        return default
+    try:
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value >= 1:
+        return value
+    warnings.warn(
+        f"{ENV_VAR}={env!r} is ignored: accepted values are integers ≥ 1 (or leave it "
+        f"unset for the number of available CPUs, at most 8); using {default}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return default
+
+
 _lock = threading.Lock()
 _threads = _default_threads()
 _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
+_pinned = threading.local()
 
 
 def get_num_threads() -> int:
-    """Return the number of threads dehaze's kernels use."""
+    """Return the number of threads dehaze's kernels use (the process-wide setting)."""
     return _threads
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads dehaze's kernels use (an integer ≥ 1)."""
+    """Set the number of threads dehaze's kernels use (an integer ≥ 1).
+
+    Safe at any moment: calls already running keep the count they started with.
+    """
     global _threads
     _threads = check_radius(n, "n", minimum=1)
 
@@ -63,6 +105,9 @@ def set_num_threads(n: int) -> None:
 @contextmanager
 def num_threads(n: int) -> Iterator[None]:
     """Use ``n`` threads inside a ``with`` block; the previous count is restored after.
+
+    The setting is process-wide (threads started inside the block use it too); calls
+    running in other threads are not disturbed by the change.
 
     Examples
     --------
@@ -79,29 +124,99 @@ def num_threads(n: int) -> Iterator[None]:
         set_num_threads(old)
 
 
+def _current_threads() -> int:
+    """Return the count :func:`run_bands` uses now: this thread's pin, else the setting."""
+    pinned: int | None = getattr(_pinned, "threads", None)
+    return _threads if pinned is None else pinned
+
+
+@contextmanager
+def fixed_threads() -> Iterator[int]:
+    """Pin the current thread count for the calling thread inside a ``with`` block.
+
+    Every :func:`run_bands` of the calling thread inside the block cuts its bands from
+    the count read on entry, whatever :func:`set_num_threads` does meanwhile (in this or
+    any other thread), so passes over the same ``n`` get the same bands. Nested blocks
+    keep the outermost pin. Other threads are not affected. Yields the pinned count.
+    """
+    outer: int | None = getattr(_pinned, "threads", None)
+    if outer is not None:
+        yield outer
+        return
+    _pinned.threads = _threads
+    try:
+        yield _pinned.threads
+    finally:
+        _pinned.threads = None
+
+
+@dataclass(frozen=True)
+class BandPlan:
+    """An immutable cut of ``range(n)`` into bands, one per thread.
+
+    ``edges`` are the band limits: band ``k`` is ``[edges[k], edges[k + 1])``. Make one
+    with :func:`band_plan` and pass it to every :func:`run_bands` pass that must see the
+    same bands.
+    """
+
+    n: int
+    edges: tuple[int, ...]
+
+    @property
+    def threads(self) -> int:
+        """Number of bands (threads) of the plan."""
+        return len(self.edges) - 1
+
+    def bands(self) -> list[tuple[int, int]]:
+        """Return the ``(start, stop)`` of each band, in order."""
+        return [(self.edges[k], self.edges[k + 1]) for k in range(self.threads)]
+
+
+def band_plan(n: int, threads: int | None = None) -> BandPlan:
+    """Cut ``range(n)`` into bands for ``threads`` threads (default: the current count).
+
+    Bands have at least :data:`MIN_BAND` elements (so fewer threads than asked may be
+    planned) and differ in size by at most one.
+    """
+    n = check_radius(n, "n", minimum=0)
+    count = _current_threads() if threads is None else check_radius(threads, "threads", minimum=1)
+    bands = max(1, min(count, n // MIN_BAND))
+    return BandPlan(n, tuple(n * k // bands for k in range(bands + 1)))
+
+
 def _pool(size: int) -> ThreadPoolExecutor:
+    """Return a pool of at least ``size`` workers; pools grow, never shut down in use.
+
+    A larger pool replaces the current one without shutting it down: a call that took
+    the old pool keeps submitting to it, and its workers exit once it is unreferenced.
+    """
     global _executor, _executor_size
     with _lock:
         if _executor is None or _executor_size < size:
-            if _executor is not None:
-                _executor.shutdown(wait=False)
             _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dehaze")
             _executor_size = size
         return _executor
 
 
-def run_bands(kernel: Callable[[int, int], None], n: int) -> None:
-    """Call ``kernel(start, stop)`` on one band of ``range(n)`` per thread, in parallel."""
-    threads = max(1, min(get_num_threads(), n // MIN_BAND))
-    if threads == 1:
+def run_bands(kernel: Callable[[int, int], None], n: int, *, plan: BandPlan | None = None) -> None:
+    """Call ``kernel(start, stop)`` on one band of ``range(n)`` per thread, in parallel.
+
+    The bands are ``plan``'s when given (it must be a plan of the same ``n``), else a plan
+    made from the thread count read once, at the start of this call.
+    """
+    if plan is None:
+        plan = band_plan(n)
+    elif plan.n != n:
+        raise ValueError(f"plan cuts range({plan.n}), but run_bands was asked for range({n})")
+    bands = plan.bands()
+    if len(bands) == 1:
         kernel(0, n)
         return
-    edges = [n * k // threads for k in range(threads + 1)]
-    pool = _pool(threads - 1)
+    pool = _pool(len(bands) - 1)
     # the calling thread takes the first band itself: one hand-over fewer per call
-    futures = [pool.submit(kernel, edges[k], edges[k + 1]) for k in range(1, threads)]
+    futures = [pool.submit(kernel, start, stop) for start, stop in bands[1:]]
     try:
-        kernel(edges[0], edges[1])
+        kernel(*bands[0])
     finally:
         for future in futures:
             future.result()

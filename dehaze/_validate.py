@@ -231,20 +231,50 @@ def check_float_map(
     return out
 
 
+def _real_values(value: Any, name: str) -> NDArray[np.float64]:
+    """Return ``value`` (a real scalar or sequence of reals) as a float64 array.
+
+    Strings, bools and bool arrays are refused with ``TypeError`` (``np.asarray`` would
+    turn ``"0.9"`` into text and ``True`` into 1.0), also inside lists and tuples.
+    """
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if isinstance(item, np.ndarray) and item.ndim == 0:
+            item = item[()]
+        if isinstance(item, np.ndarray):
+            if item.dtype.kind not in "fiu":
+                raise TypeError(f"{name} must hold real numbers, got dtype {item.dtype}")
+        elif isinstance(item, (bool, np.bool_, str, bytes)) or not isinstance(item, numbers.Real):
+            raise TypeError(
+                f"{name} must be a real number or a sequence of real numbers, got "
+                f"{item!r} ({type(item).__name__})"
+            )
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a real scalar or sequence, got {value!r}") from exc
+    return arr
+
+
 def check_atmospheric_light(value: ArrayLike, channels: int, dtype: DTypeLike) -> FloatArray:
     """Validate a user-given atmospheric light for an image with ``channels`` channels.
 
-    Accepted: a scalar (the same value for every channel) or a sequence of length
+    Accepted: a real scalar (the same value for every channel) or a sequence of length
     ``channels``, every value in (0, 1] on the float scale of the image (for integer
-    images, a fraction of the dtype's maximum).
+    images, a fraction of the dtype's maximum). The values are checked *after* the cast
+    to ``dtype``'s working dtype: each must be at least that dtype's smallest normal
+    number (``1.2e-38`` for float32, ``2.2e-308`` for float64), so that it is not 0
+    there and ``image / light`` stays finite. Strings and bools are refused.
+
+    Raises
+    ------
+    TypeError
+        For strings, bools, or values that are not real numbers.
+    ValueError
+        For a wrong length, non-finite values, or values outside the accepted range.
     """
     name = "atmospheric_light"
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
-        raise TypeError(
-            f"{name} must be a real scalar or a length-{channels} sequence, got {value!r}"
-        )
-    arr = arr.astype(np.float64)
+    arr = _real_values(value, name)
     if arr.ndim == 0:
         arr = np.full(channels, float(arr))
     if arr.shape != (channels,):
@@ -257,4 +287,33 @@ def check_atmospheric_light(value: ArrayLike, channels: int, dtype: DTypeLike) -
             f"{name} values must be in (0, 1] on the image's float scale (for integer images "
             f"divide by the dtype's maximum, e.g. 230/255), got {arr.tolist()}"
         )
-    return arr.astype(working_dtype(dtype))
+    wdt = working_dtype(dtype)
+    cast = arr.astype(wdt)
+    tiny = float(np.finfo(wdt).tiny)
+    if np.any(cast < tiny):
+        raise ValueError(
+            f"{name} values must be at least {tiny:.3g} (the smallest normal {wdt.name}; "
+            f"images of this dtype are processed in {wdt.name}, where smaller values "
+            f"become 0 or make image / {name} overflow), got {arr.tolist()}"
+        )
+    return cast
+
+
+#: Smallest regularisation ε :func:`dehaze.guided_filter` accepts. Box statistics are
+#: accumulated in float64 with running sums whose round-off reaches ~1e-14 on large
+#: images; far below that, ε no longer regularises the solve (a flat window's 3×3 system
+#: becomes singular, det = ε³ underflows below ~1e-103) and outputs degenerate.
+MIN_EPS = 1e-12
+
+
+def check_eps(value: Any, name: str = "eps") -> float:
+    """Return the guided filter's ``eps`` as a float if it is a real number ≥ :data:`MIN_EPS`.
+
+    Raises
+    ------
+    TypeError
+        For strings, bools and non-real values.
+    ValueError
+        For values below :data:`MIN_EPS` or non-finite values.
+    """
+    return check_real(value, name, low=MIN_EPS, low_inclusive=True)

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import atmosphere as _atm
-from dehaze._parallel import run_bands
+from dehaze._parallel import fixed_threads, run_bands
 from dehaze._validate import (
     FloatArray,
     as_channels,
@@ -61,6 +61,12 @@ def brightest_index(dark: FloatArray, image: FloatArray, k: int) -> int:
     pass runs on row bands in parallel. ``dark`` is a C-contiguous H×W map, ``image``
     H×W×C.
     """
+    # the passes size their buffers per band from the histogram pass: one band plan for all
+    with fixed_threads():
+        return _brightest_index(dark, image, k)
+
+
+def _brightest_index(dark: FloatArray, image: FloatArray, k: int) -> int:
     height = dark.shape[0]
     hists: dict[int, NDArray[np.int64]] = {}
     extents: dict[int, NDArray[np.float64]] = {}

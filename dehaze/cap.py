@@ -198,13 +198,14 @@ class ColorAttenuationPrior:
         light = checked.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
         return self._apply(arr, img, light, None, wanted)
 
-    def __call__(self, image: ArrayLike) -> DehazeResult:
-        """Dehaze ``image``; same as ``apply(image, estimate(image))``."""
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
+        """Dehaze ``image``; same as ``apply(image, estimate(image), outputs=outputs)``."""
+        wanted = check_outputs(outputs)
         arr = np.asarray(image)
         img = as_float_image(arr)
         scene, eroded = self._estimate(img)
         light = scene.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
-        return self._apply(arr, img, light, eroded, ALL_OUTPUTS)
+        return self._apply(arr, img, light, eroded, wanted)
 
     def _estimate(self, img: FloatArray) -> tuple[LightScene, FloatArray]:
         """Return the scene, and the eroded depth computed on the way."""

@@ -207,13 +207,17 @@ class DarkChannelPrior:
         light = checked.light_for(1 if px.ndim == 2 else px.shape[2], working_dtype(px.dtype))
         return self._apply(arr, px, unit, light, None, wanted)
 
-    def __call__(self, image: ArrayLike) -> DehazeResult:
-        """Dehaze ``image`` (see :func:`dehaze.dehaze`): ``apply(image, estimate(image))``."""
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
+        """Dehaze ``image`` (see :func:`dehaze.dehaze`): ``apply(image, estimate(image))``.
+
+        ``outputs`` names the optional planes to compute, as for :meth:`apply`.
+        """
+        wanted = check_outputs(outputs)
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
         scene, dark = self._estimate(px, unit)
         light = scene.light_for(1 if px.ndim == 2 else px.shape[2], working_dtype(px.dtype))
-        return self._apply(arr, px, unit, light, dark, ALL_OUTPUTS)
+        return self._apply(arr, px, unit, light, dark, wanted)
 
     def _estimate(self, px: NDArray[Any], unit: float) -> tuple[LightScene, FloatArray | None]:
         """Return the scene, and the dark channel when it was computed on the way."""

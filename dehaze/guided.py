@@ -14,9 +14,9 @@ from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
+    check_eps,
     check_float_map,
     check_radius,
-    check_real,
     working_dtype,
 )
 from dehaze.filters import box_mean_planes
@@ -25,6 +25,10 @@ __all__ = ["GUIDES", "guided_filter", "guided_halo", "to_gray"]
 
 #: Guides of the transmission refinement: the luma, or the RGB image (3×3 solve per pixel).
 GUIDES = ("gray", "color")
+
+#: ``src`` may use at most 1/SRC_HEADROOM of its dtype's range: the filter's output can
+#: overshoot the input's range (by a few times it, at small eps), and must stay finite.
+SRC_HEADROOM = 2.0**20
 
 #: Rec. 601 luma weights (R, G, B), as OpenCV's and MATLAB's rgb2gray use.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -66,8 +70,11 @@ def guided_filter_plane(
     """Guided-filter one float 2-D plane ``src`` with a float H×W×C guide (C = 1 or 3).
 
     A radius larger than the image gives the same result as the image's longest side (every
-    window then covers the whole image), so it is clamped to that.
+    window then covers the whole image), so it is clamped to that. ``eps`` is checked here
+    too (``ValueError`` below :data:`~dehaze._validate.MIN_EPS`), as the pipelines call this
+    directly with their own ``eps``.
     """
+    eps = check_eps(eps)
     height, width, channels = guide.shape
     radius = min(radius, max(height, width))
     dtype = guide.dtype
@@ -123,13 +130,18 @@ def guided_filter(
         are scaled to [0, 1]). With an RGB guide the per-pixel 3×3 system of the colour
         guided filter is solved.
     src : (H, W) or (H, W, C) ndarray
-        The image to filter, any finite real values (e.g. a transmission map). A 3-D
-        ``src`` is filtered channel by channel.
+        The image to filter, any finite real values (e.g. a transmission map) up to
+        ``finfo(dtype).max / 2**20`` in magnitude (3.2e32 in float32) so that the output,
+        which may overshoot the input's range, stays finite. A 3-D ``src`` is filtered
+        channel by channel.
     radius : int
         Window radius r ≥ 0 (window (2r + 1)²). Larger than the image is valid.
     eps : float
-        Regularisation ε > 0; larger values smooth more (ε is on the [0, 1] intensity
-        scale, so it compares with variances of the guide).
+        Regularisation ε ≥ 1e-12 (:data:`dehaze._validate.MIN_EPS`); larger values smooth
+        more (ε is on the [0, 1] intensity scale, so it compares with variances of the
+        guide). Below 1e-12 it no longer regularises: the variances are accumulated in
+        float64 with a round-off of up to ~1e-14, and a flat window's 3×3 system would be
+        singular.
     subsample : int, optional
         s ≥ 1. With s > 1 the fast guided filter is used: coefficients are computed on
         images subsampled by s (nearest neighbour) with radius max(1, round(r / s)) and
@@ -145,6 +157,10 @@ def guided_filter(
     -----
     Box means use running sums accumulated in float64 with windows clipped to the image
     and normalised by the in-image pixel count (He's reference code's border rule).
+    Variances that round-off makes slightly negative are taken as 0; a window whose
+    regularised 3×3 system is still not positive definite (only possible through
+    round-off) gets ``a = 0, b = mean(src)``, its plain mean, so the output is finite for
+    every finite input.
 
     References
     ----------
@@ -170,11 +186,19 @@ def guided_filter(
     else:
         raise ValueError(f"src must be H×W or H×W×C, got shape {src_arr.shape}")
     r = check_radius(radius, "radius")
-    e = check_real(eps, "eps", low=0.0)
+    e = check_eps(eps)
     s = check_radius(subsample, "subsample", minimum=1)
     shape = guide_f.shape[:2]
     checked = [check_float_map(p, "src", shape) for p in planes]
     dtype = np.result_type(guide_f.dtype, *(c.dtype for c in checked))
+    limit = float(np.finfo(dtype).max) / SRC_HEADROOM
+    largest = max(float(np.max(np.abs(c))) for c in checked)
+    if largest > limit:
+        raise ValueError(
+            f"src has values up to {largest:.3g} in magnitude; in {np.dtype(dtype).name} at "
+            f"most {limit:.3g} is accepted (the output may overshoot the input's range and "
+            f"must stay finite): pass float64, or scale src"
+        )
     guide3 = guide_f if guide_f.ndim == 3 else guide_f[:, :, np.newaxis]
     guide3 = np.ascontiguousarray(guide3, dtype=dtype)
     outs = [

@@ -80,8 +80,9 @@ class Identity:
 
     halo = 0
 
-    def __call__(self, image: ArrayLike) -> DehazeResult:
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Return ``image`` itself as the result."""
+        check_outputs(outputs)
         return DehazeResult(image=np.asarray(image))
 
     def estimate(self, image: ArrayLike) -> Scene:
@@ -92,9 +93,8 @@ class Identity:
         self, image: ArrayLike, scene: Scene, *, outputs: Collection[str] = ALL_OUTPUTS
     ) -> DehazeResult:
         """Return ``image`` itself as the result."""
-        check_outputs(outputs)
         check_scene(scene, Scene, "Identity")
-        return self(image)
+        return self(image, outputs=outputs)
 
     def __repr__(self) -> str:
         return "Identity()"

@@ -174,6 +174,12 @@ class Method(Dehazer, Protocol[SceneT]):
     most :attr:`halo` pixels away (in rows and in columns) and on the scene.
     """
 
+    def __call__(
+        self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS
+    ) -> DehazeResult:
+        """Dehaze ``image``: ``apply(image, estimate(image), outputs=outputs)``."""
+        ...
+
     @property
     def halo(self) -> int:
         """How many pixels of context an output pixel of :meth:`apply` depends on."""

@@ -260,14 +260,15 @@ class RobustDCP:
         light = checked.light_for(1 if px.ndim == 2 else px.shape[2], working_dtype(px.dtype))
         return self._apply(arr, px, unit, light, tolerance, None, self._gray(px, unit), wanted)
 
-    def __call__(self, image: ArrayLike) -> DehazeResult:
-        """Dehaze ``image``; same as ``apply(image, estimate(image))``."""
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
+        """Dehaze ``image``; same as ``apply(image, estimate(image), outputs=outputs)``."""
+        wanted = check_outputs(outputs)
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
         gray = self._gray(px, unit)
         scene, dark = self._estimate(px, unit, gray)
         light = scene.light_for(1 if px.ndim == 2 else px.shape[2], working_dtype(px.dtype))
-        return self._apply(arr, px, unit, light, scene.tolerance, dark, gray, ALL_OUTPUTS)
+        return self._apply(arr, px, unit, light, scene.tolerance, dark, gray, wanted)
 
     @staticmethod
     def _gray(px: NDArray[Any], unit: float) -> FloatArray:

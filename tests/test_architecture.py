@@ -140,9 +140,13 @@ def test_call_is_apply_of_estimate(name: str, method: object, dtype: type) -> No
         assert (a is None) == (b is None), field
         if a is not None:
             np.testing.assert_array_equal(a, b, err_msg=field)
-    only_image = method.apply(image, scene, outputs=())
-    np.testing.assert_array_equal(only_image.image, whole.image)
-    assert only_image.transmission is None and only_image.depth is None
+    for only_image in (method.apply(image, scene, outputs=()), method(image, outputs=())):
+        np.testing.assert_array_equal(only_image.image, whole.image)
+        assert only_image.transmission is None and only_image.depth is None
+        assert only_image.dark_channel is None
+    with_depth = method(image, outputs=("depth",))
+    assert (with_depth.depth is None) == (whole.depth is None)
+    assert with_depth.transmission is None
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,21 @@ def test_bench_scores_a_photo_folder(data_dir: Path, tmp_path: Path, capsys) -> 
     assert float(rows[1]["fog"]) < float(rows[1]["input_fog"])  # DCP removes fog
     assert not (out / "per_image.csv").exists()  # no pair set was run
     assert "Photos without ground truth" in (out / "summary.md").read_text()
+
+
+class Blank:
+    """A test method whose output is flat (no defined fog density)."""
+
+    def __call__(self, image: ArrayLike) -> DehazeResult:
+        return DehazeResult(image=np.zeros_like(np.asarray(image)))
+
+
+@pytest.mark.data
+def test_an_undefined_fog_density_is_nan_not_a_crash(data_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(data_dir / "real" / "canon.jpg", folder / "canon.jpg")
+    records = run_photos([find_photos(folder)], [("blank", Blank())], progress=False)
+    assert np.isnan(records[0].fog) and np.isfinite(records[0].input_fog)
+    (row,) = summarize_photos(records)
+    assert np.isnan(row.mean_fog) and row.cleared == 0

@@ -21,6 +21,9 @@ import pytest
 import scipy.io
 import scipy.ndimage
 import scipy.signal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from skimage.color import rgb2hsv
 
 import dehaze.metrics
@@ -339,6 +342,34 @@ def test_density_is_finite_and_non_negative(seed, model):
         assert np.all(density_map[np.isfinite(density_map)] >= 0.0)
 
 
+@st.composite
+def small_rgb_images(draw):
+    dtype = np.dtype(draw(st.sampled_from([np.uint8, np.uint16, np.float32, np.float64])))
+    shape = (draw(st.integers(8, 30)), draw(st.integers(8, 30)), 3)
+    if dtype.kind == "u":
+        elements = st.integers(0, int(np.iinfo(dtype).max))
+    else:
+        elements = st.floats(0.0, 1.0, width=dtype.itemsize * 8)
+    return draw(arrays(dtype, shape, elements=elements))
+
+
+@settings(deadline=None, max_examples=60)
+@given(small_rgb_images())
+def test_density_is_finite_or_explicitly_undefined(image):
+    # Any valid image: a finite D ≥ 0, or the ValueError that says it is undefined (the
+    # arrays hypothesis draws are often uniform). Never NaN, inf or another error.
+    model = synthetic_model()
+    density_map = fog_density_map(image, model=model)
+    assert not np.any(np.isinf(density_map))
+    assert np.all(density_map[np.isfinite(density_map)] >= 0.0)
+    if np.any(np.isfinite(density_map)):
+        density = fog_density(image, model=model)
+        assert math.isfinite(density) and density >= 0.0
+    else:
+        with pytest.raises(ValueError, match="undefined"):
+            fog_density(image, model=model)
+
+
 def test_same_image_in_every_dtype_scores_the_same(model):
     image = structured_image(np.random.default_rng(7), (45, 61), "hazy")
     expected = fog_density(image, model=model)
@@ -354,6 +385,13 @@ def test_same_image_in_every_dtype_scores_the_same(model):
     np.testing.assert_array_equal(
         fog_density_map(as_float, model=model), fog_density_map(image, model=model)
     )
+
+
+def test_gray_is_scored_as_three_equal_channels(model):
+    gray = structured_image(np.random.default_rng(14), (40, 48), "hazy")[..., 0]
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    assert fog_density(gray, model=model) == fog_density(rgb, model=model)
+    assert fog_density(gray / 255.0, model=model) == fog_density(rgb, model=model)
 
 
 def test_float_input_is_rounded_to_8_bits(model):
@@ -517,8 +555,8 @@ def test_shrinking_below_a_patch_is_rejected(model):
 
 def test_bad_arguments_are_rejected(model):
     img = np.zeros((16, 16, 3), np.uint8)
-    with pytest.raises(ValueError, match="RGB"):
-        fog_density(np.zeros((16, 16), np.uint8), model=model)
+    with pytest.raises(ValueError, match="channels"):
+        fog_density(np.zeros((16, 16, 4), np.uint8), model=model)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         fog_density(np.full((16, 16, 3), 2.0), model=model)
     with pytest.raises(TypeError, match="dtype"):

@@ -93,7 +93,7 @@ def test_edge_is_preserved(rng):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"eps": 0.0}, ValueError, r"eps must be in \(0, inf\)"),
+        ({"eps": 0.0}, ValueError, r"eps must be in \[1e-12, inf\)"),
         ({"eps": -1.0}, ValueError, "eps must be in"),
         ({"eps": float("nan")}, ValueError, "eps must be in"),
         ({"radius": -2}, ValueError, "radius must be an integer ≥ 0"),

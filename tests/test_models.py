@@ -884,3 +884,31 @@ def test_aodnet_sots_scores_match_pytorch(data_dir):
         assert peak_signal_noise_ratio(clear, ours, data_range=1) > peak_signal_noise_ratio(
             clear, hazy, data_range=1
         )
+
+
+# --- hardening: overflow, crafted blobs ---------------------------------------------------------
+
+
+def test_aodnet_output_overflow_is_an_error_not_nan():
+    # finite weights of 1e10 overflow K in float32: this gave an all-NaN image (and a
+    # RuntimeWarning), now a ValueError that says why
+    huge = AODNetWeights(
+        **{k: np.full(s, 1e10, np.float32) for k, s in AODNetWeights.SHAPES.items()}
+    )
+    with pytest.raises(ValueError, match="not finite in float32"):
+        AODNet(huge)(np.full((16, 16, 3), 0.5, np.float32))
+    moderate = AODNetWeights(
+        **{k: np.full(s, 1e3, np.float32) for k, s in AODNetWeights.SHAPES.items()}
+    )
+    assert np.all(np.isfinite(AODNet(moderate)(np.full((16, 16, 3), 0.5, np.float32)).image))
+
+
+def test_caffe_blob_with_huge_declared_shape():
+    from dehaze.models._protobuf import ProtobufError, decode_blob
+
+    blob = pb_field(7, pb_field(1, varint(2**62) + varint(2**62))) + pb_field(5, b"\0" * 8)
+    with pytest.raises(ProtobufError, match="declares shape"):
+        decode_blob(blob)
+    blob = pb_field(7, pb_field(1, b"".join(varint(1) for _ in range(9)))) + pb_field(5, b"\0" * 4)
+    with pytest.raises(ProtobufError, match="declares shape"):
+        decode_blob(blob)

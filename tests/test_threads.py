@@ -93,3 +93,201 @@ def test_concurrent_callers_get_their_own_results(rng):
             parallel = list(users.map(lambda im: dehaze.dehaze(im, guided_radius=12).image, images))
     for want, got in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+# --- changing the thread count while other threads compute ----------------------------
+
+# The issue's reproduction, bounded: one thread dehazes 30 times while the main thread
+# toggles the thread count between 1 and 2. Run in a subprocess so that heap corruption
+# ("malloc(): invalid next size", SIGABRT/SIGSEGV) is a failed test, not a dead run.
+_TOGGLE_SCRIPT = """
+import sys, threading, time, traceback
+import numpy as np, dehaze
+pin = sys.argv[1] == "pin"
+if pin:
+    from dehaze._parallel import fixed_threads
+img = np.random.default_rng(0).random((256, 384, 3)).astype(np.float32)
+dehaze.dehaze(img, guided_radius=8)  # compile before the race
+expected = dehaze.dehaze(img, guided_radius=8).image
+failures = []
+def work():
+    try:
+        for _ in range(30):
+            if pin:
+                with fixed_threads():
+                    out = dehaze.dehaze(img, guided_radius=8).image
+            else:
+                out = dehaze.dehaze(img, guided_radius=8).image
+            if not np.allclose(out, expected, atol=1e-5):
+                failures.append("result differs from the undisturbed one")
+    except Exception:
+        failures.append(traceback.format_exc())
+t = threading.Thread(target=work)
+t.start()
+k = 0
+while t.is_alive():
+    dehaze.set_num_threads(1 + k % 2)
+    k += 1
+    time.sleep(0.0005)
+t.join()
+print("toggles", k)
+print("\\n".join(failures))
+sys.exit(3 if failures else 0)
+"""
+
+
+def _run_toggle(mode):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", _TOGGLE_SCRIPT, mode],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_thread_toggle_during_dehaze_never_corrupts_memory():
+    # plain calls: the process must survive (no signal) and the thread's outcome is either
+    # success or a clean Python exception (dcp's two-pass light selection raises, instead of
+    # writing past its buffers, until it plans its bands once: see _parallel.band_plan)
+    proc = _run_toggle("plain")
+    assert proc.returncode in (0, 3), (proc.returncode, proc.stdout, proc.stderr)
+    assert "toggles" in proc.stdout
+
+
+def test_thread_toggle_during_pinned_dehaze_gives_the_undisturbed_result():
+    proc = _run_toggle("pin")
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_pool_is_not_shut_down_under_a_running_call():
+    # two threads run banded work while the main thread makes the pool grow: a call that
+    # grew it used to shut down the executor the other thread was submitting to ("cannot
+    # schedule new futures after shutdown"). Growth is forced over and over by making the
+    # pool look too small (the state a larger set_num_threads leads to).
+    import threading
+    import time
+
+    from dehaze import _parallel
+
+    errors = []
+    stop = threading.Event()
+
+    def work():
+        try:
+            while not stop.is_set():
+                _parallel.run_bands(lambda i0, i1: None, 64 * 8)
+        except Exception as exc:  # noqa: BLE001 - any error is the failure
+            errors.append(exc)
+
+    with dehaze.num_threads(8):
+        workers = [threading.Thread(target=work) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        try:
+            for _ in range(300):
+                with _parallel._lock:
+                    _parallel._executor_size = 0
+                time.sleep(0.0003)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+    assert errors == []
+
+
+def test_band_plan_is_fixed_once_made():
+    from dehaze._parallel import band_plan, run_bands
+
+    with dehaze.num_threads(3):
+        plan = band_plan(1000)
+    assert plan.threads == 3
+    assert plan.edges[0] == 0 and plan.edges[-1] == 1000
+    seen = []
+    with dehaze.num_threads(1):
+        run_bands(lambda i0, i1: seen.append((i0, i1)), 1000, plan=plan)
+    assert sorted(seen) == plan.bands()
+    with pytest.raises(ValueError, match="plan cuts range"):
+        run_bands(lambda i0, i1: None, 999, plan=plan)
+    # fewer than MIN_BAND rows per band are not split
+    assert band_plan(100, 8).threads == 1
+    assert band_plan(0).bands() == [(0, 0)]
+
+
+def test_fixed_threads_pins_only_the_calling_thread():
+    import threading
+
+    from dehaze._parallel import band_plan, fixed_threads
+
+    with dehaze.num_threads(4):
+        with fixed_threads() as pinned:
+            assert pinned == 4
+            dehaze.set_num_threads(2)  # from "another caller": ignored by this thread's plans
+            assert band_plan(1000).threads == 4
+            with fixed_threads() as inner:  # nested: the outer pin holds
+                assert inner == 4
+            assert band_plan(1000).threads == 4
+            other = []
+            t = threading.Thread(target=lambda: other.append(band_plan(1000).threads))
+            t.start()
+            t.join()
+            assert other == [2]
+        assert band_plan(1000).threads == 2
+
+
+def test_split_kernel_refuses_an_undersized_buffer():
+    # a band plan changed between the counting and the splitting pass used to make this
+    # kernel write past its buffers (heap corruption); now it raises
+    from dehaze._kernels import atmosphere as atm
+
+    dark = np.full((8, 8), 0.5)
+    image = np.full((8, 8, 3), 0.5)
+    target = int(0.5 * atm.N_BINS)
+    values = np.empty(10)
+    index = np.empty(10, dtype=np.int64)
+    with pytest.raises(IndexError, match="buffer"):
+        atm.split_at_bin(dark, image, target, values, index, np.empty(4), 0, 8)
+    values = np.empty(64)
+    index = np.empty(64, dtype=np.int64)
+    atm.split_at_bin(dark, image, target, values, index, np.empty(4), 0, 8)
+    np.testing.assert_array_equal(index, np.arange(64))
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "2.5"])
+def test_bad_thread_env_var_warns_and_uses_the_default(monkeypatch, value):
+    from dehaze import _parallel
+
+    monkeypatch.setenv("DEHAZE_NUM_THREADS", value)
+    with pytest.warns(RuntimeWarning, match=r"DEHAZE_NUM_THREADS=.* integers ≥ 1"):
+        got = _parallel._default_threads()
+    assert got == _parallel._available_cpus()
+
+
+def test_thread_env_var_is_read(monkeypatch):
+    from dehaze import _parallel
+
+    monkeypatch.setenv("DEHAZE_NUM_THREADS", "3")
+    assert _parallel._default_threads() == 3
+    monkeypatch.setenv("DEHAZE_NUM_THREADS", "")
+    assert _parallel._default_threads() == _parallel._available_cpus()
+
+
+def test_bad_thread_env_var_is_not_a_traceback_at_import():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DEHAZE_NUM_THREADS="abc")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import dehaze; print(dehaze.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "DEHAZE_NUM_THREADS='abc' is ignored" in proc.stderr
+    assert int(proc.stdout) >= 1

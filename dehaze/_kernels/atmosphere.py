@@ -83,6 +83,10 @@ def split_at_bin(
     ``values`` (sized exactly to the band's count in that bin), in row-major order, and
     their flat indices in ``index`` unless it is empty; ``best[2:4]`` receives the
     smallest and largest of those values.
+
+    Raises ``IndexError`` instead of writing past ``values`` or ``index`` when the rows
+    hold more boundary-bin pixels than they were sized for (a caller that counted them
+    over other bands: see :func:`dehaze._parallel.band_plan`).
     """
     width, channels = dark.shape[1], image.shape[2]
     keep_index = index.size > 0
@@ -103,6 +107,8 @@ def split_at_bin(
                     best_sum = s
                     best_index = i * width + j
             elif b == target:
+                if m >= values.size or (keep_index and m >= index.size):
+                    raise IndexError("split_at_bin: more boundary-bin pixels than buffer space")
                 values[m] = v
                 if keep_index:
                     index[m] = i * width + j

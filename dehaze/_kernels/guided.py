@@ -104,7 +104,8 @@ def coefficients_gray(
             mean_i = sum_i[k] * inv_n
             mean_p = sum_p[k] * inv_n
             cov_ip = sum_ip[k] * inv_n - mean_i * mean_p
-            var_i = sum_ii[k] * inv_n - mean_i * mean_i
+            # round-off can make a variance slightly negative: it is ≥ 0
+            var_i = max(sum_ii[k] * inv_n - mean_i * mean_i, 0.0)
             a = cov_ip / (var_i + eps)
             a_row[k] = a
             b_row[k] = mean_p - a * mean_i
@@ -183,7 +184,13 @@ def _move_color_rows(
 def coefficients_color(
     guide: Array, src: Array, radius: int, eps: float, ab: Array, j0: int, j1: int
 ) -> None:
-    """Colour guide: ab[0:3] = a (per channel), ab[3] = b; solves (Σ + εU) a = cov(I, p)."""
+    """Colour guide: ab[0:3] = a (per channel), ab[3] = b; solves (Σ + εU) a = cov(I, p).
+
+    The system is solved by an LDLᵀ factorisation (backward stable for positive definite
+    matrices). Negative round-off in the variances is clipped to 0; a window whose system
+    is still not positive definite (a pivot ≤ 0), or whose solution is not finite, gets
+    a = 0, b = mean(p).
+    """
     height, width, _ = guide.shape
     colsum = np.zeros((13, width), dtype=np.float64)
     sums = np.empty((13, width), dtype=np.float64)
@@ -207,23 +214,34 @@ def coefficients_color(
             cr = sm[4, k] * inv_n - mr * mp
             cg = sm[5, k] * inv_n - mg * mp
             cb = sm[6, k] * inv_n - mb * mp
-            srr = sm[7, k] * inv_n - mr * mr + eps
+            # variances made slightly negative by round-off are taken as 0
+            srr = max(sm[7, k] * inv_n - mr * mr, 0.0) + eps
             srg = sm[8, k] * inv_n - mr * mg
             srb = sm[9, k] * inv_n - mr * mb
-            sgg = sm[10, k] * inv_n - mg * mg + eps
+            sgg = max(sm[10, k] * inv_n - mg * mg, 0.0) + eps
             sgb = sm[11, k] * inv_n - mg * mb
-            sbb = sm[12, k] * inv_n - mb * mb + eps
-            # inverse of the symmetric 3×3 matrix by cofactors
-            c00 = sgg * sbb - sgb * sgb
-            c01 = srb * sgb - srg * sbb
-            c02 = srg * sgb - srb * sgg
-            c11 = srr * sbb - srb * srb
-            c12 = srb * srg - srr * sgb
-            c22 = srr * sgg - srg * srg
-            inv_det = 1.0 / (srr * c00 + srg * c01 + srb * c02)
-            ar = (c00 * cr + c01 * cg + c02 * cb) * inv_det
-            ag = (c01 * cr + c11 * cg + c12 * cb) * inv_det
-            ab_ = (c02 * cr + c12 * cg + c22 * cb) * inv_det
+            sbb = max(sm[12, k] * inv_n - mb * mb, 0.0) + eps
+            # LDLᵀ solve of the symmetric positive definite 3×3 system: backward stable,
+            # unlike the inverse by cofactors, whose determinant cancels badly when the
+            # guide's channels are (nearly) equal and ε is small
+            d0 = srr
+            l10 = srg / d0
+            l20 = srb / d0
+            d1 = sgg - l10 * srg
+            e21 = sgb - l20 * srg
+            l21 = e21 / d1
+            d2 = sbb - l20 * srb - l21 * e21
+            y1 = cg - l10 * cr
+            y2 = cb - l20 * cr - l21 * y1
+            ab_ = y2 / d2
+            ag = y1 / d1 - l21 * ab_
+            ar = cr / d0 - l10 * ag - l20 * ab_
+            if not (d1 > 0.0 and d2 > 0.0 and abs(ar) + abs(ag) + abs(ab_) < np.inf):
+                # not positive definite (only through round-off on a flat window, or
+                # ε so small that it underflows): the window's plain mean, a = 0
+                ar = 0.0
+                ag = 0.0
+                ab_ = 0.0
             ab_i[0, k] = ar
             ab_i[1, k] = ag
             ab_i[2, k] = ab_

@@ -6,9 +6,10 @@ output is scored by
 
 * its fog density, FADE (Choi, You & Bovik 2015; :func:`dehaze.metrics.fog_density`, images
   shrunk to at most 640 px on the long side, area interpolation; lower = less fog), beside the
-  hazy input's; a photo counts as *cleared* when the output's density is at most
-  :data:`CLEARED_RATIO` of the input's, among the photos whose input density is at least
-  :data:`HAZY_FADE`;
+  hazy input's (NaN for a flat output, whose density is undefined: it then shows as NaN in
+  the means too, so such a result cannot pass unseen); a photo counts as *cleared* when the
+  output's density is at most :data:`CLEARED_RATIO` of the input's, among the photos whose
+  input density is at least :data:`HAZY_FADE`;
 * its mean brightness change, mean Rec. 601 luma of the output minus that of the input, on
   the 0–255 scale (clear scenes *are* darker than their hazy photos: O-HAZE's ground truths
   are 23–94 grey levels below the hazy images, so a negative change is expected, not a fault).
@@ -116,6 +117,16 @@ def _mean_luma(image: NDArray[Any]) -> float:
     return float(luma.mean())
 
 
+def _fog(image: NDArray[Any]) -> float:
+    """FADE of ``image``; NaN where it is undefined (a flat image: no patch has features)."""
+    try:
+        return fog_density(image)
+    except ValueError as exc:
+        if "undefined" not in str(exc):
+            raise
+        return float("nan")
+
+
 def run_photos(
     sets: Sequence[PhotoSet],
     methods: Sequence[tuple[str, Dehazer]],
@@ -149,7 +160,7 @@ def run_photos(
                     on_skip(path, str(exc))
                     bar.update(1)
                     continue
-                input_fog = fog_density(hazy)
+                input_fog = _fog(hazy)
                 input_luma = _mean_luma(hazy)
                 for label, method in methods:
                     if label not in warmed:
@@ -166,7 +177,7 @@ def run_photos(
                             width=hazy.shape[1],
                             height=hazy.shape[0],
                             ms=ms,
-                            fog=fog_density(output),
+                            fog=_fog(output),
                             input_fog=input_fog,
                             brightness_change=_mean_luma(output) - input_luma,
                         )
@@ -183,13 +194,14 @@ def summarize_photos(records: Sequence[PhotoRecord]) -> list[PhotoSummary]:
     rows = []
     for (method, split), group in groups.items():
         hazy = [r for r in group if r.input_fog >= HAZY_FADE]
+        fogs = [r.fog for r in group]
         rows.append(
             PhotoSummary(
                 method=method,
                 split=split,
                 n=len(group),
-                mean_fog=float(np.mean([r.fog for r in group])),
-                median_fog=float(np.median([r.fog for r in group])),
+                mean_fog=float(np.mean(fogs)),
+                median_fog=float(np.median(fogs)),
                 hazy=len(hazy),
                 cleared=sum(r.fog <= CLEARED_RATIO * r.input_fog for r in hazy),
                 brightness_change=float(np.mean([r.brightness_change for r in group])),

@@ -37,6 +37,22 @@ def checked_weight(value: Any, name: str, shape: tuple[int, ...]) -> FloatArray:
     return out
 
 
+def weights_repr(name: str, arrays: Mapping[str, NDArray[Any]]) -> str:
+    """Short summary of a weight set: parameter count, dtypes and kernel shapes.
+
+    ``repr`` of a network must not print thousands of numbers; biases are counted but not
+    listed (their shape follows from the kernel's).
+    """
+    count = sum(int(a.size) for a in arrays.values())
+    dtypes = "/".join(sorted({str(a.dtype) for a in arrays.values()}))
+    kernels = ", ".join(
+        f"{k.removesuffix('_weight')} {tuple(a.shape)}"
+        for k, a in arrays.items()
+        if k.endswith("_weight")
+    )
+    return f"{name}({count} parameters, {dtypes}; {kernels})"
+
+
 def check_keys(found: Mapping[str, Any], expected: tuple[str, ...], source: str) -> None:
     """Raise ``ValueError`` unless ``found`` has exactly the ``expected`` keys."""
     missing = [k for k in expected if k not in found]

@@ -19,6 +19,7 @@ Fields read (from ``caffe.proto``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,12 @@ _V1_LAYER_TYPES = {
     14: "InnerProduct",
     26: "Power",
 }
+
+
+#: Most axes and elements per axis a blob may declare (the data must be present too, so
+#: this only keeps the shape arithmetic small).
+MAX_BLOB_NDIM = 8
+MAX_BLOB_ELEMENTS = 16 * 2**20
 
 
 class ProtobufError(ValueError):
@@ -165,10 +172,15 @@ def decode_blob(buf: bytes) -> NDArray[np.float32] | NDArray[np.float64]:
     else:
         legacy = {n: v for n, w, v in records if n in (1, 2, 3, 4) and w == _VARINT}
         shape = tuple(legacy.get(n, 1) for n in (1, 2, 3, 4)) if legacy else ()
+    if len(shape) > MAX_BLOB_NDIM or any(d > MAX_BLOB_ELEMENTS for d in shape):
+        raise ProtobufError(
+            f"blob declares shape {shape}; at most {MAX_BLOB_NDIM} axes of "
+            f"{MAX_BLOB_ELEMENTS} elements are read"
+        )
     data = _floats(records, 5, "f4")
     if data.size == 0:
         data = _floats(records, 8, "f8")
-    expected = int(np.prod(shape)) if shape else data.size
+    expected = math.prod(shape) if shape else data.size
     if data.size != expected:
         raise ProtobufError(f"blob of shape {shape} holds {data.size} values, expected {expected}")
     return data.reshape(shape) if shape else data

@@ -39,6 +39,7 @@ from dehaze.models._common import (
     npz_weights,
     prepare_rgb,
     to_planes,
+    weights_repr,
 )
 from dehaze.models._layers import conv2d, relu_
 from dehaze.models._protobuf import CaffeLayer
@@ -97,6 +98,10 @@ class AODNetWeights:
     def arrays(self) -> dict[str, FloatArray]:
         """Return the parameters by field name."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def __repr__(self) -> str:
+        """Summarise (parameter count, dtype, kernel shapes) instead of printing arrays."""
+        return weights_repr("AODNetWeights", self.arrays())
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, NDArray[Any]]) -> AODNetWeights:
@@ -229,7 +234,7 @@ class AODNet:
         out += dtype.type(1.0)
         return from_planes(relu_(out))
 
-    def __call__(self, image: ArrayLike) -> DehazeResult:
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Dehaze ``image``.
 
         Parameters
@@ -243,9 +248,26 @@ class AODNet:
         DehazeResult
             ``image`` only (same shape and dtype as the input, clipped to [0, 1]); AOD-Net
             estimates no transmission or atmospheric light, so the other fields are None.
+
+        Raises
+        ------
+        ValueError
+            If the image is not accepted, or if the weights are so large that the
+            network's output overflows (it is never returned as NaN).
         """
+        check_outputs(outputs)  # AOD-Net has no optional planes
         img, dtype, gray = prepare_rgb(image)
-        return DehazeResult(image=finish_image(self.forward(img), dtype, gray))
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.forward(img)
+        if not np.all(np.isfinite(out)):
+            # finite weights can still overflow: K grows like the product of the five
+            # layers' weights; say so instead of returning NaN (or a black image)
+            largest = max(float(np.max(np.abs(a))) for a in self.weights.arrays().values())
+            raise ValueError(
+                f"AOD-Net's output is not finite in {img.dtype}: the weights (largest "
+                f"magnitude {largest:.3g}) overflow it; published weights are of order 1"
+            )
+        return DehazeResult(image=finish_image(out, dtype, gray))
 
     @property
     def halo(self) -> int:
@@ -261,9 +283,8 @@ class AODNet:
         self, image: ArrayLike, scene: Scene, *, outputs: Collection[str] = ALL_OUTPUTS
     ) -> DehazeResult:
         """Dehaze ``image`` (the scene is empty; ``outputs`` is accepted for the protocol)."""
-        check_outputs(outputs)
         check_scene(scene, Scene, "AODNet")
-        return self(image)
+        return self(image, outputs=outputs)
 
     @classmethod
     def from_file(cls, path: _formats.StrPath) -> AODNet:
@@ -292,24 +313,7 @@ class AODNet:
             shape differs from AOD-Net's.
         """
         data = _formats.read_bytes(path, "AOD-Net")
-        fmt = _formats.detect_format(data, Path(path).suffix)
-        where = f"{path}: "
-        try:
-            if fmt in ("torch-legacy", "torch-zip"):
-                weights = AODNetWeights.from_state_dict(_formats.read_torch(data, fmt))
-            elif fmt == "caffe":
-                weights = AODNetWeights.from_caffe(*_formats.read_caffe(data))
-            elif fmt == "npz":
-                weights = _weights_from_npz(_formats.read_npz(data))
-            else:
-                names = sorted(_formats.read_matlab(data))
-                raise ValueError(
-                    f"a MATLAB file with variables {names} is not AOD-Net weights (DehazeNet's "
-                    f"MATLAB release? load it with DehazeNet.from_file)"
-                )
-        except ValueError as exc:
-            raise ValueError(where + str(exc)) from exc
-        return cls(weights)
+        return cls(_formats.parse_guarded(path, lambda: _weights_from_bytes(data, Path(path))))
 
     @classmethod
     def from_npz(cls, path: _formats.StrPath) -> AODNet:
@@ -325,10 +329,7 @@ class AODNet:
         AODNet
         """
         data = _formats.read_bytes(path, "AOD-Net")
-        try:
-            return cls(_weights_from_npz(_formats.read_npz(data)))
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return cls(_formats.parse_guarded(path, lambda: _weights_from_npz(_formats.read_npz(data))))
 
     def save_npz(self, path: _formats.StrPath, *, overwrite: bool = False) -> Path:
         """Save the weights to a neutral ``.npz`` (exact; read back with :meth:`from_npz`).
@@ -348,6 +349,28 @@ class AODNet:
         """
         arrays = npz_arrays(_NETWORK, self.weights.arrays())
         return _formats.write_npz(path, arrays, overwrite=overwrite)
+
+
+def _weights_from_bytes(data: bytes, path: Path) -> AODNetWeights:
+    """Decode AOD-Net weights from a file's bytes in any supported format."""
+    fmt = _formats.detect_format(data, path.suffix)
+    if fmt in ("torch-legacy", "torch-zip"):
+        expected = {
+            f"e_{layer}.{kind}": shape if kind == "weight" else shape[:1]
+            for layer, shape in _KERNEL_SHAPES.items()
+            for kind in ("weight", "bias")
+        }
+        state_dict = _formats.read_torch(data, fmt, expected)
+        return AODNetWeights.from_state_dict(state_dict)
+    if fmt == "caffe":
+        return AODNetWeights.from_caffe(*_formats.read_caffe(data))
+    if fmt == "npz":
+        return _weights_from_npz(_formats.read_npz(data))
+    names = sorted(_formats.read_matlab(data))
+    raise ValueError(
+        f"a MATLAB file with variables {names} is not AOD-Net weights (DehazeNet's "
+        f"MATLAB release? load it with DehazeNet.from_file)"
+    )
 
 
 def _weights_from_npz(arrays: dict[str, NDArray[Any]]) -> AODNetWeights:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._validate import FloatArray, check_radius, check_real
+from dehaze._validate import FloatArray, check_eps, check_radius, check_real
 from dehaze.depth import depth_map
 from dehaze.guided import guided_filter, guided_halo
 from dehaze.models import _formats
@@ -42,6 +42,7 @@ from dehaze.models._common import (
     npz_weights,
     prepare_rgb,
     to_planes,
+    weights_repr,
 )
 from dehaze.models._layers import conv2d, correlate_accumulate, max_filter
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
@@ -105,6 +106,10 @@ class DehazeNetWeights:
     def arrays(self) -> dict[str, FloatArray]:
         """Return the parameters by field name."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def __repr__(self) -> str:
+        """Summarise (parameter count, dtype, kernel shapes) instead of printing arrays."""
+        return weights_repr("DehazeNetWeights", self.arrays())
 
     @classmethod
     def from_matlab(cls, variables: dict[str, NDArray[Any]]) -> DehazeNetWeights:
@@ -189,7 +194,7 @@ class DehazeNet:
                 f"use DehazeNet.from_file(path)"
             )
         check_radius(self.guided_radius, "guided_radius")
-        check_real(self.eps, "eps", low=0.0)
+        check_eps(self.eps)
         check_real(self.light_fraction, "light_fraction", low=0.0, high=1.0, high_inclusive=True)
 
     def forward(self, image: FloatArray) -> FloatArray:
@@ -230,7 +235,7 @@ class DehazeNet:
                 correlate_accumulate(f3, kernels[b * weight.shape[0] + o], t, "symmetric", scratch)
         return np.clip(t, dtype.type(0.0), dtype.type(1.0), out=t)
 
-    def __call__(self, image: ArrayLike) -> DehazeResult:
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Dehaze ``image``; same as ``apply(image, estimate(image))``.
 
         Parameters
@@ -238,6 +243,8 @@ class DehazeNet:
         image : (H, W, 3) or (H, W) ndarray
             RGB (or gray, see Notes of the class) image, uint8/uint16/float32/float64
             (float in [0, 1]).
+        outputs : collection of str, optional
+            Optional planes to compute (``"transmission"``, ``"depth"``; default all).
 
         Returns
         -------
@@ -246,11 +253,12 @@ class DehazeNet:
             t), ``atmospheric_light`` (on the [0, 1] scale) and ``depth``
             (:func:`dehaze.depth_map` of the refined t).
         """
+        wanted = check_outputs(outputs)
         img, dtype, gray = prepare_rgb(image)
         raw = self.forward(img)
         gray_img = self._gray(img)
         light = _atmospheric_light(img, gray_img, raw, self.light_fraction)
-        return self._apply(img, dtype, gray, raw, gray_img, light, ALL_OUTPUTS)
+        return self._apply(img, dtype, gray, raw, gray_img, light, wanted)
 
     @property
     def halo(self) -> int:
@@ -335,30 +343,7 @@ class DehazeNet:
             any shape differs from DehazeNet's.
         """
         data = _formats.read_bytes(path, "DehazeNet")
-        fmt = _formats.detect_format(data, Path(path).suffix)
-        try:
-            if fmt == "matlab":
-                weights = DehazeNetWeights.from_matlab(_formats.read_matlab(data))
-            elif fmt == "npz":
-                weights = _weights_from_npz(_formats.read_npz(data))
-            elif fmt == "caffe":
-                net_name, layers = _formats.read_caffe(data)
-                shapes = {la.name: la.blobs[0].shape for la in layers if la.blobs}
-                raise ValueError(
-                    f"Caffe net {net_name!r} (layers {shapes}) is not supported: the only "
-                    f"Caffe DehazeNet is a third-party re-implementation with another "
-                    f"architecture; use the authors' MATLAB dehaze.mat (an AOD-Net "
-                    f".caffemodel loads with AODNet.from_file)"
-                )
-            else:
-                keys = sorted(_formats.read_torch(data, fmt))
-                raise ValueError(
-                    f"a PyTorch state_dict with keys {keys} is not DehazeNet's MATLAB weights "
-                    f"(AOD-Net? load it with AODNet.from_file)"
-                )
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        return cls(weights)
+        return cls(_formats.parse_guarded(path, lambda: _weights_from_bytes(data, Path(path))))
 
     @classmethod
     def from_npz(cls, path: _formats.StrPath) -> DehazeNet:
@@ -375,10 +360,7 @@ class DehazeNet:
             With the original code's recovery parameters.
         """
         data = _formats.read_bytes(path, "DehazeNet")
-        try:
-            return cls(_weights_from_npz(_formats.read_npz(data)))
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return cls(_formats.parse_guarded(path, lambda: _weights_from_npz(_formats.read_npz(data))))
 
     def save_npz(self, path: _formats.StrPath, *, overwrite: bool = False) -> Path:
         """Save the weights to a neutral ``.npz`` (exact; read back with :meth:`from_npz`).
@@ -398,6 +380,29 @@ class DehazeNet:
         """
         arrays = npz_arrays(_NETWORK, self.weights.arrays())
         return _formats.write_npz(path, arrays, overwrite=overwrite)
+
+
+def _weights_from_bytes(data: bytes, path: Path) -> DehazeNetWeights:
+    """Decode DehazeNet weights from a file's bytes in any supported format."""
+    fmt = _formats.detect_format(data, path.suffix)
+    if fmt == "matlab":
+        return DehazeNetWeights.from_matlab(_formats.read_matlab(data))
+    if fmt == "npz":
+        return _weights_from_npz(_formats.read_npz(data))
+    if fmt == "caffe":
+        net_name, layers = _formats.read_caffe(data)
+        shapes = {la.name: la.blobs[0].shape for la in layers if la.blobs}
+        raise ValueError(
+            f"Caffe net {net_name!r} (layers {shapes}) is not supported: the only "
+            f"Caffe DehazeNet is a third-party re-implementation with another "
+            f"architecture; use the authors' MATLAB dehaze.mat (an AOD-Net "
+            f".caffemodel loads with AODNet.from_file)"
+        )
+    keys = sorted(_formats.read_torch(data, fmt))
+    raise ValueError(
+        f"a PyTorch state_dict with keys {keys} is not DehazeNet's MATLAB weights "
+        f"(AOD-Net? load it with AODNet.from_file)"
+    )
 
 
 def _weights_from_npz(arrays: dict[str, NDArray[Any]]) -> DehazeNetWeights:
