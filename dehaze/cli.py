@@ -637,6 +637,7 @@ def _process_video(
         if total and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
+        _stop_if_terminated()  # between frames: the clip's temporary file is removed
 
     try:
         summary = dehaze_video(
@@ -684,6 +685,7 @@ def _run_jobs(
 
     single = len(jobs) == 1
     for job in bar:
+        _stop_if_terminated()
         targets = _targets(job, args)
         existing = [t for t in targets if t.exists()]
         wanted = set(targets)
@@ -712,29 +714,46 @@ def _run_jobs(
 
 
 class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that temporary files are removed."""
+    """Raised at a safe point after SIGTERM, so that temporary files are removed."""
+
+
+#: Set by the SIGTERM handler; checked between files and between video frames.
+_TERMINATION = threading.Event()
+
+
+def _stop_if_terminated() -> None:
+    """Raise :class:`_Terminated` if SIGTERM arrived (a safe point: no kernel is running)."""
+    if _TERMINATION.is_set():
+        raise _Terminated
 
 
 @contextmanager
 def _terminate_cleanly() -> Iterator[None]:
-    """Turn SIGTERM into :class:`_Terminated` while the batch runs (main thread only).
+    """Stop at the next safe point on SIGTERM while the batch runs (main thread only).
 
     The default action would end the process at once and leave the temporary file of the
-    image or video being written; as an exception it unwinds through the atomic writer,
-    which removes it. (SIGKILL cannot be caught: the next run removes such leftovers.)
+    image or video being written. Raising from the signal handler itself is not safe
+    either: it can interrupt Numba while it loads or compiles a kernel and leave its state
+    broken or a lock held (seen as a hang). So the handler only sets a flag; the batch
+    stops before the next file or video frame and the atomic writer removes its temporary
+    file. A second SIGTERM ends the process at once (SIGKILL cannot be caught at all: the
+    next run removes such leftovers).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise _Terminated
+        _TERMINATION.set()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
+    _TERMINATION.clear()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _TERMINATION.clear()
 
 
 def _run_files(argv: Sequence[str]) -> int:
