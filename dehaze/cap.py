@@ -28,6 +28,7 @@ from dehaze._validate import (
     FloatArray,
     as_float_image,
     check_choice,
+    check_eps,
     check_radius,
     check_real,
     check_unit,
@@ -140,7 +141,7 @@ class ColorAttenuationPrior:
         check_real(self.t0, "t0", low=0.0, high=1.0)
         check_radius(self.patch_radius, "patch_radius")
         check_radius(self.guided_radius, "guided_radius")
-        check_real(self.eps, "eps", low=0.0)
+        check_eps(self.eps)
         check_choice(self.guide, "guide", GUIDES)
         if self.tolerance is not None:
             check_unit(self.tolerance, "tolerance")

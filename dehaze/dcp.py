@@ -27,6 +27,7 @@ from dehaze._validate import (
     as_pixels,
     check_atmospheric_light,
     check_choice,
+    check_eps,
     check_radius,
     check_real,
     working_dtype,
@@ -36,7 +37,7 @@ from dehaze.depth import depth_plane
 from dehaze.guided import GUIDES, guided_filter_plane, guided_halo, to_gray
 from dehaze.recovery import recover_pixels
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
-from dehaze.transmission_map import dark_channel_plane, raw_transmission
+from dehaze.transmission_map import clip_transmission, dark_channel_plane, raw_transmission
 
 __all__ = ["DarkChannelPrior", "check_dcp_parameters", "dehaze"]
 
@@ -51,7 +52,7 @@ def check_dcp_parameters(method: Any) -> None:
     check_real(method.t0, "t0", low=0.0, high=1.0)
     check_radius(method.patch_radius, "patch_radius")
     check_radius(method.guided_radius, "guided_radius")
-    check_real(method.eps, "eps", low=0.0)
+    check_eps(method.eps)
     check_radius(method.subsample, "subsample", minimum=1)
     check_real(method.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
 
@@ -72,7 +73,8 @@ class DarkChannelPrior:
         ω in (0, 1]: fraction of haze removed (0.95, as in the paper).
     t0 : float
         Lower bound on the transmission in (0, 1) during recovery (and depth); 0.3 (the
-        paper uses 0.1, which amplifies noise in dense haze).
+        paper uses 0.1, which amplifies noise in dense haze). The returned transmission is
+        clipped to [t0, 1]; the recovery divides by max(t, t0).
     patch_radius : int
         Dark-channel patch radius ≥ 0; 20 → 41 × 41 patch (the paper's is 7 → 15 × 15).
     guided_radius : int
@@ -146,11 +148,13 @@ class DarkChannelPrior:
         check_dcp_parameters(self)
         check_choice(self.guide, "guide", GUIDES)
         if self.atmospheric_light is not None:
-            light = np.asarray(self.atmospheric_light, dtype=np.float64)
-            check_atmospheric_light(light, 1 if light.ndim == 0 else light.shape[0], np.float64)
+            # checked as given (a string or bool is refused, not converted first)
+            raw: Any = self.atmospheric_light
+            scalar = np.ndim(raw) == 0
+            light = check_atmospheric_light(raw, 1 if scalar else len(raw), np.float64)
             # store a hashable value so the frozen dataclass stays hashable
             value: float | tuple[float, ...] = (
-                float(light) if light.ndim == 0 else tuple(float(v) for v in light)
+                float(light[0]) if scalar else tuple(float(v) for v in light)
             )
             object.__setattr__(self, "atmospheric_light", value)
 
@@ -250,7 +254,7 @@ class DarkChannelPrior:
         refined = guided_filter_plane(guide, raw_t, self.guided_radius, self.eps, self.subsample)
         return DehazeResult(
             image=recover_pixels(px, refined, light, self.t0, True, arr.dtype, unit),
-            transmission=refined if "transmission" in wanted else None,
+            transmission=clip_transmission(refined, self.t0) if "transmission" in wanted else None,
             atmospheric_light=light,
             dark_channel=dark if "dark_channel" in wanted else None,
             depth=depth_plane(refined, 1.0, self.t0) if "depth" in wanted else None,

@@ -174,9 +174,7 @@ class Method(Dehazer, Protocol[SceneT]):
     most :attr:`halo` pixels away (in rows and in columns) and on the scene.
     """
 
-    def __call__(
-        self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS
-    ) -> DehazeResult:
+    def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Dehaze ``image``: ``apply(image, estimate(image), outputs=outputs)``."""
         ...
 

@@ -36,6 +36,7 @@ from dehaze.guided import guided_filter_plane, guided_halo, to_gray
 from dehaze.recovery import recover_pixels
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 from dehaze.transmission_map import (
+    clip_transmission,
     dark_channel_plane,
     distance_to_light,
     light_luma,
@@ -307,7 +308,7 @@ class RobustDCP:
         recovered: NDArray[Any] = recover_pixels(px, t, light, self.t0, True, arr.dtype, unit)
         return DehazeResult(
             image=recovered,
-            transmission=t if "transmission" in wanted else None,
+            transmission=clip_transmission(t, self.t0) if "transmission" in wanted else None,
             atmospheric_light=light,
             dark_channel=dark if "dark_channel" in wanted else None,
             depth=depth_plane(t, 1.0, self.t0) if "depth" in wanted else None,

@@ -27,6 +27,7 @@ from dehaze.guided import GRAY_WEIGHTS, to_gray
 
 __all__ = [
     "apply_tolerance",
+    "clip_transmission",
     "dark_channel",
     "dark_channel_plane",
     "distance_to_light",
@@ -319,6 +320,17 @@ def sky_fraction(
     std = check_real(max_std, "max_std", low=0.0)
     dist = check_real(max_distance, "max_distance", low=0.0)
     return luma_sky_fraction(to_gray(img), light_luma(light), r, std, dist)
+
+
+def clip_transmission(t: FloatArray, t0: float) -> FloatArray:
+    """Clip a copy of ``t`` to [t0, 1]: the transmission a method returns.
+
+    The refinement can leave t below 0 or above 1 (the guided filter is not bounded by its
+    input's range); the recovery divides by max(t, t0), and a returned map is read as a
+    physical transmission, so it is reported within [t0, 1].
+    """
+    clipped: FloatArray = np.clip(t, t.dtype.type(t0), t.dtype.type(1.0))
+    return clipped
 
 
 def weaken_haze_removal(

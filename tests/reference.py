@@ -121,6 +121,20 @@ def fast_guided_ref(
     return sum(up[c] * g3[..., c] for c in range(g3.shape[2])) + up[-1]
 
 
+def assert_rounded_equal(got: np.ndarray, want01: np.ndarray, atol: float) -> None:
+    """Integer pixels are rint(J · max) of a J within ``atol`` of the float64 ``want01``.
+
+    That is |got − clip(want, 0, 1) · max| ≤ 0.5 + atol · max: with atol · max < 0.5 (uint8
+    and the float32 error of the fast paths) the pixel is the nearest integer, or its
+    neighbour only where ``want`` lies within ``atol`` of a rounding boundary.
+    """
+    top = np.iinfo(got.dtype).max
+    scaled = np.clip(np.asarray(want01, dtype=np.float64), 0.0, 1.0) * top
+    error = np.abs(got.astype(np.float64) - scaled)
+    bound = 0.5 + atol * top
+    assert np.all(error <= bound), f"{error.max()} > {bound}"
+
+
 def dark_channel_ref(image: np.ndarray, radius: int) -> np.ndarray:
     img = to_float64(image)
     mins = img if img.ndim == 2 else img.min(axis=2)
@@ -194,8 +208,231 @@ def dehaze_ref(
     depth = -np.log(np.clip(t, t0, 1.0))
     return {
         "image": j,
-        "transmission": t,
+        "transmission": np.clip(t, t0, 1.0),  # returned within [t0, 1]; J used t
         "atmospheric_light": light,
         "dark_channel": dark,
         "depth": depth,
+    }
+
+
+# --- RobustDCP and CAP: whole pipelines from the papers' formulas ------------------------
+#
+# Written from the docstrings of dehaze.restore and dehaze.cap (border rules, tie-breaking)
+# and the papers, with plain loops and SciPy; nothing here calls into dehaze.
+
+CAP_THETA = (0.121779, 0.959710, -0.780245)  # Zhu, Mai & Shao (TIP 2015), section IV-B
+
+
+def luma_ref(image: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of an H×W×3 image; an H×W image is its own luma."""
+    img = to_float64(image)
+    return img if img.ndim == 2 else img @ GRAY_WEIGHTS
+
+
+def window_mean_ref(image: np.ndarray, i: int, j: int, radius: int) -> np.ndarray:
+    """Mean colour of the (2r+1)² window around (i, j), clipped to ``image``."""
+    img3 = image if image.ndim == 3 else image[..., np.newaxis]
+    window = img3[max(0, i - radius) : i + radius + 1, max(0, j - radius) : j + radius + 1]
+    return window.reshape(-1, img3.shape[2]).mean(axis=0)
+
+
+def brightest_candidate_ref(rank_map: np.ndarray, image: np.ndarray, top_fraction: float):
+    """He's rule: (i, j) of the brightest pixel among rank values ≥ the k-th largest.
+
+    Brightest is the largest channel sum of ``image``; the first in row-major order on ties.
+    """
+    img3 = image if image.ndim == 3 else image[..., np.newaxis]
+    flat = np.asarray(rank_map, dtype=np.float64).ravel()
+    k = max(1, int(flat.size * top_fraction))
+    threshold = np.sort(flat)[::-1][k - 1]
+    pixels = img3.reshape(-1, img3.shape[2])
+    best_index, best_value = -1, -np.inf
+    for index in np.flatnonzero(flat >= threshold):
+        value = pixels[index].sum()
+        if value > best_value:
+            best_index, best_value = index, value
+    return divmod(int(best_index), rank_map.shape[1])
+
+
+def he_guarded_light_ref(
+    image: np.ndarray, dark: np.ndarray, top_fraction: float, guard_radius: int
+) -> np.ndarray:
+    """He's rule on the dark channel eroded by a further (2g+1)² min filter, A = window mean."""
+    img = to_float64(image)
+    if guard_radius == 0:
+        return atmospheric_light_ref(img, dark, top_fraction)
+    wide = min_filter_ref(dark, guard_radius)
+    i, j = brightest_candidate_ref(wide, img, top_fraction)
+    return np.maximum(window_mean_ref(img, i, j, guard_radius), 1e-3)
+
+
+def quadtree_light_ref(image: np.ndarray, min_size: int, guard_radius: int) -> np.ndarray:
+    """Kim et al. (2013): split into quarters while both sides ≥ 2·min_size, keep the quarter
+    of highest mean − std (the first of equal scores, in the order TL, TR, BL, BR); in the
+    last block the pixel nearest white, ranked by its colour eroded over the guard window
+    (clipped to the block); A is that pixel, or the window mean around it (clipped to the
+    block) with a guard."""
+    img = to_float64(image)
+    img3 = img if img.ndim == 3 else img[..., np.newaxis]
+    block = img3
+    while block.shape[0] >= 2 * min_size and block.shape[1] >= 2 * min_size:
+        h2, w2 = block.shape[0] // 2, block.shape[1] // 2
+        quarters = [block[:h2, :w2], block[:h2, w2:], block[h2:, :w2], block[h2:, w2:]]
+        scores = [q.mean() - q.std() for q in quarters]
+        block = quarters[int(np.argmax(scores))]  # argmax: the first maximum
+    if guard_radius > 0:
+        ranked = np.stack(
+            [min_filter_ref(block[..., c], guard_radius) for c in range(block.shape[2])], -1
+        )
+    else:
+        ranked = block
+    distance = ((1.0 - ranked) ** 2).sum(axis=2)
+    i, j = np.unravel_index(int(np.argmin(distance)), distance.shape)
+    light = window_mean_ref(block, int(i), int(j), guard_radius) if guard_radius else block[i, j]
+    return np.maximum(light, 1e-3)
+
+
+def sky_fraction_box_ref(
+    gray: np.ndarray, light_luma: float, radius: int, max_std: float, max_distance: float
+) -> float:
+    """Top ⌊H/3⌋ rows (≥ 1): local variance by box moments (window clipped, divided by the
+    in-image count) below max_std², and |Y − Y(A)| below max_distance."""
+    g = np.asarray(gray, dtype=np.float64)
+    rows = max(1, g.shape[0] // 3)
+    mean = box_mean_ref(g, radius)
+    var = box_mean_ref(g * g, radius) - mean * mean
+    sky = (var < max_std * max_std) & (np.abs(g - light_luma) < max_distance)
+    return float(sky[:rows].sum()) / (rows * g.shape[1])
+
+
+def tolerance_rule_ref(
+    t: np.ndarray, distance: np.ndarray, k: float, t0: float, amount: float = 1.0
+) -> np.ndarray:
+    """t' = min(max(K / d, 1) · max(t, t0), 1) (1 where d = 0 < K), then 1 − amount·(1 − t')."""
+    out = np.empty(np.shape(t))
+    for idx in np.ndindex(out.shape):
+        base = max(float(t[idx]), t0)
+        d = float(distance[idx])
+        if d < k:
+            base = 1.0 if d == 0.0 else base * k / d
+        out[idx] = 1.0 - amount * (1.0 - min(base, 1.0))
+    return out
+
+
+def light_luma_ref(light: np.ndarray) -> float:
+    light = np.asarray(light, dtype=np.float64)
+    return float(light[0]) if light.size == 1 else float(light @ GRAY_WEIGHTS)
+
+
+def _refine_ref(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, subsample: int):
+    r = min(radius, max(src.shape))
+    if subsample > 1:
+        return fast_guided_ref(guide, src, r, eps, subsample)
+    if guide.ndim == 2:
+        return guided_gray_ref(guide, src, r, eps)
+    return guided_color_ref(guide, src, r, eps)
+
+
+def robust_dcp_ref(
+    image: np.ndarray,
+    *,
+    omega: float = 0.95,
+    t0: float = 0.3,
+    patch_radius: int = 20,
+    guided_radius: int = 80,
+    eps: float = 0.03,
+    light: str = "he",
+    guard_radius: int = 2,
+    tolerance: float | None = 0.0,
+    sky_tolerance: float | None = 0.6,
+    sky_range: tuple[float, float] = (0.5, 0.7),
+    amount: float = 1.0,
+    top_fraction: float = 0.05,
+    subsample: int = 1,
+) -> dict[str, np.ndarray | float]:
+    """RobustDCP in plain float64 (defaults mirror the method's; a test checks they match).
+
+    Dark channel; A by He's guarded rule or Kim's quad-tree (min block 16); t̃ = 1 − ω
+    dark(I/A); guided filter with the luma guide; K from the sky fraction of the top third
+    (window 15 × 15, std < 0.02, |Y − Y(A)| < 0.2), linear between sky_range; the tolerance
+    rule and amount; J = clip((I − A) / max(t, t0) + A, 0, 1).
+    """
+    img = to_float64(image)
+    dark = dark_channel_ref(img, patch_radius)
+    if light == "quadtree":
+        a = quadtree_light_ref(img, 16, guard_radius)
+    else:
+        a = he_guarded_light_ref(img, dark, top_fraction, guard_radius)
+    raw = transmission_ref(img, a, omega, patch_radius)
+    gray = luma_ref(img)
+    t = _refine_ref(gray, raw, guided_radius, eps, subsample)
+    k = float("nan")
+    fraction = float("nan")
+    if tolerance is not None:
+        k = float(tolerance)
+        if sky_tolerance is not None:
+            fraction = sky_fraction_box_ref(gray, light_luma_ref(a), 7, 0.02, 0.2)
+            low, high = sky_range
+            weight = min(max((fraction - low) / (high - low), 0.0), 1.0)
+            k = k + weight * (sky_tolerance - k)
+        distance = np.abs(gray - light_luma_ref(a))
+        t = tolerance_rule_ref(t, distance, k, t0, amount)
+    elif amount < 1.0:
+        t = 1.0 - amount * (1.0 - t)
+    return {
+        "image": recover_ref(img, t, a, t0),
+        "transmission": np.clip(t, t0, 1.0),  # returned within [t0, 1]; J used t
+        "atmospheric_light": a,
+        "dark_channel": dark,
+        "depth": -np.log(np.clip(t, t0, 1.0)),
+        "tolerance": k,
+        "sky_fraction": fraction,
+    }
+
+
+def cap_raw_depth_ref(image: np.ndarray) -> np.ndarray:
+    """d = θ0 + θ1 v + θ2 s, v = max_c I_c, s = (v − min_c I_c) / v (0 where v = 0)."""
+    img = to_float64(image)
+    img3 = img if img.ndim == 3 else img[..., np.newaxis]
+    v = img3.max(axis=2)
+    low = img3.min(axis=2)
+    s = np.zeros_like(v)
+    np.divide(v - low, v, out=s, where=v > 0)
+    return CAP_THETA[0] + CAP_THETA[1] * v + CAP_THETA[2] * s
+
+
+def cap_ref(
+    image: np.ndarray,
+    *,
+    beta: float = 1.0,
+    t0: float = 0.1,
+    patch_radius: int = 7,
+    guided_radius: int = 30,
+    eps: float = 1e-3,
+    guide: str = "gray",
+    tolerance: float | None = None,
+    amount: float = 1.0,
+) -> dict[str, np.ndarray]:
+    """Zhu, Mai & Shao (2015) in plain float64 (defaults mirror ColorAttenuationPrior's).
+
+    Linear depth model, (2r+1)² min filter (clipped), A by He's rule on the eroded depth
+    (top 0.1 %), guided-filter refinement of the eroded depth (luma or RGB guide),
+    t = exp(−β d), optional tolerance rule / amount, t clipped to [t0, 1], recovery.
+    """
+    img = to_float64(image)
+    eroded = min_filter_ref(cap_raw_depth_ref(img), patch_radius)
+    a = atmospheric_light_ref(img, eroded, 0.001)
+    g = img if (img.ndim == 3 and guide == "color") else luma_ref(img)
+    depth = _refine_ref(g, eroded, guided_radius, eps, 1)
+    t = np.exp(-beta * depth)
+    if tolerance is not None:
+        t = tolerance_rule_ref(t, np.abs(luma_ref(img) - light_luma_ref(a)), tolerance, t0, amount)
+    elif amount < 1.0:
+        t = 1.0 - amount * (1.0 - t)
+    t = np.clip(t, t0, 1.0)
+    return {
+        "image": recover_ref(img, t, a, t0),
+        "transmission": np.clip(t, t0, 1.0),  # returned within [t0, 1]; J used t
+        "atmospheric_light": a,
+        "depth": np.maximum(depth, 0.0),
     }

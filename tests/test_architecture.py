@@ -205,3 +205,18 @@ def test_apply_checks_its_scene_and_outputs() -> None:
         robust.apply(image, dcp.estimate(image))
     with pytest.raises(ValueError, match="tolerance"):
         robust.apply(image, dehaze.RobustScene(np.array([0.5, 0.5, 0.5]), None))
+
+
+@pytest.mark.parametrize("t0", [0.1, 0.3])
+def test_returned_transmission_lies_in_t0_to_one(t0: float) -> None:
+    # a bright patch above A drives the raw t below 0 and the refinement overshoots 1
+    rng = np.random.default_rng(5)
+    image = rng.random((64, 64, 3)) * 0.5
+    image[20:40, 20:40] = 1.0
+    for method in (
+        dehaze.DarkChannelPrior(t0=t0, guided_radius=4, eps=1e-4, atmospheric_light=0.6),
+        dehaze.RobustDCP(t0=t0, guided_radius=4, eps=1e-4, tolerance=None, amount=0.5),
+        dehaze.ColorAttenuationPrior(t0=t0, guided_radius=4),
+    ):
+        t = method(image).transmission
+        assert t is not None and t.min() >= np.float32(t0) - 1e-7 and t.max() <= 1.0

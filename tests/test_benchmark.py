@@ -125,20 +125,46 @@ def test_describe_method() -> None:
 # --- running and summarising ----------------------------------------------------------
 
 
-class _Shift:
-    """A method whose scores are known: adds a constant (uint8 in, uint8 out)."""
+class _FakeClock:
+    """``time.perf_counter`` stand-in that only moves when a method says it worked."""
 
     def __init__(self) -> None:
+        self.now = 1024.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Shift:
+    """A method whose scores are known: adds a constant (uint8 in, uint8 out).
+
+    Each call advances the fake clock by exactly ``seconds``, so its timing is known too.
+    """
+
+    def __init__(self, clock: _FakeClock, seconds: float) -> None:
         self.calls = 0
+        self.clock = clock
+        self.seconds = seconds
+
+    @staticmethod
+    def shifted(image: np.ndarray) -> np.ndarray:
+        return np.clip(image.astype(np.int16) + 10, 0, 255).astype(np.uint8)
 
     def __call__(self, image: np.ndarray) -> DehazeResult:
         self.calls += 1
-        return DehazeResult(image=np.clip(image.astype(np.int16) + 10, 0, 255).astype(np.uint8))
+        self.clock.now += self.seconds
+        return DehazeResult(image=self.shifted(image))
 
 
-def test_run_benchmark_scores_every_pair_and_warms_up_once(tmp_path: Path) -> None:
+def test_run_benchmark_scores_every_pair_and_warms_up_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
     pairs = sots_pairs(_make_sots(tmp_path / "set", n=3))
-    shift = _Shift()
+    clock = _FakeClock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    shift = _Shift(clock, 0.015625)  # 15.625 ms a call (1/64 s: exact in binary)
     records = run_benchmark([pairs], [("identity", Identity()), ("shift", shift)], progress=False)
     assert [(r.method, r.image) for r in records] == [
         (m, name) for name in ("10_1", "11_1", "12_1") for m in ("identity", "shift")
@@ -146,15 +172,21 @@ def test_run_benchmark_scores_every_pair_and_warms_up_once(tmp_path: Path) -> No
     assert shift.calls == 3 + 1  # one untimed warm-up call
     from dehaze.datasets import load_pair
 
-    for record, pair in zip(records[::2], pairs, strict=True):
+    for identity, shifted, pair in zip(records[::2], records[1::2], pairs, strict=True):
         hazy, clear = load_pair(pair)
-        expected = evaluate(clear, hazy)
-        assert (record.psnr, record.ssim, record.ciede2000) == (
-            expected.psnr,
-            expected.ssim,
-            expected.ciede2000,
-        )
-        assert (record.width, record.height) == (32, 24) and record.ms >= 0.0
+        for record, output in ((identity, hazy), (shifted, _Shift.shifted(hazy))):
+            expected = evaluate(clear, output)
+            assert (record.psnr, record.ssim, record.ciede2000) == (
+                expected.psnr,
+                expected.ssim,
+                expected.ciede2000,
+            )
+            assert record.input_psnr == evaluate(clear, hazy).psnr
+            assert (record.width, record.height) == (32, 24)
+        # the shift changes the scores (else the comparison above could not tell them apart)
+        assert shifted.psnr != identity.psnr
+        # the timed span is the method call alone: the identity does not move the clock
+        assert (identity.ms, shifted.ms) == (0.0, 15.625)
     limited = run_benchmark([pairs], [("identity", Identity())], limit=2, progress=False)
     assert len(limited) == 2
 

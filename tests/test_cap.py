@@ -12,6 +12,7 @@ from dehaze._kernels import restore as _rk
 from dehaze.cap import CAP_COEFFICIENTS, ColorAttenuationPrior, cap_depth
 
 from helpers import DTYPES, layouts, random_image
+from reference import cap_ref
 
 
 def cap_depth_ref(image: np.ndarray, radius: int) -> np.ndarray:
@@ -86,10 +87,14 @@ def test_cap_method_contract(rng, dtype):
 
 
 def test_cap_transmission_is_exp_of_refined_depth(rng):
+    # the depth and t from the float64 reference (tests/reference.py), not from the
+    # method's own output fields
     image = rng.random((30, 40, 3)) * 0.5 + 0.3
     result = ColorAttenuationPrior(beta=0.8, guided_radius=6)(image)
-    expected = np.clip(np.exp(-0.8 * result.depth), 0.1, 1.0)
-    np.testing.assert_allclose(result.transmission, expected, atol=1e-12)
+    want = cap_ref(image, beta=0.8, guided_radius=6)
+    np.testing.assert_allclose(result.depth, want["depth"], atol=1e-9, rtol=0)
+    np.testing.assert_allclose(result.transmission, want["transmission"], atol=1e-9, rtol=0)
+    np.testing.assert_allclose(want["transmission"], np.clip(np.exp(-0.8 * want["depth"]), 0.1, 1))
 
 
 def test_cap_amount_zero_is_identity_and_colour_guide(rng):

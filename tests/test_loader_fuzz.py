@@ -190,28 +190,30 @@ _FUZZ_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("name", FORMATS)
-def test_byte_flips_and_truncations_give_value_errors(valid_files, tmp_path, name):
-    # any other exception (AttributeError, OverflowError, NotImplementedError,
-    # RuntimeError, TokenError, MemoryError, ...) or a crash fails the test
-    cls, data = valid_files[name]
-    rng = np.random.default_rng(zlib.crc32(name.encode()))
+def _mutations(data: bytes, seed: int, flips: int, header_flips: int, cuts: int) -> list[bytes]:
+    """Copies of ``data`` with random bytes replaced, header bits flipped, or truncated."""
+    rng = np.random.default_rng(seed)
     cases: list[bytes] = []
-    for _ in range(250):  # one to three random bytes anywhere
+    for _ in range(flips):  # one to three random bytes anywhere
         buf = bytearray(data)
         for pos in rng.integers(len(buf), size=int(rng.integers(1, 4))):
             buf[int(pos)] = int(rng.integers(256))
         cases.append(bytes(buf))
-    for _ in range(60):  # bit flips in the first 200 bytes: headers, pickles, tags
+    for _ in range(header_flips):  # bit flips in the first 200 bytes: headers, pickles, tags
         buf = bytearray(data)
         for pos in rng.integers(min(200, len(buf)), size=int(rng.integers(1, 4))):
             buf[int(pos)] ^= 1 << int(rng.integers(8))
         cases.append(bytes(buf))
-    for cut in sorted(set(rng.integers(1, len(data), 60).tolist())):
+    for cut in sorted(set(rng.integers(1, len(data), cuts).tolist())):
         cases.append(data[:cut])
+    return cases
+
+
+def _run_fuzz(cls: type, cases: list[bytes], folder: Path, suffix: str) -> tuple[int, int]:
+    """Load every case in a subprocess; return (loaded, refused), fail on anything else."""
     paths = []
     for k, case in enumerate(cases):
-        path = tmp_path / f"case{k:03d}{Path(name).suffix}"
+        path = folder / f"case{k:03d}{suffix}"
         path.write_bytes(case)
         paths.append(str(path))
     proc = subprocess.run(
@@ -223,7 +225,34 @@ def test_byte_flips_and_truncations_give_value_errors(valid_files, tmp_path, nam
     assert proc.returncode == 0, (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
     loaded, refused = (int(v) for v in proc.stdout.split())
     assert loaded + refused == len(cases)
+    return loaded, refused
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_byte_flips_and_truncations_give_value_errors(valid_files, tmp_path, name):
+    # any other exception (AttributeError, OverflowError, NotImplementedError,
+    # RuntimeError, TokenError, MemoryError, ...) or a crash fails the test
+    cls, data = valid_files[name]
+    cases = _mutations(data, zlib.crc32(name.encode()), 250, 60, 60)
+    _, refused = _run_fuzz(cls, cases, tmp_path, Path(name).suffix)
     assert refused > 0  # the fuzzing does reach the checks
+
+
+@pytest.mark.data
+@pytest.mark.parametrize(
+    ("file", "cls"),
+    [
+        ("aodnet_pytorch_MayankSingal_dehazer.pth", AODNet),
+        ("aodnet_caffe_Boyiliee_AOD_Net.caffemodel", AODNet),
+        ("dehazenet_matlab_caibolun_dehaze.mat", DehazeNet),
+        ("dehazenet_caffe_zlinker_DehazeNet.caffemodel", DehazeNet),
+    ],
+)
+def test_published_weights_under_byte_flips(data_dir, tmp_path, file, cls):
+    data = (data_dir / "weights" / file).read_bytes()
+    cases = _mutations(data, zlib.crc32(file.encode()), 150, 40, 30)
+    _, refused = _run_fuzz(cls, cases, tmp_path, Path(file).suffix)
+    assert refused > 0
 
 
 # --- crafted files: layouts, limits ---------------------------------------------------------
@@ -526,3 +555,20 @@ def test_reprs_are_short_summaries():
             assert count == params
         assert f"{count} parameters" in text
         assert "(16, 3, 5, 5)" in repr(net.weights) or "(3, 3, 1, 1)" in repr(net.weights)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pth"])
+def test_zip_with_too_many_entries_is_refused_before_listing(tmp_path, suffix):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for k in range(_formats.MAX_ZIP_ENTRIES + 1):
+            archive.writestr(f"archive/data/{k}" if suffix == ".pth" else f"a{k}.npy", b"")
+        if suffix == ".pth":
+            archive.writestr("archive/data.pkl", state_dict_pickle({}))
+    path = tmp_path / f"many{suffix}"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="entries; at most 1024"):
+        AODNet.from_file(path)
+    for read in (_formats.read_npz, lambda d: _formats.read_torch(d, "torch-zip")):
+        with pytest.raises(ValueError, match="entries"):
+            read(buffer.getvalue())

@@ -21,6 +21,7 @@ from dehaze._kernels import restore as _rk
 from dehaze.io import imread
 
 from helpers import DTYPES, layouts, random_image
+from reference import assert_rounded_equal
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -115,7 +116,11 @@ def test_tolerance_transmission_matches_reference(rng, dtype):
     want = tolerance_ref(t, img64, light, 0.25, 0.05)
     atol = 1e-12 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(got, want, atol=atol, rtol=1e-5)
-    assert got.dtype == (np.float64 if dtype == np.float64 else np.float64)  # t is float64
+    assert got.dtype == np.float64  # t is float64: the result type of t and the image
+    # with a float32 t, only a float64 image makes the result float64
+    got32 = tolerance_transmission(t.astype(np.float32), image, light, 0.25, t0=0.05)
+    assert got32.dtype == (np.float64 if dtype == np.float64 else np.float32)
+    np.testing.assert_allclose(got32, want, atol=2e-5 if dtype != np.float64 else 1e-7, rtol=1e-5)
 
 
 def test_tolerance_transmission_properties(rng):
@@ -415,19 +420,25 @@ def test_robust_dcp_black_and_white_images_are_finite():
 
 @pytest.mark.data
 def test_sky_image_not_worse_than_input(data_dir: Path):
-    """On the outdoor pair where plain DCP loses 13 dB (bright sky) the tolerance rule helps."""
+    """On an outdoor pair with a large bright sky (where the dark-channel prior fails) the
+    sky adaptation raises K to about ``sky_tolerance`` and the result stays above the input.
+
+    Regression check on a pair used for tuning. It pins what RobustDCP achieves, not how
+    badly another method does: plain DCP improving must not break it.
+    """
     hazy = imread(data_dir / "sots/outdoor/hazy/0066_1_0.08.jpg").astype(np.float64) / 255
     clear = imread(data_dir / "sots/outdoor/gt/0066.png").astype(np.float64) / 255
     clear = clear[: hazy.shape[0], : hazy.shape[1]]
     base = peak_signal_noise_ratio(clear, hazy, data_range=1)
-    plain = peak_signal_noise_ratio(clear, dehaze.dehaze(hazy).image, data_range=1)
-    fixed_k = RobustDCP(tolerance=0.25, sky_tolerance=None)(hazy).image
-    fixed = peak_signal_noise_ratio(clear, fixed_k, data_range=1)
-    default = peak_signal_noise_ratio(clear, RobustDCP()(hazy).image, data_range=1)
-    assert plain < base - 5.0  # the failure the tolerance rule is for
-    assert fixed > plain + 1.0  # a fixed K helps but stays well below the input
-    assert fixed < base - 3.0
-    assert default > base - 0.5  # the sky adaptation raises K on this image
+    method = RobustDCP()
+    result = method(hazy)
+    assert result.atmospheric_light is not None
+    k = method.tolerance_for(dehaze.guided.to_gray(hazy), result.atmospheric_light)
+    # f ≈ 0.70 (most of the top third is sky): K is raised almost to sky_tolerance
+    assert method.sky_tolerance is not None
+    assert k > method.tolerance + 0.9 * (method.sky_tolerance - method.tolerance)
+    default = peak_signal_noise_ratio(clear, result.image, data_range=1)
+    assert default > base - 0.5
 
 
 @pytest.mark.data
@@ -448,8 +459,11 @@ def test_indoor_image_keeps_low_tolerance(data_dir: Path):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_default_meets_the_quality_targets_on_the_shared_sots_pairs(data_dir: Path):
-    """Issue targets, pinned protocol: outdoor ≥ 19.5 dB / 0.91 and no pair more than
+def test_regression_quality_on_the_tuning_pairs(data_dir: Path):
+    """Regression check, not validation: the defaults were tuned on these same 72 SOTS
+    pairs (no held-out split), so this only guards against losing what the tuning found.
+
+    Issue targets, pinned protocol: outdoor ≥ 19.5 dB / 0.91 and no pair more than
     0.5 dB below its hazy input; indoor ≥ 21.5 dB / 0.88 — with one default."""
     from dehaze.datasets import load_pair, sots_pairs
     from dehaze.metrics import psnr, ssim
@@ -484,5 +498,5 @@ def test_robust_integer_pixels_read_directly_match_the_float_path(rng, dtype, li
     np.testing.assert_array_equal(got.dark_channel, want.dark_channel)
     np.testing.assert_allclose(got.atmospheric_light, want.atmospheric_light, atol=1e-6)
     np.testing.assert_allclose(got.transmission, want.transmission, atol=1e-5, rtol=0)
-    scaled = np.rint(np.clip(want.image, 0, 1).astype(np.float64) * np.iinfo(dtype).max)
-    assert np.abs(got.image.astype(np.float64) - scaled).max() <= 1
+    # rint(J · max) of the float path's J, up to the transmissions' float32 difference
+    assert_rounded_equal(got.image, want.image.astype(np.float64), 2e-5)

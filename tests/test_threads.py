@@ -76,9 +76,9 @@ def test_uint8_pipeline_is_identical_across_thread_counts(rng):
         with dehaze.num_threads(n):
             outputs.append(dehaze.dehaze(hazy, guided_radius=20).image)
     for out in outputs[1:]:
-        # float32 results of banded sums differ at most in the last bits: at most one
-        # rounding step in a handful of pixels
-        assert np.abs(out.astype(int) - outputs[0].astype(int)).max() <= 1
+        # banded float64 sums may differ in the last bits between thread counts, far below
+        # what reaches a uint8 output: on this image every pixel is the same
+        np.testing.assert_array_equal(out, outputs[0])
 
 
 def test_concurrent_callers_get_their_own_results(rng):
@@ -149,11 +149,10 @@ def _run_toggle(mode):
 
 
 def test_thread_toggle_during_dehaze_never_corrupts_memory():
-    # plain calls: the process must survive (no signal) and the thread's outcome is either
-    # success or a clean Python exception (dcp's two-pass light selection raises, instead of
-    # writing past its buffers, until it plans its bands once: see _parallel.band_plan)
+    # plain calls: the process survives and every call succeeds (the two-pass light
+    # selection fixes its bands once with _parallel.fixed_threads)
     proc = _run_toggle("plain")
-    assert proc.returncode in (0, 3), (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
     assert "toggles" in proc.stdout
 
 

@@ -224,24 +224,27 @@ def coefficients_color(
             # LDLᵀ solve of the symmetric positive definite 3×3 system: backward stable,
             # unlike the inverse by cofactors, whose determinant cancels badly when the
             # guide's channels are (nearly) equal and ε is small
-            d0 = srr
-            l10 = srg / d0
-            l20 = srb / d0
+            inv0 = 1.0 / srr  # srr ≥ ε > 0
+            l10 = srg * inv0
+            l20 = srb * inv0
             d1 = sgg - l10 * srg
+            inv1 = 1.0 / d1
             e21 = sgb - l20 * srg
-            l21 = e21 / d1
+            l21 = e21 * inv1
             d2 = sbb - l20 * srb - l21 * e21
+            inv2 = 1.0 / d2
             y1 = cg - l10 * cr
             y2 = cb - l20 * cr - l21 * y1
-            ab_ = y2 / d2
-            ag = y1 / d1 - l21 * ab_
-            ar = cr / d0 - l10 * ag - l20 * ab_
-            if not (d1 > 0.0 and d2 > 0.0 and abs(ar) + abs(ag) + abs(ab_) < np.inf):
-                # not positive definite (only through round-off on a flat window, or
-                # ε so small that it underflows): the window's plain mean, a = 0
-                ar = 0.0
-                ag = 0.0
-                ab_ = 0.0
+            ab_ = y2 * inv2
+            ag = y1 * inv1 - l21 * ab_
+            ar = cr * inv0 - l10 * ag - l20 * ab_
+            # not positive definite (only through round-off on a flat window, or ε so
+            # small that it underflows), or not finite: the window's plain mean, a = 0;
+            # written as selects, not a branch, so the loop still vectorises
+            ok = (d1 > 0.0) & (d2 > 0.0) & (abs(ar) + abs(ag) + abs(ab_) < np.inf)
+            ar = ar if ok else 0.0
+            ag = ag if ok else 0.0
+            ab_ = ab_ if ok else 0.0
             ab_i[0, k] = ar
             ab_i[1, k] = ag
             ab_i[2, k] = ab_

@@ -250,8 +250,10 @@ class DehazeNet:
         -------
         DehazeResult
             ``image`` (same shape and dtype as the input), ``transmission`` (the refined
-            t), ``atmospheric_light`` (on the [0, 1] scale) and ``depth``
-            (:func:`dehaze.depth_map` of the refined t).
+            t, as the original code uses it in the recovery: not clipped, so the guided
+            filter may take it slightly outside the [0, 1] of the network's raw t),
+            ``atmospheric_light`` (on the [0, 1] scale) and ``depth``
+            (:func:`dehaze.depth_map` of the refined t, which takes t in [t0, 1]).
         """
         wanted = check_outputs(outputs)
         img, dtype, gray = prepare_rgb(image)
