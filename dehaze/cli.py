@@ -10,19 +10,30 @@ A first argument ``demo`` or ``bench`` selects the subcommand; to process a file
 named ``demo``, write ``./demo`` or start with ``--`` (``dehaze -- demo -o OUT``: a leading
 ``--`` only means "no subcommand").
 
-Exit status: 0 when every input was dehazed, 1 when some failed (each failure is reported
-and the batch goes on), 2 for usage errors (bad options, an output that would replace an
-input, two inputs mapped to the same output, missing network weights).
+Exit status: 0 when every input was dehazed or skipped, 1 when some failed (each failure is
+reported and the batch goes on), 2 for usage errors (bad options, an output that would
+replace an input, two inputs mapped to the same output, missing network weights). Bad input
+never ends in a traceback: every error of a file is reported as one line and counted.
+
+An input whose output exists is skipped (reported, exit status 0); ``--skip-existing`` skips
+quietly and, for images, writes only the missing side outputs, so an interrupted batch is
+resumed by running the same command again. Temporary files that an interrupted run left in
+an output folder (``.NAME.XXXXXXXX.part*``, older than the current run) are removed.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import glob
+import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +42,17 @@ from dehaze import __version__
 from dehaze.dcp import DarkChannelPrior
 from dehaze.depth import COLORMAPS, colorize_depth
 from dehaze.guided import GUIDES
-from dehaze.io import imread, imwrite
+from dehaze.io import (
+    ALPHA_SUFFIXES,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    imread,
+    imwrite,
+    merge_alpha,
+    remove_stale_parts,
+    split_alpha,
+)
 from dehaze.registry import (
     DEFAULT_METHOD,
     METHODS,
@@ -45,10 +66,6 @@ from dehaze.result import Dehazer
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "build_parser", "main"]
 
-#: File suffixes taken as images when a folder or glob is expanded.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-#: File suffixes processed as videos.
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
 #: First arguments that select a subcommand instead of naming an input.
 SUBCOMMANDS = ("demo", "bench")
 #: Guided-filter subsampling used by ``--fast`` (He & Sun 2015 suggest 4).
@@ -155,8 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Outputs go to OUTDIR/<path of the input relative to the folder or glob it came "
             "from> with the input's suffix. Existing outputs are never replaced without "
-            "--overwrite and an input is never written over. Exit status: 0 all done, "
-            "1 some inputs failed, 2 usage error."
+            "--overwrite (the input is skipped) and an input is never written over. Alpha "
+            "is carried through unchanged; EXIF orientation is applied; videos are written "
+            "without audio. Exit status: 0 all done or skipped, 1 some inputs failed, "
+            "2 usage error."
         ),
     )
     parser.add_argument("--version", action="version", version=f"dehaze {__version__}")
@@ -178,7 +197,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="network weights for --method aodnet/dehazenet (default: the published file in "
         "$DEHAZE_DATA/weights)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="resume: skip inputs whose outputs exist without reporting each, and write only "
+        "the missing side outputs of an image",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="refuse images (and video frames) larger than N pixels (width × height), checked "
+        "before decoding "
+        f"(default {DEFAULT_MAX_PIXELS:_}: 200 megapixels)",
+    )
     parser.add_argument(
         "--save-transmission", action="store_true", help="also write NAME_transmission.png"
     )
@@ -192,7 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="colour map of --save-depth (default: turbo)",
     )
     parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bar, only errors and the summary"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar (shown only on a terminal anyway), only errors and the summary",
     )
 
     dcp = parser.add_argument_group(
@@ -262,7 +300,11 @@ def _build_demo_parser() -> argparse.ArgumentParser:
         "transmission and depth PNGs.",
     )
     demo.add_argument("-o", "--output", default="dehaze-demo", help="output folder")
-    demo.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="accepted for compatibility: the demo always replaces its own demo_*.png files",
+    )
     return demo
 
 
@@ -270,7 +312,11 @@ def _build_demo_parser() -> argparse.ArgumentParser:
 
 
 def _demo(argv: Sequence[str]) -> int:
-    """Dehaze the built-in synthetic sample and write hazy, dehazed, t and depth PNGs."""
+    """Dehaze the built-in synthetic sample and write hazy, dehazed, t and depth PNGs.
+
+    The outputs ``demo_hazy.png``, ``demo_dehazed.png``, ``demo_transmission.png`` and
+    ``demo_depth.png`` are replaced when they exist, so the demo can be run again.
+    """
     args = _build_demo_parser().parse_args(argv)
     from skimage.metrics import peak_signal_noise_ratio
 
@@ -289,16 +335,13 @@ def _demo(argv: Sequence[str]) -> int:
         "demo_transmission.png": result.transmission.clip(0.0, 1.0),
         "demo_depth.png": colorize_depth(result.depth),
     }
-    existing = [out_dir / name for name in outputs if (out_dir / name).exists()]
-    if existing and not args.overwrite:
-        print(f"dehaze demo: {existing[0]} exists; use --overwrite", file=sys.stderr)
-        return 1
+    # the four demo_*.png files are this command's own: a second run replaces them
     print(f"dehazed the {hazy.shape[1]}x{hazy.shape[0]} synthetic sample in {elapsed:.3f} s")
     before = peak_signal_noise_ratio(clear, hazy)
     after = peak_signal_noise_ratio(clear, result.image)
     print(f"PSNR against the clear image: hazy {before:.2f} dB, dehazed {after:.2f} dB")
     for name, image in outputs.items():
-        print(f"wrote {imwrite(out_dir / name, image, overwrite=args.overwrite)}")
+        print(f"wrote {imwrite(out_dir / name, image, overwrite=True)}")
     return 0
 
 
@@ -307,9 +350,26 @@ def _bench(argv: Sequence[str]) -> int:
     import importlib
 
     # lazily: the runner pulls in the metrics and dataset readers
-    benchmark = importlib.import_module("dehaze.benchmark")
-    status: int = benchmark.main(list(argv))
+    try:
+        benchmark = importlib.import_module("dehaze.benchmark")
+        status: int = benchmark.main(list(argv))
+    except KeyboardInterrupt:
+        print("dehaze bench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # no traceback for bad data or weights: one line, status 1
+        print(f"dehaze bench: error: {_describe(exc)}", file=sys.stderr)
+        return 1
     return status
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an error: its message, with the type where the message is not enough."""
+    text = str(exc).strip() or "no details"
+    if isinstance(exc, MemoryError) or "Insufficient memory" in text:  # OpenCV's own
+        return "not enough memory; try a smaller input or fewer threads"
+    if isinstance(exc, (OSError, ValueError, TypeError)):
+        return text
+    return f"{type(exc).__name__}: {text}"
 
 
 # --- collecting inputs ----------------------------------------------------------------
@@ -332,15 +392,62 @@ class Collected:
     problems: list[str] = field(default_factory=list)
 
 
-def _glob_base(pattern: str) -> Path:
-    """Return the folder a glob pattern starts from: its longest prefix without magic."""
+def _split_glob(pattern: str) -> tuple[Path, list[str]]:
+    """Split a glob pattern into its start folder and the segments after it.
+
+    The start folder is the pattern's longest prefix without wildcards.
+    """
     parts = Path(pattern).parts
     base: list[str] = []
     for part in parts[:-1]:
         if glob.has_magic(part):
             break
         base.append(part)
-    return Path(*base) if base else Path(".")
+    return (Path(*base) if base else Path(".")), list(parts[len(base) :])
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Real (not symlinked) subfolders, unreadable folders giving none."""
+    try:
+        with os.scandir(folder) as entries:
+            return [
+                folder / e.name
+                for e in entries
+                if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+            ]
+    except OSError:
+        return []
+
+
+def _match(folder: Path, segments: Sequence[str]) -> Iterator[Path]:
+    """Paths below ``folder`` matching glob ``segments`` (``**``: any depth).
+
+    Unlike :func:`glob.glob`, ``**`` never descends into a symlinked folder, so a symlink
+    loop cannot make the expansion endless; a symlinked folder named by a plain or
+    single-star segment is entered, which is bounded by the pattern's depth. As in glob,
+    wildcards do not match names starting with a dot.
+    """
+    if not segments:
+        yield folder
+        return
+    head, rest = segments[0], segments[1:]
+    if head == "**":
+        yield from _match(folder, rest)
+        for sub in _subfolders(folder):
+            yield from _match(sub, segments)
+    elif glob.has_magic(head):
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(e.name for e in entries)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(".") and not head.startswith("."):
+                continue
+            if fnmatch.fnmatchcase(name, head):
+                yield from _match(folder / name, rest)
+    else:
+        yield from _match(folder / head, rest)
 
 
 def _is_media(path: Path) -> bool:
@@ -354,46 +461,67 @@ def _in_output(path: Path, base: Path, out_dir: Path) -> bool:
     return out != base.resolve() and path.resolve().is_relative_to(out)
 
 
+def _folder_images(folder: Path, out_dir: Path) -> list[Path]:
+    """Image files below ``folder``, not following symlinked folders (no loop can hang)."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        top = Path(root)
+        found.extend(
+            top / name
+            for name in files
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES and (top / name).is_file()
+        )
+    return sorted(p for p in found if not _in_output(p, folder, out_dir))
+
+
 def _collect(inputs: Sequence[str], out_dir: Path) -> Collected:
     """Expand files, folders (recursively, image files) and globs into jobs.
 
     When the output folder lies below an input folder, the files already in it are left
-    out of the expansion, so a second run does not dehaze its own outputs.
+    out of the expansion, so a second run does not dehaze its own outputs. Neither folders
+    nor ``**`` follow symlinked folders. A glob with ``..`` after a wildcard is refused:
+    its matches could map to outputs outside the output folder.
     """
     found = Collected()
     pairs: list[tuple[Path, Path]] = []  # (source, path relative to the output folder)
     for text in inputs:
         path = Path(text)
         if path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in IMAGE_SUFFIXES
-                and not _in_output(p, path, out_dir)
-            )
+            files = _folder_images(path, out_dir)
             if not files:
                 found.problems.append(f"{path}: no image files in this folder")
             pairs.extend((p, p.relative_to(path)) for p in files)
         elif path.is_file():
             pairs.append((path, Path(path.name)))
         elif glob.has_magic(text):
-            base = _glob_base(text)
-            files = sorted(Path(p) for p in glob.glob(text, recursive=True) if _is_media(Path(p)))
-            files = [p for p in files if p.is_file() and not _in_output(p, base, out_dir)]
+            base, segments = _split_glob(text)
+            if ".." in segments:
+                found.problems.append(
+                    f"{text}: '..' after a wildcard is not supported (outputs could land "
+                    "outside the output folder); start the pattern from the folder instead"
+                )
+                continue
+            matches = {p for p in _match(base, segments) if _is_media(p) and p.is_file()}
+            files = sorted(p for p in matches if not _in_output(p, base, out_dir))
             if not files:
                 found.problems.append(f"{text}: no image or video file matches")
             pairs.extend((p, p.relative_to(base)) for p in files)
         else:
             found.problems.append(f"{path}: no such file or folder")
     seen: dict[Path, Path] = {}
+    out_root = out_dir.resolve()
     for source, relative in pairs:
         key = source.resolve()
         if key in seen:
             continue  # the same file named twice (e.g. a file and its folder)
         seen[key] = source
+        target = out_dir / relative
+        if relative.is_absolute() or not (out_root / relative).resolve().is_relative_to(out_root):
+            found.problems.append(f"{source}: its output {target} would be outside {out_dir}")
+            continue
         suffix = source.suffix.lower()
-        found.jobs.append(Job(source, out_dir / relative, suffix in VIDEO_SUFFIXES))
+        found.jobs.append(Job(source, target, suffix in VIDEO_SUFFIXES))
     return found
 
 
@@ -438,19 +566,38 @@ class Tally:
     """Counts for the summary line."""
 
     done: int = 0
+    skipped: int = 0
     failed: int = 0
     megapixels: float = 0.0
+    video_frames: int = 0
+    video_seconds: float = 0.0
     warnings: set[str] = field(default_factory=set)
 
 
-def _process_image(job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally) -> None:
+def _targets(job: Job, args: argparse.Namespace) -> list[Path]:
+    """All files a job writes: its output and its side outputs."""
+    return [job.output, *_sidecars(job, args).values()]
+
+
+def _process_image(
+    job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, wanted: set[Path]
+) -> None:
+    """Dehaze one image and write the targets in ``wanted`` (all of them unless resuming).
+
+    An alpha channel is split off, the colour (or gray) part is dehazed and the alpha is
+    put back unchanged; an output format that cannot store alpha is an error for the file.
+    """
     extra = _sidecars(job, args)
-    for target in (job.output, *extra.values()):
-        if target.exists() and not args.overwrite:
-            raise FileExistsError(f"{target} exists; use --overwrite to replace it")
-    image = imread(job.source)
-    result = method(image)
-    images: dict[Path, Any] = {job.output: result.image}
+    image = imread(job.source, max_pixels=args.max_pixels)
+    color, alpha = split_alpha(image)
+    suffix = job.output.suffix.lower()
+    if alpha is not None and job.output in wanted and suffix not in ALPHA_SUFFIXES:
+        raise ValueError(
+            f"it has an alpha channel, which {suffix} cannot store; convert it to "
+            f"{', '.join(ALPHA_SUFFIXES)} first (the alpha channel is never dropped silently)"
+        )
+    result = method(color)
+    images: dict[Path, Any] = {job.output: merge_alpha(result.image, alpha)}
     if "transmission" in extra:
         if result.transmission is None:
             tally.warnings.add(f"--method {args.method} gives no transmission; not written")
@@ -462,7 +609,8 @@ def _process_image(job: Job, method: Dehazer, args: argparse.Namespace, tally: T
         else:
             images[extra["depth"]] = colorize_depth(result.depth, colormap=args.colormap)
     for target, picture in images.items():
-        imwrite(target, picture, overwrite=args.overwrite)
+        if target in wanted:
+            imwrite(target, picture, overwrite=args.overwrite)
     tally.megapixels += image.shape[0] * image.shape[1] / 1e6
 
 
@@ -476,12 +624,20 @@ def _process_video(
 
     assert isinstance(method, Method)  # every registered method has the two-phase shape
     extra = _sidecars(job, args)
-    bar = tqdm(desc=job.source.name, unit="frame", disable=not show, file=sys.stderr, leave=False)
+    # disable=None: a bar only when stderr is a terminal, never in logs
+    bar = tqdm(
+        desc=job.source.name,
+        unit="frame",
+        disable=None if show else True,
+        file=sys.stderr,
+        leave=False,
+    )
 
     def progress(done: int, total: int) -> None:
         if total and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
+        _stop_if_terminated()  # between frames: the clip's temporary file is removed
 
     try:
         summary = dehaze_video(
@@ -494,21 +650,124 @@ def _process_video(
             overwrite=args.overwrite,
             light_log=extra.get("light"),
             progress=progress,
+            max_pixels=args.max_pixels,
         )
     finally:
         bar.close()
     tally.megapixels += summary.frames * summary.width * summary.height / 1e6
+    tally.video_frames += summary.frames
+    tally.video_seconds += summary.seconds
+
+
+def _clean_stale(jobs: Sequence[Job], args: argparse.Namespace, started: float) -> None:
+    """Remove temporary files that interrupted earlier runs left in the output folders."""
+    folders = sorted({target.parent for job in jobs for target in _targets(job, args)})
+    removed = [path for folder in folders for path in remove_stale_parts(folder, started)]
+    if removed:
+        print(
+            f"dehaze: removed {len(removed)} temporary file(s) left by an interrupted run: "
+            + ", ".join(str(p) for p in removed[:3])
+            + (", ..." if len(removed) > 3 else ""),
+            file=sys.stderr,
+        )
+
+
+def _run_jobs(
+    jobs: Sequence[Job],
+    bar: Any,
+    method: Dehazer,
+    args: argparse.Namespace,
+    tally: Tally,
+    show: bool,
+) -> None:
+    """Process ``jobs`` through ``bar`` (a tqdm over them), counting into ``tally``."""
+    from tqdm import tqdm
+
+    single = len(jobs) == 1
+    for job in bar:
+        _stop_if_terminated()
+        targets = _targets(job, args)
+        existing = [t for t in targets if t.exists()]
+        wanted = set(targets)
+        if existing and not args.overwrite:
+            if args.skip_existing and not job.is_video and len(existing) < len(targets):
+                wanted -= set(existing)  # resume: only the missing side outputs
+            else:
+                tally.skipped += 1
+                if not args.skip_existing:
+                    tqdm.write(
+                        f"dehaze: {job.source}: skipped, {existing[0]} exists "
+                        "(--overwrite replaces it, --skip-existing skips quietly)",
+                        file=sys.stderr,
+                    )
+                continue
+        try:
+            if job.is_video:
+                _process_video(job, method, args, tally, show and single)
+            else:
+                _process_image(job, method, args, tally, wanted)
+        except Exception as exc:  # bad input is a line and a count, never a traceback
+            tally.failed += 1
+            tqdm.write(f"dehaze: {job.source}: {_describe(exc)}", file=sys.stderr)
+        else:
+            tally.done += 1
+
+
+class _Terminated(BaseException):
+    """Raised at a safe point after SIGTERM, so that temporary files are removed."""
+
+
+#: Set by the SIGTERM handler; checked between files and between video frames.
+_TERMINATION = threading.Event()
+
+
+def _stop_if_terminated() -> None:
+    """Raise :class:`_Terminated` if SIGTERM arrived (a safe point: no kernel is running)."""
+    if _TERMINATION.is_set():
+        raise _Terminated
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """Stop at the next safe point on SIGTERM while the batch runs (main thread only).
+
+    The default action would end the process at once and leave the temporary file of the
+    image or video being written. Raising from the signal handler itself is not safe
+    either: it can interrupt Numba while it loads or compiles a kernel and leave its state
+    broken or a lock held (seen as a hang). So the handler only sets a flag; the batch
+    stops before the next file or video frame and the atomic writer removes its temporary
+    file. A second SIGTERM ends the process at once (SIGKILL cannot be caught at all: the
+    next run removes such leftovers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        _TERMINATION.set()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    _TERMINATION.clear()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _TERMINATION.clear()
 
 
 def _run_files(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
+    started = time.time()
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
     try:
         out_dir = Path(args.output)
         if out_dir.exists() and not out_dir.is_dir():
             raise UsageError(f"-o {out_dir} exists and is not a folder")
+        if args.max_pixels < 1:
+            raise UsageError(f"--max-pixels must be a positive integer, got {args.max_pixels}")
         collected = _collect(args.inputs, out_dir)
         jobs = collected.jobs
         _check_targets(jobs, args)
@@ -522,39 +781,56 @@ def _run_files(argv: Sequence[str]) -> int:
             raise UsageError(f"--light-weight must be in (0, 1], got {args.light_weight}")
         if args.light_every < 1 or args.light_downscale < 1:
             raise UsageError("--light-every and --light-downscale must be integers ≥ 1")
-        method = _build_method(args)
+        try:
+            method = _build_method(args)
+        except UsageError:
+            raise
+        except Exception as exc:  # e.g. damaged weights: a message, never a traceback
+            raise UsageError(f"--method {args.method}: {_describe(exc)}") from exc
     except UsageError as exc:
         parser.error(str(exc))  # exits with status 2
+    except KeyboardInterrupt:
+        print("dehaze: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything else about the inputs: one line, never a traceback
+        parser.error(_describe(exc))
 
     tally = Tally(failed=len(collected.problems))
     for problem in collected.problems:
         print(f"dehaze: {problem}", file=sys.stderr)
+    _clean_stale(jobs, args, started)
     show = not args.quiet
     start = time.perf_counter()
-    bar = tqdm(jobs, unit="file", disable=len(jobs) <= 1 or not show, file=sys.stderr)
-    for job in bar:
+    # disable=None: a bar only when stderr is a terminal (tqdm's rule), never in logs
+    bar = tqdm(
+        jobs, unit="file", disable=True if len(jobs) <= 1 or not show else None, file=sys.stderr
+    )
+    with _terminate_cleanly():
         try:
-            if job.is_video:
-                _process_video(job, method, args, tally, show and len(jobs) == 1)
-            else:
-                _process_image(job, method, args, tally)
+            _run_jobs(jobs, bar, method, args, tally, show)
         except KeyboardInterrupt:
             bar.close()
             print("dehaze: interrupted", file=sys.stderr)
             return 130
-        except (OSError, ValueError, TypeError, MemoryError) as exc:
-            tally.failed += 1
-            tqdm.write(f"dehaze: {job.source}: {exc}", file=sys.stderr)
-        else:
-            tally.done += 1
+        except _Terminated:
+            bar.close()
+            print("dehaze: terminated", file=sys.stderr)
+            return 143
     bar.close()
     elapsed = time.perf_counter() - start
     for warning in sorted(tally.warnings):
         print(f"dehaze: warning: {warning}", file=sys.stderr)
     rate = tally.megapixels / elapsed if elapsed > 0 else 0.0
+    videos_note = ""
+    if tally.video_frames:
+        fps = tally.video_frames / tally.video_seconds if tally.video_seconds > 0 else 0.0
+        videos_note = (
+            f"; videos: {tally.video_frames} frames at {fps:.1f} frames/s, written without audio"
+        )
     print(
-        f"dehaze: {tally.done} done, {tally.failed} failed in {elapsed:.2f} s "
-        f"({tally.megapixels:.2f} megapixels, {rate:.2f} megapixels/s) -> {out_dir}",
+        f"dehaze: {tally.done} done, {tally.skipped} skipped, {tally.failed} failed in "
+        f"{elapsed:.2f} s ({tally.megapixels:.2f} megapixels, {rate:.2f} megapixels/s"
+        f"{videos_note}) -> {out_dir}",
         file=sys.stderr,
     )
     return 0 if tally.failed == 0 else 1

@@ -35,7 +35,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from dehaze._validate import check_choice
-from dehaze.io import StrPath, imread
+from dehaze.io import IMAGE_SUFFIXES, StrPath, imread, split_alpha
 
 __all__ = [
     "CROP_MODES",
@@ -49,8 +49,7 @@ __all__ = [
     "sots_pairs",
 ]
 
-#: File suffixes read as images (case-insensitive).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# IMAGE_SUFFIXES (file suffixes read as images, case-insensitive) is dehaze.io's list
 #: Accepted values of ``load_pair(..., crop=...)``.
 CROP_MODES = ("center", "top-left")
 
@@ -357,14 +356,18 @@ def load_pair(pair: ImagePair, *, crop: str = "center") -> tuple[NDArray[Any], N
     FileNotFoundError
         If a file is missing.
     ValueError
-        If a file cannot be decoded, the two images differ in channel count, or the clear
-        image is smaller than the hazy one in some dimension.
+        If a file cannot be decoded, has an alpha channel (scores compare colours; an
+        alpha channel is refused, not dropped), the two images differ in channel count, or
+        the clear image is smaller than the hazy one in some dimension.
     """
     if not isinstance(pair, ImagePair):
         raise TypeError(f"pair must be an ImagePair, got {type(pair).__name__}")
     check_choice(crop, "crop", CROP_MODES)
     hazy = imread(pair.hazy)
     clear = imread(pair.clear)
+    for path, image in ((pair.hazy, hazy), (pair.clear, clear)):
+        if split_alpha(image)[1] is not None:
+            raise ValueError(f"{path} has an alpha channel; evaluation images must be RGB or gray")
     if hazy.ndim != clear.ndim or hazy.shape[2:] != clear.shape[2:]:
         raise ValueError(
             f"{pair.hazy} has shape {hazy.shape} but its clear image {pair.clear} has shape "

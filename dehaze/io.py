@@ -1,61 +1,408 @@
-"""Image reading and writing in RGB order (OpenCV is BGR: converted here only)."""
+"""Images and videos in RGB order, checked before decoding, written atomically.
+
+This is the one place where ``dehaze`` meets files: OpenCV's BGR order is converted here
+only, and every file is written through one atomic writer (a temporary file beside the
+target, then link or replace; see :mod:`dehaze._files`).
+
+Reading an image (:func:`imread`) first reads its header with Pillow (no pixel is decoded):
+images larger than ``max_pixels`` (a decompression bomb: a 1.2 MB PNG can declare 20000 ×
+20000 pixels), animations and multi-page files are refused, and truncated JPEG/PNG data is
+refused instead of being decoded with a grey or missing bottom. The pixels are then decoded
+by OpenCV in their stored bit depth, the EXIF orientation is applied (phone photos come out
+upright; written files carry no EXIF, so no tag can contradict the pixels) and an alpha
+channel is kept.
+
+Videos (:class:`VideoReader`, :class:`VideoWriter`) stream RGB frames through
+:class:`cv2.VideoCapture` and :class:`cv2.VideoWriter`; the reader counts the frames it could
+decode against the container's declared count, the writer picks the input's codec where
+OpenCV can write it. Audio is not read or written: a written clip has no sound.
+"""
 
 from __future__ import annotations
 
+import io
+import math
 import os
-import tempfile
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["imread", "imwrite"]
+from dehaze._files import AtomicFile, remove_stale_parts, write_bytes_atomic
+
+__all__ = [
+    "ALPHA_SUFFIXES",
+    "AtomicFile",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "VIDEO_CODECS",
+    "VIDEO_SUFFIXES",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "imread",
+    "imwrite",
+    "choose_codecs",
+    "merge_alpha",
+    "remove_stale_parts",
+    "split_alpha",
+    "write_bytes_atomic",
+]
 
 StrPath = str | os.PathLike[str]
 
+#: File suffixes taken as images (folders and globs of the command line, dataset folders).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: File suffixes taken as videos.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
+#: Image suffixes that can store an alpha channel.
+ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")
+#: Default limit of :func:`imread` on width × height (200 megapixels: a 16384 × 12208 image;
+#: decoding and dehazing it takes several GB). Raise it with ``max_pixels`` (``--max-pixels``).
+DEFAULT_MAX_PIXELS = 200_000_000
 
-def imread(path: StrPath) -> NDArray[Any]:
-    """Read an image file as an RGB (or gray) array in its stored bit depth.
+#: Output container suffix → codecs (FourCC) tried in order when the input's own codec
+#: cannot be written to it. H.264 (``avc1``) plays in browsers but OpenCV's wheels often
+#: lack an encoder for it; ``mp4v`` (MPEG-4 Part 2) is always there.
+VIDEO_CODECS: dict[str, tuple[str, ...]] = {
+    ".mp4": ("avc1", "mp4v"),
+    ".m4v": ("avc1", "mp4v"),
+    ".mov": ("avc1", "mp4v"),
+    ".avi": ("XVID", "MJPG"),
+    ".mkv": ("XVID", "MJPG"),
+}
+
+_EXIF_ORIENTATION = 0x0112
+
+
+# --- reading images -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What Pillow reads from an image header without decoding pixels."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+    frames: int
+    orientation: int
+
+
+def _read_header(data: bytes) -> _Header | None:
+    """Identify ``data`` with Pillow's format plugins, reading the header only.
+
+    ``PIL.Image.open`` would also apply Pillow's own decompression-bomb limit (a warning
+    above 89 MP, an error above 179 MP) through process-wide state; the plugins are called
+    directly so that :func:`imread`'s ``max_pixels`` is the only limit.
+    """
+    from PIL import Image
+
+    Image.init()
+    prefix = data[:16]
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        try:
+            # formats without a signature check (TGA, IM, ...) would take any garbage for
+            # an image of some size; OpenCV reads none of them
+            if accept is None:
+                continue
+            accepted = accept(prefix)  # a str is Pillow's "format support missing" note
+            if isinstance(accepted, str) or not accepted:
+                continue
+            image = factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, ValueError, KeyError, EOFError, OSError):
+            continue
+        except struct.error:
+            continue
+        try:
+            width, height = image.size
+            frames = int(getattr(image, "n_frames", 1))
+            raw_exif = image.info.get("exif")
+            orientation = 1
+            if image.format != "TIFF" and isinstance(raw_exif, bytes) and raw_exif:
+                orientation = _exif_orientation(raw_exif)
+        except (SyntaxError, IndexError, TypeError, ValueError, KeyError, EOFError, OSError):
+            continue
+        except struct.error:
+            continue
+        finally:
+            image.close()
+        return _Header(str(image.format), width, height, image.mode, frames, orientation)
+    return None
+
+
+def _exif_orientation(raw: bytes) -> int:
+    """Read the orientation tag (1–8) of an EXIF block; 1 if absent or unreadable."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+        value = int(exif.get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a damaged EXIF block does not make the image unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _jpeg_is_complete(data: bytes) -> bool:
+    """Whether the JPEG stream's markers lead to an end-of-image marker (FF D9).
+
+    Segments are skipped by their lengths and entropy-coded data up to the next marker, so
+    an EOI inside an EXIF thumbnail does not count and data appended after the image
+    (some cameras add more) is ignored. A truncated file ends before its EOI; libjpeg
+    decodes it anyway, with a warning on stderr, and fills the rest grey.
+    """
+    size = len(data)
+    if size < 4 or data[:2] != b"\xff\xd8":
+        return False
+    pos = 2
+    while pos + 1 < size:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return True
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        if pos + 4 > size:
+            return False
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        pos += 2 + length
+        if pos > size:
+            return False
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next real marker
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= size:
+                    return False
+                following = data[pos + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+                    pos += 1 if following == 0xFF else 2
+                    continue
+                break
+    return False
+
+
+def _orient(image: NDArray[Any], orientation: int) -> NDArray[Any]:
+    """Apply an EXIF orientation (1–8) to an H×W[×C] array, as Pillow's exif_transpose."""
+    if orientation == 2:
+        return image[:, ::-1]
+    if orientation == 3:
+        return image[::-1, ::-1]
+    if orientation == 4:
+        return image[::-1]
+    if orientation == 5:
+        return np.swapaxes(image, 0, 1)
+    if orientation == 6:
+        return np.rot90(image, k=-1)
+    if orientation == 7:
+        return np.swapaxes(image[::-1, ::-1], 0, 1)
+    if orientation == 8:
+        return np.rot90(image, k=1)
+    return image
+
+
+def _png_is_gray_alpha(data: bytes) -> bool:
+    """PNG colour type 4 (gray + alpha), which OpenCV decodes as four channels."""
+    return len(data) > 25 and data[12:16] == b"IHDR" and data[25] == 4
+
+
+def _check_max_pixels(max_pixels: object) -> None:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int, what: str) -> None:
+    """Refuse a declared size above the pixel limit (before anything is decoded)."""
+    pixels = width * height
+    if pixels > max_pixels:
+        raise ValueError(
+            f"{path} is {width}×{height} = {pixels / 1e6:.1f} megapixels per {what}, more "
+            f"than the limit of {max_pixels / 1e6:g} megapixels (max_pixels, --max-pixels); "
+            "raise the limit if the file is genuine"
+        )
+
+
+def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[Any]:
+    """Read an image file as an RGB, RGBA, gray or gray+alpha array in its stored bit depth.
 
     Parameters
     ----------
     path : str or path-like
-        Any format OpenCV reads (PNG, JPEG, BMP, TIFF, ...).
+        A PNG, JPEG, TIFF, WebP, BMP or PPM/PGM file (formats Pillow can identify and
+        OpenCV can decode).
+    max_pixels : int, optional
+        Largest width × height accepted (default ``DEFAULT_MAX_PIXELS``, 200 megapixels),
+        checked from the file's header before any pixel is decoded.
 
     Returns
     -------
     ndarray
-        H×W×3 RGB or H×W gray, uint8 or uint16 as stored. An alpha channel is dropped
-        (dehazing does not use it); 16-bit files stay uint16.
+        H×W×3 RGB, H×W×4 RGBA, H×W gray or H×W×2 gray+alpha; uint8 or uint16 as stored.
+        The EXIF orientation is applied (the array is upright as a viewer shows it).
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file cannot be decoded as an image.
+        If the file cannot be decoded as an image, is larger than ``max_pixels``, holds
+        several frames (animated GIF/WebP/PNG, multi-page TIFF), is a truncated JPEG or
+        PNG, or has a sample type other than 8 or 16 bits.
+
+    Notes
+    -----
+    Truncation is found from the file's structure (a JPEG without its end-of-image
+    marker, a PNG without its IEND chunk). Damage that keeps the structure (corrupt
+    entropy-coded bytes in a JPEG) is decoded as libjpeg decodes it.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from dehaze.io import imread, imwrite
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.png"
+    >>> _ = imwrite(path, np.zeros((4, 6, 3), np.uint8))
+    >>> imread(path).shape
+    (4, 6, 3)
     """
     p = Path(path)
+    _check_max_pixels(max_pixels)
     if not p.is_file():
         raise FileNotFoundError(f"no such image file: {p}")
-    data = np.fromfile(p, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    data = p.read_bytes()
+    header = _read_header(data) if data else None
+    if header is None:
+        raise ValueError(f"cannot decode {p} as an image (corrupt or unsupported format)")
+    _check_size(p, header.width, header.height, max_pixels, "image")
+    if header.frames > 1:
+        raise ValueError(
+            f"{p} holds {header.frames} frames ({header.format} animation or multi-page "
+            "file); only single images are read: extract the frame or page you want"
+        )
+    if header.format == "JPEG" and not _jpeg_is_complete(data):
+        raise ValueError(f"{p} is truncated: its JPEG data ends before the end-of-image marker")
+    if header.format == "PNG" and data.rfind(b"IEND") < 0:
+        raise ValueError(f"{p} is truncated: its PNG data ends before the IEND chunk")
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot decode {p} as an image (corrupt or unsupported format)")
-    if img.ndim == 3:
-        if img.shape[2] == 4:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-        elif img.shape[2] == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        elif img.shape[2] == 1:
-            img = img[:, :, 0]
-        else:
-            raise ValueError(f"{p} has {img.shape[2]} channels; expected 1, 3 or 4")
     if img.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{p} has sample type {img.dtype}; only 8- and 16-bit images are read")
-    return np.ascontiguousarray(img)
+    if img.ndim == 3:
+        channels = img.shape[2]
+        if channels == 4 and (header.mode in ("LA", "La") or _png_is_gray_alpha(data)):
+            img = np.stack([img[:, :, 0], img[:, :, 3]], axis=2)
+        elif channels == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+        elif channels == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        elif channels == 1:
+            img = img[:, :, 0]
+        elif channels != 2:
+            raise ValueError(f"{p} has {channels} channels; expected 1, 2, 3 or 4")
+    # OpenCV applies a TIFF's orientation itself; JPEG, PNG and WebP come as stored
+    return np.ascontiguousarray(_orient(img, header.orientation))
+
+
+# --- alpha ------------------------------------------------------------------------------
+
+
+def split_alpha(image: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
+    """Split an image into its colour part and its alpha channel.
+
+    Parameters
+    ----------
+    image : ndarray
+        H×W, H×W×2 (gray+alpha), H×W×3 or H×W×4 (RGBA), as :func:`imread` returns.
+
+    Returns
+    -------
+    color : ndarray
+        H×W gray or H×W×3 RGB (a view of ``image``).
+    alpha : ndarray or None
+        The H×W alpha channel, or None if the image has none.
+
+    Raises
+    ------
+    ValueError
+        If the image is not 2-D or has a channel count other than 1–4.
+    """
+    if image.ndim == 2:
+        return image, None
+    if image.ndim != 3 or not 1 <= image.shape[2] <= 4:
+        raise ValueError(f"image must be H×W or H×W×C with C in 1–4, got shape {image.shape}")
+    channels = image.shape[2]
+    if channels == 1:
+        return image[:, :, 0], None
+    if channels == 2:
+        return image[:, :, 0], image[:, :, 1]
+    if channels == 3:
+        return image, None
+    return image[:, :, :3], image[:, :, 3]
+
+
+def merge_alpha(color: NDArray[Any], alpha: NDArray[Any] | None) -> NDArray[Any]:
+    """Put an alpha channel back beside a colour image (the inverse of :func:`split_alpha`).
+
+    Parameters
+    ----------
+    color : ndarray
+        H×W gray or H×W×3 RGB, uint8, uint16 or float in [0, 1].
+    alpha : ndarray or None
+        H×W alpha in its own dtype; it is converted to ``color``'s scale (uint8 ↔ uint16
+        by 257, float ↔ integer by the integer range) so an unchanged alpha stays
+        unchanged when the dtypes agree. None returns ``color`` itself.
+
+    Returns
+    -------
+    ndarray
+        H×W×2 (gray+alpha) or H×W×4 (RGBA) in ``color``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree.
+    """
+    if alpha is None:
+        return color
+    if alpha.shape != color.shape[:2]:
+        raise ValueError(
+            f"alpha has shape {alpha.shape}; expected the image's height × width {color.shape[:2]}"
+        )
+    a = _rescale(alpha, color.dtype)
+    planes = [color] if color.ndim == 2 else [color[:, :, c] for c in range(color.shape[2])]
+    return np.stack([*planes, a], axis=2)
+
+
+def _rescale(values: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """Convert between uint8, uint16 and float [0, 1] scales (alpha only)."""
+    if values.dtype == dtype:
+        return values
+    if values.dtype.kind == "u":
+        unit = float(np.iinfo(values.dtype).max)
+        as_float = values.astype(np.float64) / unit
+    else:
+        as_float = values.astype(np.float64)
+    if dtype.kind == "u":
+        top = float(np.iinfo(dtype).max)
+        return np.rint(np.clip(as_float, 0.0, 1.0) * top).astype(dtype)
+    return as_float.astype(dtype)
+
+
+# --- writing images -----------------------------------------------------------------------
 
 
 def _to_storable(image: NDArray[Any], suffix: str) -> NDArray[Any]:
@@ -70,41 +417,42 @@ def _to_storable(image: NDArray[Any], suffix: str) -> NDArray[Any]:
         raise TypeError(f"cannot write an image of dtype {arr.dtype}; use uint8, uint16 or float")
     if out.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".bmp"):
         raise ValueError(f"{suffix} cannot store 16-bit images; write .png or .tif instead")
-    if out.ndim == 3:
-        if out.shape[2] != 3:
-            raise ValueError(f"image must be H×W or H×W×3, got shape {out.shape}")
-        out = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2BGR)
-    elif out.ndim != 2:
-        raise ValueError(f"image must be H×W or H×W×3, got shape {out.shape}")
-    return out
-
-
-def _umask() -> int:
-    """Return the process umask, read without changing it where the OS allows."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # pragma: no cover - not Linux
-    os.umask(mask)  # pragma: no cover
-    return mask  # pragma: no cover
+    if out.ndim == 2:
+        return out
+    if out.ndim != 3 or out.shape[2] not in (2, 3, 4):
+        raise ValueError(
+            f"image must be H×W, H×W×2 (gray+alpha), H×W×3 (RGB) or H×W×4 (RGBA), "
+            f"got shape {out.shape}"
+        )
+    out = np.ascontiguousarray(out)
+    if out.shape[2] == 3:
+        return np.asarray(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    if suffix not in ALPHA_SUFFIXES:
+        raise ValueError(
+            f"{suffix or 'this format'} cannot store an alpha channel; write "
+            f"{', '.join(ALPHA_SUFFIXES)} to keep it (or drop the alpha channel yourself)"
+        )
+    if out.shape[2] == 2:  # gray+alpha: OpenCV writes four channels, gray in each colour
+        gray, alpha = out[:, :, 0], out[:, :, 1]
+        return np.stack([gray, gray, gray, alpha], axis=2)
+    return np.asarray(cv2.cvtColor(out, cv2.COLOR_RGBA2BGRA))
 
 
 def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> Path:
-    """Write an RGB (or gray) image atomically.
+    """Write an image atomically.
 
     The image is encoded in memory, written to a temporary file in the target folder and
-    renamed into place, so an interrupted write never leaves a half-written file.
+    linked (or, with ``overwrite``, renamed) into place, so an interrupted write never
+    leaves a half-written file and an existing file is never replaced by accident.
 
     Parameters
     ----------
     path : str or path-like
-        Target file; the format follows the suffix (.png, .jpg, .bmp, .tif, ...).
+        Target file; the format follows the suffix (.png, .jpg, .bmp, .tif, .webp, ...).
     image : ndarray
-        H×W×3 RGB or H×W gray; uint8, uint16, or float in [0, 1] (stored as 8-bit).
+        H×W gray, H×W×2 gray+alpha, H×W×3 RGB or H×W×4 RGBA; uint8, uint16, or float in
+        [0, 1] (stored as 8-bit). Alpha needs a suffix in ``ALPHA_SUFFIXES``; gray+alpha
+        is stored as RGBA with the gray value in each colour.
     overwrite : bool, optional
         Replace an existing file (default False: raise FileExistsError).
 
@@ -112,6 +460,19 @@ def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> P
     -------
     Path
         The written path.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If the image has a bad shape or range, or the format cannot store it (16 bits in
+        JPEG/BMP, alpha outside ``ALPHA_SUFFIXES``, an unknown suffix).
+
+    Notes
+    -----
+    The file carries no EXIF block, so no orientation tag can contradict the pixels
+    (:func:`imread` returns images upright).
     """
     p = Path(path)
     if p.exists() and not overwrite:
@@ -128,27 +489,302 @@ def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> P
     return p
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to ``path`` through a temporary file in its folder (internal).
+# --- videos -------------------------------------------------------------------------------
 
-    The file appears whole or not at all, with the mode a plain ``open()`` would give it.
-    Without ``overwrite`` it is linked into place, which fails if ``path`` exists (also if
-    another writer created it meanwhile); callers check existence first for a clear error.
+_MPEG4_PART2 = {"FMP4", "XVID", "DIVX", "DX50", "MP4V"}
+_H264 = {"AVC1", "H264", "X264", "DAVC"}
+_MP4_LIKE = (".mp4", ".m4v", ".mov")
+
+#: (FourCC, suffix) pairs OpenCV failed to open a writer for; tried once per process.
+_UNWRITABLE: set[tuple[str, str]] = set()
+_UNWRITABLE_LOCK = threading.Lock()
+
+
+def _fourcc_text(code: float) -> str:
+    value = int(code) & 0xFFFFFFFF
+    text = value.to_bytes(4, "little").decode("latin-1")
+    return text if value and text.isprintable() and text.strip() else ""
+
+
+def _avi_fourcc(path: Path) -> str:
+    """Read the video stream's compression FourCC from an AVI header (strf, else strh).
+
+    OpenCV reports the codec (MPEG-4 Part 2 is always ``FMP4``), not the tag stored in the
+    file, so an XVID clip would otherwise come back tagged FMP4.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        # mkstemp creates the file 0600; give it the mode a plain open() would
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if overwrite:
-            os.replace(tmp_name, path)
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return ""
+    strh = head.find(b"strh")
+    while strh >= 0 and head[strh + 8 : strh + 12] != b"vids":
+        strh = head.find(b"strh", strh + 4)
+    if strh < 0:
+        return ""
+    strf = head.find(b"strf", strh)
+    for start in ((strf + 24) if strf >= 0 else -1, strh + 12):
+        tag = head[start : start + 4] if start >= 0 else b""
+        text = tag.decode("latin-1") if len(tag) == 4 else ""
+        if text.isalnum():
+            return text
+    return ""
+
+
+def _codec_candidates(source_codec: str, suffix: str) -> list[str]:
+    """List the codecs to try for ``suffix``: the source's own (normalised), then defaults."""
+    ordered: list[str] = []
+    code = source_codec.upper()
+    if code:
+        if suffix in _MP4_LIKE and code in _MPEG4_PART2:
+            ordered.append("mp4v")
+        elif code in _H264:
+            ordered.append("avc1")
         else:
-            # link fails if the target appeared meanwhile: never clobber another writer
-            os.link(tmp_name, path)
-            os.unlink(tmp_name)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+            ordered.append(source_codec)
+    for fallback in VIDEO_CODECS[suffix]:
+        if fallback not in ordered:
+            ordered.append(fallback)
+    return ordered
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video container says about its video stream.
+
+    Attributes
+    ----------
+    fps : float
+        Frame rate.
+    width, height : int
+        Frame size in pixels (of the first decoded frame).
+    declared_frames : int
+        The frame count the container reports (0 when it reports none).
+    codec : str
+        The codec's FourCC as stored (empty when unknown).
+    """
+
+    fps: float
+    width: int
+    height: int
+    declared_frames: int
+    codec: str
+
+
+class VideoReader:
+    """RGB frames of a video file, read one at a time.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Any clip OpenCV's FFmpeg backend decodes.
+    max_pixels : int, optional
+        Largest frame width × height accepted (default ``DEFAULT_MAX_PIXELS``), checked
+        from the container before the first frame is decoded.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If no frame can be decoded, the frames are larger than ``max_pixels`` or the clip
+        reports no frame rate.
+
+    Notes
+    -----
+    Use as a context manager. After :meth:`frames` is exhausted, :meth:`check_complete`
+    raises if fewer frames were decoded than the container declares (a truncated file or a
+    frame that fails to decode ends the stream early). Audio is not read.
+    """
+
+    def __init__(self, path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.path = Path(path)
+        _check_max_pixels(max_pixels)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no such video file: {self.path}")
+        self._capture: Any = cv2.VideoCapture(str(self.path))
+        try:
+            opened = self._capture.isOpened()
+            if opened:  # the container's frame size, before any frame is decoded
+                width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+                height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+                _check_size(self.path, width, height, max_pixels, "frame")
+            ok, first = self._capture.read() if opened else (False, None)
+            if not ok or first is None:
+                raise ValueError(
+                    f"cannot decode {self.path} as a video (corrupt, empty or unsupported)"
+                )
+            fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+            if not math.isfinite(fps) or fps <= 0.0:
+                raise ValueError(f"{self.path} does not report a frame rate; cannot keep it")
+            declared = max(0, int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+            codec = _avi_fourcc(self.path) if self.path.suffix.lower() == ".avi" else ""
+            codec = codec or _fourcc_text(self._capture.get(cv2.CAP_PROP_FOURCC))
+        except BaseException:
+            self._capture.release()
+            raise
+        self._first: NDArray[Any] | None = first
+        height, width = first.shape[:2]
+        self.info = VideoInfo(fps, width, height, declared, codec)
+        self.frames_read = 0
+
+    def frames(self) -> Iterator[NDArray[np.uint8]]:
+        """Yield the frames as H×W×3 RGB uint8, in order; ``frames_read`` counts them."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            self.frames_read = 1
+            yield np.asarray(cv2.cvtColor(first, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        while True:
+            ok, bgr = self._capture.read()
+            if not ok or bgr is None:
+                return
+            self.frames_read += 1
+            yield np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+
+    def check_complete(self) -> None:
+        """Raise ValueError if fewer frames were read than the container declares.
+
+        Raises
+        ------
+        ValueError
+            Naming both counts; nothing is raised when the container declares no count.
+        """
+        declared = self.info.declared_frames
+        if declared and self.frames_read < declared:
+            raise ValueError(
+                f"{self.path}: decoded only {self.frames_read} of the {declared} frames the "
+                f"file declares (truncated, or frame {self.frames_read} cannot be decoded)"
+            )
+
+    def close(self) -> None:
+        """Release the capture."""
+        self._capture.release()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class VideoWriter:
+    """Write RGB frames to a video file atomically, in the source's codec where possible.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output clip; its suffix must be a key of ``VIDEO_CODECS``.
+    fps : float
+        Frame rate.
+    size : (int, int)
+        Frame width and height.
+    codecs : sequence of str
+        FourCCs to try in order (see :func:`choose_codecs`); the first one OpenCV opens
+        a writer for is used (``codec``). A FourCC that fails once is not tried again in
+        this process.
+    overwrite : bool, optional
+        Replace an existing file (default False: FileExistsError at :meth:`commit`).
+
+    Raises
+    ------
+    ValueError
+        If OpenCV cannot open a writer with any of the codecs.
+
+    Notes
+    -----
+    Frames go to a temporary file beside ``path``; :meth:`commit` moves it into place and
+    leaving the ``with`` block without committing removes it. No audio is written.
+    """
+
+    def __init__(
+        self,
+        path: StrPath,
+        fps: float,
+        size: tuple[int, int],
+        codecs: Sequence[str],
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        self._file = AtomicFile(self.path, overwrite=overwrite, suffix=suffix)
+        self._writer: Any = None
+        self.codec = ""
+        try:
+            for code in codecs:
+                with _UNWRITABLE_LOCK:
+                    if (code, suffix) in _UNWRITABLE:
+                        continue
+                writer = cv2.VideoWriter(self._file.name, cv2.VideoWriter.fourcc(*code), fps, size)
+                if writer.isOpened():
+                    self._writer, self.codec = writer, code
+                    break
+                writer.release()
+                with _UNWRITABLE_LOCK:
+                    _UNWRITABLE.add((code, suffix))
+            if self._writer is None:
+                raise ValueError(
+                    f"OpenCV cannot write any of the codecs {', '.join(codecs)} to {self.path.name}"
+                )
+        except BaseException:
+            self._file.discard()
+            raise
+
+    def write(self, frame: NDArray[Any]) -> None:
+        """Append one H×W×3 RGB uint8 frame."""
+        self._writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+
+    def commit(self) -> None:
+        """Finish the file and move it into place."""
+        self._writer.release()
+        self._writer = None
+        self._file.commit()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._writer is not None:  # not committed: drop the temporary file
+            self._writer.release()
+            self._writer = None
+        self._file.discard()
+
+
+def choose_codecs(source_codec: str, output: StrPath) -> list[str]:
+    """Return the FourCCs :class:`VideoWriter` tries for ``output``, best first.
+
+    The source's codec comes first, normalised for the container (MPEG-4 Part 2 as
+    ``mp4v`` in .mp4/.m4v/.mov, H.264 as ``avc1``; an AVI's own tag such as ``XVID`` as
+    stored), then the container's defaults from ``VIDEO_CODECS``.
+
+    Parameters
+    ----------
+    source_codec : str
+        FourCC of the input (empty when unknown).
+    output : str or path-like
+        The output clip; its suffix must be a key of ``VIDEO_CODECS``.
+
+    Returns
+    -------
+    list of str
+        FourCCs in the order tried.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not a key of ``VIDEO_CODECS``.
+    """
+    suffix = Path(output).suffix.lower()
+    if suffix not in VIDEO_CODECS:
+        raise ValueError(f"output must end with one of {', '.join(VIDEO_CODECS)}, got {output}")
+    return _codec_candidates(source_codec, suffix)

@@ -35,9 +35,7 @@ memory does not grow with the clip's length.
 from __future__ import annotations
 
 import csv
-import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -50,6 +48,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from dehaze._validate import FloatArray, as_pixels, check_radius, check_real
 from dehaze.dcp import DarkChannelPrior
+from dehaze.io import (
+    DEFAULT_MAX_PIXELS,
+    VIDEO_CODECS,
+    AtomicFile,
+    VideoReader,
+    VideoWriter,
+    choose_codecs,
+)
 from dehaze.result import ALL_OUTPUTS, DehazeResult, Method, Scene, check_outputs
 
 __all__ = [
@@ -63,15 +69,6 @@ __all__ = [
 
 #: EMA weight of the newest atmospheric-light estimate (time constant ≈ 10 frames).
 DEFAULT_LIGHT_WEIGHT = 0.1
-
-#: Output container suffix → FourCC of the codec written (OpenCV's FFmpeg backend).
-VIDEO_CODECS: dict[str, str] = {
-    ".mp4": "mp4v",
-    ".m4v": "mp4v",
-    ".mov": "mp4v",
-    ".avi": "MJPG",
-    ".mkv": "MJPG",
-}
 
 StrPath = str | os.PathLike[str]
 
@@ -116,13 +113,22 @@ class VideoSummary:
     source, output : Path
         The input clip and the written clip.
     frames : int
-        Number of frames read and written.
+        Number of frames read and written (at least the count the source declares:
+        fewer is an error).
     fps : float
         Frame rate of both clips.
     width, height : int
         Frame size in pixels (the same for both clips).
     seconds : float
         Wall-clock time spent, reading and writing included.
+    codec : str
+        FourCC of the codec written (see :func:`dehaze.io.choose_codecs`).
+    source_codec : str
+        FourCC of the source's codec as stored (empty when unknown).
+
+    Notes
+    -----
+    The written clip has no audio track: OpenCV reads and writes video streams only.
     """
 
     source: Path
@@ -132,6 +138,13 @@ class VideoSummary:
     width: int
     height: int
     seconds: float
+    codec: str = ""
+    source_codec: str = ""
+
+    @property
+    def frames_per_second(self) -> float:
+        """Processing speed: frames dehazed per second of wall-clock time."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 def _check_options(
@@ -264,37 +277,6 @@ def _frames(
         yield DehazedFrame(index=index, result=result, scene=smoothed, estimate=estimate)
 
 
-def _commit(tmp_name: str, target: Path, overwrite: bool) -> None:
-    """Move a finished temporary file into place (never clobbering unless ``overwrite``)."""
-    if overwrite:
-        os.replace(tmp_name, target)
-    else:
-        os.link(tmp_name, target)  # fails if the target appeared meanwhile
-        os.unlink(tmp_name)
-
-
-def _temp_beside(target: Path, suffix: str) -> str:
-    fd, name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent
-    )
-    os.close(fd)
-    # mkstemp creates the file private (0600); give it the permissions of a normal new file
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(name, 0o666 & ~mask)
-    return name
-
-
-def _read_frames(capture: Any, first: NDArray[Any]) -> Iterator[NDArray[Any]]:
-    """RGB frames of an opened capture, starting with the already-read ``first``."""
-    yield cv2.cvtColor(first, cv2.COLOR_BGR2RGB)
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            return
-        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def dehaze_video(
     source: StrPath,
     output: StrPath,
@@ -306,21 +288,26 @@ def dehaze_video(
     overwrite: bool = False,
     light_log: StrPath | None = None,
     progress: Callable[[int, int], None] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> VideoSummary:
     """Dehaze a video file into a new file with the same frame rate and size.
 
-    Frames are read with :class:`cv2.VideoCapture`, dehazed by :func:`dehaze_frames` and
-    written with :class:`cv2.VideoWriter` one at a time. The output goes to a temporary
-    file in the target folder that is renamed at the end, so an interrupted run leaves no
-    half-written clip.
+    Frames are read with :class:`dehaze.io.VideoReader`, dehazed by :func:`dehaze_frames`
+    and written with :class:`dehaze.io.VideoWriter` one at a time. The output goes to a
+    temporary file in the target folder that is moved into place at the end, so an
+    interrupted run leaves no half-written clip (and a later command-line run in that
+    folder removes the temporary file). The clip is written without audio.
 
     Parameters
     ----------
     source : str or path-like
         Input clip (any format OpenCV's FFmpeg backend reads).
     output : str or path-like
-        Output clip; the suffix chooses the codec (see ``VIDEO_CODECS``: ``mp4v`` for
-        .mp4/.m4v/.mov, ``MJPG`` for .avi/.mkv).
+        Output clip, a suffix of ``VIDEO_CODECS``. The codec follows the source's where
+        OpenCV can write it into this container (an XVID .avi stays XVID, MPEG-4 stays
+        ``mp4v``), otherwise the container's defaults in order: H.264 (``avc1``) where
+        OpenCV has an encoder for it, else ``mp4v`` for .mp4/.m4v/.mov; ``XVID``, else
+        ``MJPG`` for .avi/.mkv (see :func:`dehaze.io.choose_codecs`).
     method : Method, optional
         The method (default ``DarkChannelPrior()``); see :func:`dehaze_frames`.
     light_weight, light_every, light_downscale
@@ -335,11 +322,14 @@ def dehaze_video(
     progress : callable, optional
         Called after each frame with the number of frames done and the number the
         source reports (0 when it reports none; the count is a container estimate).
+    max_pixels : int, optional
+        Largest frame width × height accepted (default
+        :data:`dehaze.io.DEFAULT_MAX_PIXELS`), checked before the first frame is decoded.
 
     Returns
     -------
     VideoSummary
-        Paths, frame count, fps, size and time taken.
+        Paths, frame count, fps, size, codecs and time taken.
 
     Raises
     ------
@@ -349,7 +339,10 @@ def dehaze_video(
         If ``output`` (or ``light_log``) exists and ``overwrite`` is False.
     ValueError
         If ``output`` is the source, its suffix is not in ``VIDEO_CODECS``, the source
-        cannot be decoded or reports no frame rate, or OpenCV cannot open the writer.
+        cannot be decoded or reports no frame rate, fewer frames can be decoded than the
+        source declares (a truncated clip or a corrupt frame: nothing is written; the
+        message gives both counts), the frames are larger than ``max_pixels``, or OpenCV
+        cannot open the writer.
     """
     src = Path(source)
     dst = Path(output)
@@ -359,8 +352,7 @@ def dehaze_video(
     )
     if not src.is_file():
         raise FileNotFoundError(f"no such video file: {src}")
-    suffix = dst.suffix.lower()
-    if suffix not in VIDEO_CODECS:
+    if dst.suffix.lower() not in VIDEO_CODECS:
         accepted = ", ".join(VIDEO_CODECS)
         raise ValueError(f"output must end with one of {accepted}, got {dst.name!r}")
     for target in (dst, log_path):
@@ -372,42 +364,56 @@ def dehaze_video(
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
 
     start = time.perf_counter()
-    capture = cv2.VideoCapture(str(src))
-    writer: Any = None
-    tmp_video: str | None = None
-    tmp_log: str | None = None
-    log_file = None
-    try:
-        ok, first = capture.read() if capture.isOpened() else (False, None)
-        if not ok or first is None:
-            raise ValueError(f"cannot decode {src} as a video (corrupt, empty or unsupported)")
-        fps = float(capture.get(cv2.CAP_PROP_FPS))
-        if not math.isfinite(fps) or fps <= 0.0:
-            raise ValueError(f"{src} does not report a frame rate; cannot keep it")
-        total = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
-        height, width = first.shape[:2]
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp_video = _temp_beside(dst, suffix)
-        writer = cv2.VideoWriter(
-            tmp_video, cv2.VideoWriter.fourcc(*VIDEO_CODECS[suffix]), fps, (width, height)
-        )
-        if not writer.isOpened():
-            raise ValueError(f"OpenCV cannot write {VIDEO_CODECS[suffix]} video to {dst.name}")
-        log_writer = None
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp_log = _temp_beside(log_path, log_path.suffix)
-            log_file = open(tmp_log, "w", newline="", encoding="utf-8")  # noqa: SIM115
-            log_writer = csv.writer(log_file)
+    with VideoReader(src, max_pixels=max_pixels) as reader:
+        info = reader.info
+        codecs = choose_codecs(info.codec, dst)
+        size = (info.width, info.height)
+        with VideoWriter(dst, info.fps, size, codecs, overwrite=overwrite) as writer:
+            log = None if log_path is None else AtomicFile(log_path, overwrite=overwrite)
+            try:
+                count = _stream(reader, writer, log, method, weight, every, downscale, progress)
+                reader.check_complete()  # a shortfall is an error: nothing is committed
+                writer.commit()
+                if log is not None:
+                    log.commit()
+            finally:
+                if log is not None:
+                    log.discard()
+    return VideoSummary(
+        source=src,
+        output=dst,
+        frames=count,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+        seconds=time.perf_counter() - start,
+        codec=writer.codec,
+        source_codec=info.codec,
+    )
+
+
+def _stream(
+    reader: VideoReader,
+    writer: VideoWriter,
+    log: AtomicFile | None,
+    method: Method[Any],
+    weight: float,
+    every: int,
+    downscale: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    """Dehaze the reader's frames into the writer (and the light log); return the count."""
+    total = reader.info.declared_frames
+    count = 0
+    with open(os.devnull if log is None else log.name, "w", newline="", encoding="utf-8") as fh:
+        log_writer = csv.writer(fh) if log is not None else None
+        if log_writer is not None:
             log_writer.writerow(
                 ["frame", "estimate_0", "estimate_1", "estimate_2", "light_0", "light_1", "light_2"]
             )
-        count = 0
-        frames = _frames(
-            _read_frames(capture, first), method, weight, every, downscale, frozenset()
-        )
+        frames = _frames(reader.frames(), method, weight, every, downscale, frozenset())
         for item in frames:
-            writer.write(cv2.cvtColor(item.result.image, cv2.COLOR_RGB2BGR))
+            writer.write(item.result.image)
             if log_writer is not None:
                 light = item.result.atmospheric_light
                 assert light is not None
@@ -417,30 +423,4 @@ def dehaze_video(
             count += 1
             if progress is not None:
                 progress(count, total)
-        writer.release()
-        writer = None
-        _commit(tmp_video, dst, overwrite)
-        tmp_video = None
-        if log_file is not None and tmp_log is not None and log_path is not None:
-            log_file.close()
-            log_file = None
-            _commit(tmp_log, log_path, overwrite)
-            tmp_log = None
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-        if log_file is not None:
-            log_file.close()
-        for leftover in (tmp_video, tmp_log):
-            if leftover is not None and os.path.exists(leftover):
-                os.unlink(leftover)
-    return VideoSummary(
-        source=src,
-        output=dst,
-        frames=count,
-        fps=fps,
-        width=width,
-        height=height,
-        seconds=time.perf_counter() - start,
-    )
+    return count

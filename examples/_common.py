@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dehaze._data import data_root
-from dehaze.io import imread
+from dehaze.io import AtomicFile, imread, split_alpha
 
 
 def parser(description: str, default_images: tuple[str, ...]) -> argparse.ArgumentParser:
@@ -61,7 +59,10 @@ def _shrink(image: NDArray[Any], max_size: int) -> NDArray[Any]:
     return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
 
 
-def _as_rgb8(image: NDArray[Any]) -> NDArray[np.uint8]:
+def _as_rgb8(image: NDArray[Any], name: str = "image") -> NDArray[np.uint8]:
+    image, alpha = split_alpha(image)
+    if alpha is not None:  # the figures show colour only: say so rather than drop it quietly
+        print(f"{name}: its alpha channel is not shown in the figures")
     if image.dtype == np.uint16:
         image = np.rint(image / 257.0).astype(np.uint8)
     if image.ndim == 2:
@@ -88,28 +89,20 @@ def load_images(
         print(f"no photos in {real_folder()} (set DEHAZE_DATA); using the synthetic sample")
         hazy, _, _ = synthetic_hazy()
         return [("synthetic", _shrink(hazy, args.max_size))]
-    return [(p.stem, _shrink(_as_rgb8(imread(p)), args.max_size)) for p in paths]
+    return [(p.stem, _shrink(_as_rgb8(imread(p), p.name), args.max_size)) for p in paths]
 
 
 def save(figure: Any, outdir: Path, name: str) -> Path:
-    """Save a matplotlib figure as OUTDIR/name atomically (temporary file, then rename).
+    """Save a matplotlib figure as OUTDIR/name atomically (dehaze.io's writer).
 
     Figures are regenerated outputs, so an older figure of the same name is replaced, but a
     reader never sees a half-written file.
     """
     import matplotlib.pyplot as plt
 
-    outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / name
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part.png", dir=outdir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            figure.savefig(fh, format="png", dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with AtomicFile(path, overwrite=True, suffix=".png") as tmp, open(tmp.name, "wb") as fh:
+        figure.savefig(fh, format="png", dpi=100)
     plt.close(figure)
     print(f"wrote {path}")
     return path

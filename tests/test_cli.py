@@ -71,8 +71,10 @@ def test_batch_with_a_corrupt_file(batch: Path, tmp_path: Path) -> None:
     proc = run(batch, "-o", out, "--save-transmission", "--save-depth")
     assert proc.returncode == 1, proc.stderr
     assert "broken.png" in proc.stderr and "cannot decode" in proc.stderr
-    assert "b.jpg exists" in proc.stderr and "--overwrite" in proc.stderr
-    assert "2 done, 2 failed" in proc.stderr and "megapixels/s" in proc.stderr
+    assert "skipped" in proc.stderr and "b.jpg exists" in proc.stderr
+    assert "--overwrite" in proc.stderr
+    assert "2 done, 1 skipped, 1 failed" in proc.stderr and "megapixels/s" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert inputs_digests(batch) == before
     assert digest(out / "b.jpg") == kept
     for name, shape in [("a", (40, 56)), ("sub/c", (30, 30))]:
@@ -91,7 +93,8 @@ def test_overwrite_replaces_outputs_never_inputs(
     out = tmp_path / "out"
     imwrite(out / "a.png", np.zeros((5, 5, 3), np.uint8))
     proc = run(batch, "-o", out, "-q")
-    assert proc.returncode == 1  # a.png exists
+    assert proc.returncode == 0, proc.stderr  # a.png exists: skipped, not failed
+    assert "2 done, 1 skipped, 0 failed" in proc.stderr
     assert imread(out / "a.png").shape == (5, 5, 3)
     assert imread(out / "b.jpg").shape == (40, 56, 3)
     proc = run(batch, "-o", out, "-q", "--overwrite")
@@ -217,9 +220,12 @@ def test_video(tmp_path: Path) -> None:
     estimate = np.array([[float(r[f"estimate_{c}"]) for c in range(3)] for r in rows])
     assert np.abs(np.diff(estimate, axis=0)).max() > 0.1  # the per-frame estimate flickers
     assert np.abs(np.diff(light, axis=0)).max() <= 0.1 * np.abs(np.diff(estimate, axis=0)).max()
-    # a second run refuses, --overwrite replaces (in-process: the same code path)
+    assert f"videos: {count} frames at" in proc.stderr and "without audio" in proc.stderr
+    # a second run skips, --overwrite replaces (in-process: the same code path)
     clip, out = str(tmp_path / "clip.avi"), str(tmp_path / "out")
-    assert cli.main([clip, "-o", out, "-q"]) == 1
+    before = digest(tmp_path / "out" / "clip.avi")
+    assert cli.main([clip, "-o", out, "-q"]) == 0
+    assert digest(tmp_path / "out" / "clip.avi") == before
     assert cli.main([clip, "-o", out, "-q", "--overwrite"]) == 0
     with pytest.raises(SystemExit) as exc:
         cli.main([clip, "-o", str(tmp_path / "o2"), "--method", "robust", "--guide", "color"])
@@ -245,7 +251,14 @@ def test_demo(tmp_path: Path) -> None:
     names = ["demo_hazy.png", "demo_dehazed.png", "demo_transmission.png", "demo_depth.png"]
     for name in names:
         assert imread(out / name).shape[:2] == (512, 512)
-    assert cli.main(["demo", "-o", str(out)]) == 1  # refuses to replace
+    # the demo can be run again: it replaces its own four files, and only those
+    (out / "mine.png").write_bytes(b"a file of the user")
+    stale = out / "demo_hazy.png"
+    os.utime(stale, (0, 0))
+    assert cli.main(["demo", "-o", str(out)]) == 0
+    assert stale.stat().st_mtime > 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "mine.png"])
+    assert (out / "mine.png").read_bytes() == b"a file of the user"
     assert cli.main(["demo", "-o", str(out), "--overwrite"]) == 0
 
 
@@ -373,3 +386,269 @@ def test_robust_method_and_its_usage_errors(tmp_path):
     np.testing.assert_array_equal(imread(tmp_path / "o3" / "a.png"), expected)
     assert cli.main([str(src), "-o", str(tmp_path / "o4"), "-q", "--method", "dcp"]) == 0
     np.testing.assert_array_equal(imread(tmp_path / "o4" / "a.png"), dehaze.dehaze(image).image)
+
+
+# --- hardening: loops, paths outside -o, leftovers, resume, alpha, limits, tracebacks ------
+
+
+def test_glob_over_symlink_loops_finishes(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    imwrite(src / "a" / "x.png", hazy(6))
+    (src / "a" / "loop").symlink_to(src, target_is_directory=True)  # in/a/loop -> in
+    (src / "a" / "self").symlink_to(src / "a", target_is_directory=True)
+    collected = cli._collect([str(src / "**" / "*.png")], tmp_path / "out")
+    assert [job.source for job in collected.jobs] == [src / "a" / "x.png"]
+    folder = cli._collect([str(src)], tmp_path / "out2")
+    assert [job.source for job in folder.jobs] == [src / "a" / "x.png"]
+    proc = run(str(src / "**" / "*.png"), "-o", tmp_path / "out", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "a" / "x.png").is_file()
+
+
+def test_glob_never_writes_outside_the_output_folder(tmp_path: Path) -> None:
+    imwrite(tmp_path / "in" / "sub" / "x.png", hazy(7))
+    imwrite(tmp_path / "victim.png", hazy(8))
+    before = digest(tmp_path / "victim.png")
+    out = tmp_path / "in" / "out"
+    proc = run(str(tmp_path / "in" / "*" / ".." / ".." / "*.png"), "-o", out, "-q")
+    assert proc.returncode == 1
+    assert "'..' after a wildcard" in proc.stderr
+    assert digest(tmp_path / "victim.png") == before
+    assert not out.exists()
+    # '..' before the wildcard is fine: the pattern starts from that folder
+    proc = run(str(tmp_path / "in" / "sub" / ".." / "sub" / "*.png"), "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["x.png"]
+
+
+def test_stale_part_files_are_removed_in_the_folders_written(tmp_path: Path) -> None:
+    imwrite(tmp_path / "in" / "sub" / "x.png", hazy(9))
+    out = tmp_path / "out"
+    leftovers = [out / ".x.png.k3j4h5g6.part", out / "sub" / ".clip.mp4.abcdefgh.part.mp4"]
+    elsewhere = tmp_path / "other" / ".y.png.abcdefgh.part"  # not an output folder: kept
+    for path in [*leftovers, elsewhere]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+        os.utime(path, (time.time() - 600, time.time() - 600))
+    proc = run(tmp_path / "in", "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "removed 1 temporary file" in proc.stderr
+    assert not leftovers[1].exists()  # out/sub is written to
+    assert leftovers[0].exists()  # out/ itself receives nothing from this run
+    assert elsewhere.exists()
+    proc = run(tmp_path / "in" / "sub" / "x.png", "-o", out, "-q")
+    assert proc.returncode == 0 and not leftovers[0].exists()
+
+
+def test_skip_existing_resumes_a_batch(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    for k in range(3):
+        imwrite(src / f"{k}.png", hazy(k))
+    out = tmp_path / "out"
+    assert run(src, "-o", out, "-q").returncode == 0
+    kept = digest(out / "1.png")
+    (out / "0.png").unlink()  # as if interrupted before 0.png was written
+    proc = run(src, "-o", out, "-q", "--skip-existing", "--save-depth")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 done, 0 skipped, 0 failed" in proc.stderr  # depth maps were missing for all
+    assert digest(out / "1.png") == kept  # existing outputs untouched
+    assert all((out / f"{k}_depth.png").is_file() for k in range(3))
+    assert (out / "0.png").is_file()
+    proc = run(src, "-o", out, "-q", "--skip-existing", "--save-depth")
+    assert "0 done, 3 skipped, 0 failed" in proc.stderr and proc.returncode == 0
+    assert len(proc.stderr.splitlines()) == 1  # quiet: the summary, no line per file
+    proc = run(src, "-o", out, "-q", "--save-depth")  # without the flag: one line per file
+    assert proc.stderr.count(": skipped, ") == 3 and proc.returncode == 0
+    proc = run(src, "-o", out, "--skip-existing", "--overwrite")
+    assert proc.returncode == 2 and "not allowed with" in proc.stderr
+
+
+def test_alpha_is_carried_through_or_refused(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    rgb = hazy(10)
+    alpha = np.tile(np.linspace(0, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
+    imwrite(src / "rgba.png", np.dstack([rgb, alpha]))
+    imwrite(src / "la.png", np.dstack([rgb[..., 1], alpha]))
+    out = tmp_path / "out"
+    proc = run(src, "-o", out, "-q", "--method", "dcp")
+    assert proc.returncode == 0, proc.stderr
+    written = imread(out / "rgba.png")
+    assert written.shape == (*rgb.shape[:2], 4)
+    np.testing.assert_array_equal(written[..., 3], alpha)  # unchanged
+    np.testing.assert_array_equal(written[..., :3], dehaze.dehaze(rgb).image)  # RGB dehazed
+    gray = imread(out / "la.png")  # gray+alpha is stored as RGBA (gray in each colour)
+    np.testing.assert_array_equal(gray[..., 3], alpha)
+    np.testing.assert_array_equal(gray[..., 0], dehaze.dehaze(rgb[..., 1]).image)
+    bmp = tmp_path / "bmp"
+    bmp.mkdir()
+    cv2.imwrite(str(bmp / "a.bmp"), np.dstack([rgb, alpha]))  # a 32-bit BMP with alpha
+    assert imread(bmp / "a.bmp").shape[2] == 4
+    proc = run(bmp / "a.bmp", "-o", tmp_path / "out2", "-q")
+    assert proc.returncode == 1 and "alpha channel" in proc.stderr and ".bmp" in proc.stderr
+    assert not (tmp_path / "out2" / "a.bmp").exists()
+
+
+def test_max_pixels_flag(tmp_path: Path) -> None:
+    imwrite(tmp_path / "in" / "x.png", hazy(11))  # 40 × 56 = 2240 pixels
+    proc = run(tmp_path / "in", "-o", tmp_path / "out", "-q", "--max-pixels", "2000")
+    assert proc.returncode == 1 and "more than the limit" in proc.stderr
+    assert "--max-pixels" in proc.stderr
+    proc = run(tmp_path / "in", "-o", tmp_path / "out", "-q", "--max-pixels", "2240")
+    assert proc.returncode == 0, proc.stderr
+    proc = run(tmp_path / "in", "-o", tmp_path / "o2", "--max-pixels", "0")
+    assert proc.returncode == 2 and "--max-pixels" in proc.stderr
+
+
+def test_no_traceback_for_memory_errors_or_bad_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imwrite(tmp_path / "in" / "x.png", hazy(12))
+
+    def exhausted(args: object) -> object:
+        def method(image: object) -> object:
+            raise MemoryError
+
+        return method
+
+    monkeypatch.setattr(cli, "_build_method", exhausted)
+    assert cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--method", "dcp"]) == 1
+    err = capsys.readouterr().err
+    assert "not enough memory" in err and "Traceback" not in err
+
+    def damaged(args: object) -> object:
+        raise AttributeError("'NoneType' object has no attribute 'shape'")
+
+    monkeypatch.setattr(cli, "_build_method", damaged)
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--method", "dcp"])
+    assert exc.value.code == 2
+    assert "AttributeError" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    # a real damaged weights file, through a real process: a message and status 2
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    proc = run(tmp_path / "in", "-o", tmp_path / "o3", "--method", "aodnet", "--weights", bad)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "aodnet" in proc.stderr
+
+    import dehaze.benchmark as benchmark
+
+    def broken(argv: object) -> int:
+        raise KeyError("weights")
+
+    monkeypatch.setattr(benchmark, "main", broken)
+    assert cli.main(["bench"]) == 1
+    assert "dehaze bench: error: KeyError" in capsys.readouterr().err
+
+
+def test_no_progress_bar_when_not_a_terminal(tmp_path: Path) -> None:
+    for k in range(3):
+        imwrite(tmp_path / "in" / f"{k}.png", hazy(k))
+    proc = run(tmp_path / "in", "-o", tmp_path / "out")  # no -q; stderr is a pipe
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "file/s" not in proc.stderr and "it/s" not in proc.stderr
+
+
+def test_exif_orientation_through_the_command_line(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rgb = hazy(13)  # 40 × 56
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways; a viewer rotates it upright (56 × 40)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "in" / "p.jpg", exif=exif, quality=95)
+    assert run(tmp_path / "in", "-o", tmp_path / "out", "-q").returncode == 0
+    with Image.open(tmp_path / "out" / "p.jpg") as im:
+        assert im.size == (40, 56)  # width × height: upright
+        assert im.getexif().get(0x0112, 1) == 1
+
+
+def test_demo_folder_is_ignored_by_git() -> None:
+    proc = subprocess.run(
+        ["git", "check-ignore", "-q", "dehaze-demo/demo_hazy.png"], cwd=ROOT, check=False
+    )
+    assert proc.returncode == 0
+
+
+def _png_bomb(path: Path, side: int) -> None:
+    """A real side × side gray PNG of zeros: about 1 MB on disk, side² bytes decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    compressor = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte + a row of zeros
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limit via setrlimit")
+def test_decompression_bomb_under_a_memory_limit(tmp_path: Path) -> None:
+    import resource
+
+    bomb = tmp_path / "in" / "bomb.png"
+    bomb.parent.mkdir()
+    _png_bomb(bomb, 20000)  # 400 megapixels
+    assert bomb.stat().st_size < 2_000_000
+    limit = 1_500_000_000  # bytes of address space: the command itself needs far less
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "dehaze", str(bomb), "-o", str(tmp_path / "out"), "-q"]
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, preexec_fn=limited
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "400.0 megapixels per image, more than the limit" in proc.stderr
+    # with the limit raised the decoder runs out of memory: reported, never a traceback
+    proc = subprocess.run(
+        [*command, "--max-pixels", "500000000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limited,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "not enough memory" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "bomb.png").exists()
+
+
+def test_sigterm_during_a_video_leaves_no_temporary_file(tmp_path: Path) -> None:
+    height, width = 240, 320
+    source = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (width, height))
+    for k in range(400):
+        frame = np.full((height, width, 3), (215, 210, 205), np.uint8)
+        frame[100:200, k % 200 : k % 200 + 80] = (90, 70, 50)
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dehaze", str(source), "-o", str(out), "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.is_dir() and any(".part" in p.name for p in out.iterdir()):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be terminated"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []  # neither the clip nor its temporary file

@@ -122,16 +122,16 @@ def test_imread_errors(tmp_path: Path):
         imread(empty)
 
 
-def test_imread_drops_alpha(tmp_path: Path):
+def test_imread_keeps_alpha_in_rgba_order(tmp_path: Path):
     bgra = np.zeros((3, 3, 4), np.uint8)
     bgra[..., 0] = 10  # blue
     bgra[..., 2] = 200  # red
-    bgra[..., 3] = 255
+    bgra[..., 3] = 77
     path = tmp_path / "rgba.png"
     cv2.imwrite(str(path), bgra)
-    rgb = imread(path)
-    assert rgb.shape == (3, 3, 3)
-    np.testing.assert_array_equal(rgb[0, 0], [200, 0, 10])
+    rgba = imread(path)
+    assert rgba.shape == (3, 3, 4)
+    np.testing.assert_array_equal(rgba[0, 0], [200, 0, 10, 77])
 
 
 def test_imwrite_gives_the_file_the_umask_mode(tmp_path: Path):

@@ -317,3 +317,101 @@ def test_corrupt_video_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot decode"):
         dehaze_video(source, out_dir / "broken.mp4", METHOD)
     assert list(out_dir.iterdir()) == []
+
+
+def test_truncated_video_is_an_error_with_the_counts(tmp_path: Path) -> None:
+    source = tmp_path / "clip.avi"
+    write_clip(source, [hazy_frame(k) for k in range(40)], 10.0, "MJPG")
+    data = source.read_bytes()
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(data[: len(data) // 2])
+    out_dir = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"decoded only \d+ of the 40 frames"):
+        dehaze_video(truncated, out_dir / "truncated.avi", METHOD)
+    assert list(out_dir.iterdir()) == []  # nothing committed, no temporary left
+
+
+def test_corrupt_frame_in_the_middle_is_an_error(tmp_path: Path) -> None:
+    source = tmp_path / "clip.avi"
+    write_clip(source, [hazy_frame(k) for k in range(40)], 10.0, "MJPG")
+    data = bytearray(source.read_bytes())
+    # wipe a stretch in the middle of the movie data: frames there lose their JPEG markers
+    middle = len(data) // 2
+    data[middle : middle + 3000] = bytes(3000)
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(bytes(data))
+    count = read_clip(broken)[0]
+    assert count < 40  # OpenCV's decoder stops at the damaged frame
+    out = tmp_path / "out.avi"
+    with pytest.raises(ValueError, match=rf"decoded only {count} of the 40 frames"):
+        dehaze_video(broken, out, METHOD)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.avi", "clip.avi"]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "fourcc", "written"),
+    [(".avi", "XVID", "XVID"), (".avi", "MJPG", "MJPG"), (".mkv", "MJPG", "MJPG")],
+)
+def test_output_codec_follows_the_input(
+    tmp_path: Path, suffix: str, fourcc: str, written: str
+) -> None:
+    from dehaze.io import _avi_fourcc
+
+    source = tmp_path / f"clip{suffix}"
+    write_clip(source, [hazy_frame(k) for k in range(4)], 10.0, fourcc)
+    output = tmp_path / "out" / f"clip{suffix}"
+    summary = dehaze_video(source, output, METHOD)
+    assert summary.codec == written
+    if suffix == ".avi":
+        assert summary.source_codec == fourcc
+        assert _avi_fourcc(output) == written  # the tag stored in the file
+    assert read_clip(output)[0] == 4
+    assert summary.frames_per_second > 0
+
+
+def test_mp4_gets_h264_where_available_else_mp4v(tmp_path: Path) -> None:
+    from dehaze.io import VIDEO_CODECS, choose_codecs
+
+    source = tmp_path / "clip.mp4"
+    write_clip(source, [hazy_frame(k) for k in range(3)], 10.0, "mp4v")
+    assert VIDEO_CODECS[".mp4"] == ("avc1", "mp4v")
+    assert choose_codecs("", "x.mp4") == ["avc1", "mp4v"]
+    assert choose_codecs("FMP4", "x.mp4") == ["mp4v", "avc1"]  # MPEG-4 Part 2 stays
+    assert choose_codecs("h264", "x.mkv") == ["avc1", "XVID", "MJPG"]
+    assert choose_codecs("XVID", "x.avi") == ["XVID", "MJPG"]
+    with pytest.raises(ValueError, match="output must end with"):
+        choose_codecs("", "x.gif")
+    # an unknown source codec: avc1 if OpenCV has an H.264 encoder, mp4v otherwise
+    probe = cv2.VideoWriter(
+        str(tmp_path / "probe.mp4"), cv2.VideoWriter.fourcc(*"avc1"), 10.0, (64, 48)
+    )
+    has_h264 = probe.isOpened()
+    probe.release()
+    summary = dehaze_video(source, tmp_path / "out.mp4", METHOD)
+    assert summary.codec == "mp4v"  # follows the MPEG-4 Part 2 input
+    from dehaze.io import VideoWriter
+
+    with VideoWriter(tmp_path / "d.mp4", 10.0, (64, 48), choose_codecs("", "d.mp4")) as writer:
+        assert writer.codec == ("avc1" if has_h264 else "mp4v")
+    assert not (tmp_path / "d.mp4").exists()  # not committed: discarded
+
+
+def test_frames_above_the_pixel_limit_are_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "clip.avi"
+    write_clip(source, [hazy_frame(k) for k in range(2)], 10.0, "MJPG")  # 64 × 48 = 3072
+    out = tmp_path / "out"
+    read = cv2.VideoCapture.read
+
+    def no_decoding(self: cv2.VideoCapture) -> tuple[bool, np.ndarray]:
+        raise AssertionError("a frame was decoded")
+
+    monkeypatch.setattr(cv2.VideoCapture, "read", no_decoding)
+    with pytest.raises(ValueError, match=r"64×48 = 0\.0 megapixels per frame.*limit"):
+        dehaze_video(source, out / "clip.avi", METHOD, max_pixels=3071)
+    monkeypatch.setattr(cv2.VideoCapture, "read", read)
+    assert not out.exists()
+    assert dehaze_video(source, out / "clip.avi", METHOD, max_pixels=3072).frames == 2
+    with pytest.raises(ValueError, match="max_pixels must be a positive integer"):
+        dehaze_video(source, out / "x.avi", METHOD, max_pixels=0)
