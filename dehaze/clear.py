@@ -55,17 +55,21 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from dehaze._kernels import clear as _ck
+from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
+    as_pixels,
     check_eps,
     check_radius,
     check_real,
     check_unit,
+    working_dtype,
 )
 from dehaze.atmosphere import he_light
 from dehaze.depth import depth_plane
-from dehaze.guided import guided_filter_upsampled, to_gray
+from dehaze.guided import guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 from dehaze.transmission_map import boundary_transmission, dark_channel_plane, raw_transmission
@@ -133,15 +137,12 @@ def _luma(image: FloatArray) -> FloatArray:
 
 
 def _largest_channel(image: FloatArray) -> FloatArray:
-    return image if image.ndim == 2 else image.max(axis=2)
-
-
-def _upsample(plane: FloatArray, shape: tuple[int, int]) -> FloatArray:
-    """Bilinear resize to ``shape`` (the plane itself when it already has it)."""
-    if plane.shape[:2] == shape:
-        return plane
-    out = cast(FloatArray, cv2.resize(plane, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR))
-    return out.reshape(shape[0], shape[1], *plane.shape[2:])
+    if image.ndim == 2:
+        return image
+    out = image[:, :, 0].copy()  # channel by channel: NumPy reduces a short axis slowly
+    for c in range(1, image.shape[2]):
+        np.maximum(out, image[:, :, c], out=out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -320,25 +321,26 @@ class ClearHaze:
         """
         arr = np.asarray(image)
         wanted = check_outputs(outputs)
-        img = as_float_image(arr)
+        px, unit = as_pixels(arr)
         checked = check_scene(scene, ClearScene, "ClearHaze")
         if checked.factor < 1 or not checked.extent > 0 or not checked.noise_sigma >= 0:
             raise ValueError(
                 "scene must come from ClearHaze.estimate: factor >= 1, extent > 0 and "
                 f"noise_sigma >= 0, got {checked.factor}, {checked.extent}, {checked.noise_sigma}"
             )
-        light = checked.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
-        work = _block_mean(img, checked.factor)
-        return self._apply(arr, img, work, checked, light, wanted)
+        wdt = working_dtype(px.dtype)
+        light = checked.light_for(1 if px.ndim == 2 else px.shape[2], wdt)
+        work = _block_mean(as_float_image(px), checked.factor)
+        return self._apply(arr, px, unit, work, checked, light, wanted)
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Dehaze ``image``; same as ``apply(image, estimate(image), outputs=outputs)``."""
         wanted = check_outputs(outputs)
         arr = np.asarray(image)
-        img = as_float_image(arr)
-        scene, work = self._estimate(img)
-        light = scene.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
-        return self._apply(arr, img, work, scene, light, wanted)
+        px, unit = as_pixels(arr)
+        scene, work = self._estimate(as_float_image(px))
+        light = scene.light_for(1 if px.ndim == 2 else px.shape[2], work.dtype)
+        return self._apply(arr, px, unit, work, scene, light, wanted)
 
     def _estimate(self, img: FloatArray) -> tuple[ClearScene, FloatArray]:
         """Return the scene, and the working image computed on the way."""
@@ -356,44 +358,63 @@ class ClearHaze:
     def _apply(
         self,
         arr: NDArray[Any],
-        img: FloatArray,
+        px: NDArray[Any],
+        unit: float,
         work: FloatArray,
         scene: ClearScene,
         light: FloatArray,
         wanted: Collection[str],
     ) -> DehazeResult:
-        dtype = img.dtype
+        dtype = work.dtype
         radii = self._radii(scene.extent)
         physical, weight, detail_weight, base = self._working_maps(work, scene, light, radii)
         work_luma = _luma(work)
-        full_luma = _luma(img)
-        one = dtype.type(1.0)
-        t = np.clip(
-            guided_filter_upsampled(work_luma, physical, radii.guided, self.eps, full_luma),
-            dtype.type(0.0),
-            one,
+        coefficients_t = guided_coefficients(work_luma, physical, radii.guided, self.eps)
+        coefficients_w = guided_coefficients(work_luma, weight, radii.guided, self.weight_eps)
+        base3 = base if base.ndim == 3 else base[:, :, np.newaxis]
+        planes = np.ascontiguousarray(
+            np.concatenate(
+                [
+                    coefficients_t,
+                    coefficients_w,
+                    detail_weight[np.newaxis],
+                    base3.transpose(2, 0, 1),
+                ]
+            ),
+            dtype=dtype,
         )
-        w = np.clip(
-            guided_filter_upsampled(work_luma, weight, radii.guided, self.weight_eps, full_luma),
-            dtype.type(0.0),
-            one,
+        height, width = px.shape[:2]
+        rows = _axis_weights(height, work.shape[0], dtype)
+        cols = _axis_weights(width, work.shape[1], dtype)
+        channels = 1 if px.ndim == 2 else px.shape[2]
+        flat = px.reshape(height, width * channels)  # C-contiguous pixels: a view
+        luma = to_gray(px, unit) if px.ndim == 3 else as_float_image(px)
+        out = np.empty((height, width * channels), dtype=arr.dtype)
+        out_scale = float(np.iinfo(arr.dtype).max) if arr.dtype.kind == "u" else 0.0
+        t_rec = np.empty((height, width) if "transmission" in wanted else (0, 0), dtype=dtype)
+        t = np.empty((height, width) if "depth" in wanted else (0, 0), dtype=dtype)
+        light_c = np.ascontiguousarray(light, dtype=dtype)
+        run_bands(
+            lambda i0, i1: _ck.recover_detail(
+                flat,
+                unit,
+                luma,
+                planes,
+                *rows,
+                *cols,
+                light_c,
+                self.t0,
+                out_scale,
+                out,
+                t_rec,
+                t,
+                i0,
+                i1,
+            ),
+            height,
         )
-        t_safe = np.maximum(t, dtype.type(self.t0))
-        t_rec = t_safe / (t_safe + w * (one - t_safe))
-        shape = img.shape[:2]
-        detail_weight = _upsample(detail_weight, shape)
-        base = _upsample(base, shape)
-        # J = A + (I − A)/t_rec, with the detail layer's gain brought from 1/t_rec down to
-        # 1 + w_d (1/t_rec − 1): subtract (1 − w_d)(1/t_rec − 1) · (I − base)
-        gain = one / t_rec
-        excess = (one - detail_weight) * (gain - one)
-        if img.ndim == 3:
-            gain, excess = gain[:, :, np.newaxis], excess[:, :, np.newaxis]
-        a = light if img.ndim == 3 else light[0]
-        radiance = (img - a) * gain + a - excess * (img - base)
-        np.clip(radiance, 0.0, 1.0, out=radiance)
         return DehazeResult(
-            image=_to_dtype(radiance, arr.dtype),
+            image=out.reshape(arr.shape),
             transmission=t_rec if "transmission" in wanted else None,
             atmospheric_light=light,
             dark_channel=None,
@@ -432,9 +453,16 @@ class ClearHaze:
         )
 
 
-def _to_dtype(image: FloatArray, dtype: np.dtype[Any]) -> NDArray[Any]:
-    """Convert a [0, 1] float image to ``dtype`` (integers rounded to the nearest level)."""
-    if dtype.kind == "u":
-        out: NDArray[Any] = np.rint(image * float(np.iinfo(dtype).max)).astype(dtype)
-        return out
-    return image.astype(dtype, copy=False)
+def _axis_weights(
+    n_out: int, n_in: int, dtype: np.dtype[Any]
+) -> tuple[NDArray[np.uintp], NDArray[np.uintp], FloatArray]:
+    """Bilinear sampling positions of ``n_out`` outputs over ``n_in`` inputs.
+
+    Half-pixel centres, clamped at the borders (OpenCV's INTER_LINEAR): output x reads
+    inputs ``lo``, ``hi`` with weight ``frac`` on ``hi``.
+    """
+    x = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    x = np.clip(x, 0.0, n_in - 1)
+    lo = np.floor(x).astype(np.uintp)  # unsigned: the kernel needs no negative-index checks
+    hi = np.minimum(lo + 1, n_in - 1).astype(np.uintp)
+    return lo, hi, (x - lo).astype(dtype)

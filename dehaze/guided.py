@@ -21,7 +21,14 @@ from dehaze._validate import (
 )
 from dehaze.filters import box_mean_planes
 
-__all__ = ["GUIDES", "guided_filter", "guided_filter_upsampled", "guided_halo", "to_gray"]
+__all__ = [
+    "GUIDES",
+    "guided_coefficients",
+    "guided_filter",
+    "guided_filter_upsampled",
+    "guided_halo",
+    "to_gray",
+]
 
 #: Guides of the transmission refinement: the luma, or the RGB image (3×3 solve per pixel).
 GUIDES = ("gray", "color")
@@ -113,38 +120,48 @@ def guided_filter_plane(
     return out
 
 
+def guided_coefficients(
+    small_guide: FloatArray, small_src: FloatArray, radius: int, eps: float
+) -> FloatArray:
+    """Box-averaged guided-filter coefficients (mean a, mean b) of a gray-guided plane.
+
+    The 2×h×w stack whose planes, combined as mean(a) · guide + mean(b), give the guided
+    filter's output; computed on a small copy and upsampled, they are He & Sun's fast guided
+    filter (:func:`guided_filter_upsampled`). Validated float h×w inputs (``eps`` checked).
+    """
+    eps = check_eps(eps)
+    sh, sw = small_src.shape
+    dtype = small_src.dtype
+    r = min(radius, max(sh, sw))
+    gray = np.ascontiguousarray(small_guide, dtype=dtype)
+    src = np.ascontiguousarray(small_src, dtype=dtype)
+    ab = np.empty((2, sh, sw), dtype=dtype)
+    run_bands(lambda j0, j1: _gk.coefficients_gray(gray, src, r, eps, ab, j0, j1), sw)
+    return box_mean_planes(ab, r)
+
+
 def guided_filter_upsampled(
     small_guide: FloatArray, small_src: FloatArray, radius: int, eps: float, guide: FloatArray
 ) -> FloatArray:
     """Guided filter computed on a small copy and applied to the full-size gray ``guide``.
 
     He & Sun's fast guided filter with the caller's own small copy (for example an area
-    average by an integer factor): the coefficients a, b of ``small_src`` guided by
-    ``small_guide`` (both h×w, float) over ``radius`` are box-averaged, upsampled bilinearly
-    to the size of ``guide`` (H×W, same dtype) and combined as mean(a) · guide + mean(b).
-    Validated inputs (unchecked apart from ``eps``).
+    average by an integer factor): :func:`guided_coefficients` of ``small_src`` guided by
+    ``small_guide`` (both h×w, float) over ``radius``, upsampled bilinearly to the size of
+    ``guide`` (H×W, same dtype) and combined as mean(a) · guide + mean(b).
     """
-    eps = check_eps(eps)
+    mean_ab = guided_coefficients(small_guide, small_src, radius, eps)
     sh, sw = small_src.shape
     height, width = guide.shape
     dtype = guide.dtype
-    r = min(radius, max(sh, sw))
-    gray = np.ascontiguousarray(small_guide, dtype=dtype)
-    src = np.ascontiguousarray(small_src, dtype=dtype)
-    ab = np.empty((2, sh, sw), dtype=dtype)
-    run_bands(lambda j0, j1: _gk.coefficients_gray(gray, src, r, eps, ab, j0, j1), sw)
-    mean_ab = box_mean_planes(ab, r)
     out = np.empty((height, width), dtype=dtype)
-    if (sh, sw) == (height, width):
-        run_bands(
-            lambda i0, i1: _gk.combine_coefficients(mean_ab, guide[:, :, np.newaxis], out, i0, i1),
-            height,
-        )
-        return out
-    up = np.empty((2, height, width), dtype=dtype)
-    for q in range(2):
-        cv2.resize(mean_ab[q], (width, height), dst=up[q], interpolation=cv2.INTER_LINEAR)
     guide3 = np.ascontiguousarray(guide)[:, :, np.newaxis]
+    if (sh, sw) == (height, width):
+        up = mean_ab.astype(dtype, copy=False)
+    else:
+        up = np.empty((2, height, width), dtype=dtype)
+        for q in range(2):
+            cv2.resize(mean_ab[q], (width, height), dst=up[q], interpolation=cv2.INTER_LINEAR)
     run_bands(lambda i0, i1: _gk.combine_coefficients(up, guide3, out, i0, i1), height)
     return out
 

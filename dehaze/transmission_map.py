@@ -339,9 +339,13 @@ def boundary_transmission(image: FloatArray, light: FloatArray) -> FloatArray:
     dtype = image.dtype
     a = np.asarray(light, dtype=dtype)
     room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))
-    above = (image - a) / room if image.ndim == 3 else (image - a[0]) / room[0]
-    bound = above.max(axis=2) if above.ndim == 3 else above
-    clipped: FloatArray = np.clip(bound, dtype.type(0.0), dtype.type(1.0))
+    if image.ndim == 2:
+        bound = (image - a[0]) / room[0]
+    else:  # channel by channel: a reduction over a short last axis is slow in NumPy
+        bound = (image[:, :, 0] - a[0]) / room[0]
+        for c in range(1, image.shape[2]):
+            np.maximum(bound, (image[:, :, c] - a[c]) / room[c], out=bound)
+    clipped: FloatArray = np.clip(bound, dtype.type(0.0), dtype.type(1.0), out=bound)
     return clipped
 
 

@@ -1,0 +1,116 @@
+"""ClearHaze's full-resolution pass: upsample the working-scale maps and recover, fused."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dehaze._jit import jit
+from dehaze._kernels import Array
+
+#: Planes of the working-scale stack, in order: the transmission's guided-filter
+#: coefficients (mean a, mean b), the weight's (mean a, mean b), the detail weight, then the
+#: base layer's C channels.
+A_T, B_T, A_W, B_W, DETAIL = 0, 1, 2, 3, 4
+BASE = 5
+
+
+@jit
+def recover_detail(
+    image: np.ndarray,
+    unit: float,
+    luma: Array,
+    planes: Array,
+    row_lo: np.ndarray,
+    row_hi: np.ndarray,
+    row_frac: Array,
+    col_lo: np.ndarray,
+    col_hi: np.ndarray,
+    col_frac: Array,
+    light: Array,
+    t0: float,
+    out_scale: float,
+    out: np.ndarray,
+    t_rec_out: Array,
+    t_out: Array,
+    i0: int,
+    i1: int,
+) -> None:
+    """Rows [i0, i1) of J from the image (H × W·C, pixels · ``unit``) and the working maps.
+
+    ``planes`` is the P×h×w stack above; output pixel (i, j) samples it bilinearly at the
+    row/column positions ``*_lo``, ``*_hi`` (unsigned), ``*_frac`` (half-pixel centres,
+    clamped: OpenCV's INTER_LINEAR). With L = ``luma[i, j]``: t = clip(a_t L + b_t, 0, 1),
+    w = clip(a_w L + b_w, 0, 1), t_s = max(t, t0), g = 1 / t_rec = 1 + w (1 − t_s) / t_s,
+    e = (1 − w_d)(g − 1) and J_c = clip((I_c − A_c) g + A_c − e (I_c − base_c), 0, 1),
+    stored as rint(J · out_scale) for integer outputs (``out_scale > 0``) or as J.
+    ``t_rec_out`` and ``t_out`` (H×W, or 0×0 to skip) receive t_rec and t.
+
+    Each row is first upsampled plane by plane into full-width buffers, then recovered as
+    one flat run of W·C samples (gain, detail gain and base spread to the channels), so the
+    loops have no gathers or channel index and vectorise.
+    """
+    height, width = luma.shape
+    n = image.shape[1]
+    channels = n // width
+    n_planes, _, small_w = planes.shape
+    T = type(luma[0, 0])  # the working dtype: float32 math stays float32
+    zero, one, u, t_min, scale = T(0.0), T(1.0), T(unit), T(t0), T(out_scale)
+    want_rec = t_rec_out.shape[0] == height
+    want_t = t_out.shape[0] == height
+    small = np.empty((n_planes, small_w), dtype=luma.dtype)
+    wide = np.empty((n_planes, width), dtype=luma.dtype)
+    gain = np.empty(width, dtype=luma.dtype)
+    excess = np.empty(width, dtype=luma.dtype)
+    gain_flat = np.empty(n, dtype=luma.dtype)
+    excess_flat = np.empty(n, dtype=luma.dtype)
+    base_flat = np.empty(n, dtype=luma.dtype)
+    light_flat = np.empty(n, dtype=luma.dtype)
+    for j in range(width):
+        for c in range(channels):
+            light_flat[j * channels + c] = light[c]
+    for i in range(i0, i1):
+        fy = row_frac[i]
+        r0 = planes[:, row_lo[i], :]
+        r1 = planes[:, row_hi[i], :]
+        for p in range(n_planes):
+            for x in range(small_w):
+                small[p, x] = r0[p, x] + (r1[p, x] - r0[p, x]) * fy
+        for p in range(n_planes):
+            src = small[p]
+            dst = wide[p]
+            for j in range(width):
+                lo = src[col_lo[j]]
+                dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
+        lum = luma[i]
+        for j in range(width):
+            t = min(max(wide[A_T, j] * lum[j] + wide[B_T, j], zero), one)
+            w = min(max(wide[A_W, j] * lum[j] + wide[B_W, j], zero), one)
+            t_s = max(t, t_min)
+            g = one + w * (one - t_s) / t_s  # 1 / t_rec, one division per pixel
+            gain[j] = g
+            excess[j] = (one - wide[DETAIL, j]) * (g - one)
+            if want_t:
+                t_out[i, j] = t
+        if want_rec:
+            for j in range(width):
+                t_rec_out[i, j] = one / gain[j]
+        for j in range(width):
+            for c in range(channels):
+                k = j * channels + c
+                gain_flat[k] = gain[j]
+                excess_flat[k] = excess[j]
+                base_flat[k] = wide[BASE + c, j]
+        row = image[i]
+        out_row = out[i]
+        if out_scale > 0.0:
+            for k in range(n):
+                v = T(row[k]) * u
+                a = light_flat[k]
+                r = (v - a) * gain_flat[k] + a - excess_flat[k] * (v - base_flat[k])
+                out_row[k] = np.rint(min(max(r, zero), one) * scale)
+        else:
+            for k in range(n):
+                v = T(row[k]) * u
+                a = light_flat[k]
+                r = (v - a) * gain_flat[k] + a - excess_flat[k] * (v - base_flat[k])
+                out_row[k] = min(max(r, zero), one)
