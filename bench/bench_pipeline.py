@@ -22,14 +22,14 @@ from reference import dehaze_ref
 def test_pipeline(benchmark, image, size, impl):
     benchmark.group = f"pipeline {size}"
     if impl == "dehaze":
-        func = lambda: dehaze.dehaze(image)  # noqa: E731
+        func = lambda: dehaze.DarkChannelPrior()(image)  # noqa: E731
     elif impl == "dehaze-1-thread":
 
         def func():
             with dehaze.num_threads(1):
-                return dehaze.dehaze(image)
+                return dehaze.DarkChannelPrior()(image)
     elif impl == "dehaze-fast":
-        func = lambda: dehaze.dehaze(image, subsample=4)  # noqa: E731
+        func = lambda: dehaze.DarkChannelPrior(subsample=4)(image)  # noqa: E731
     elif impl == "reference":
         func = lambda: dehaze_ref(image)  # noqa: E731
     else:
@@ -40,4 +40,4 @@ def test_pipeline(benchmark, image, size, impl):
 @pytest.mark.parametrize("guide", ("gray", "color"))
 def test_pipeline_guides(benchmark, image, size, guide):
     benchmark.group = f"pipeline guide {size}"
-    run(benchmark, lambda: dehaze.dehaze(image, guide=guide))
+    run(benchmark, lambda: dehaze.DarkChannelPrior(guide=guide)(image))

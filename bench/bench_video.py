@@ -5,7 +5,7 @@ Run: ``.venv/bin/pytest bench/bench_video.py -p no:cacheprovider --benchmark-onl
 Each round dehazes a clip of ``FRAMES`` moving frames (a synthetic hazy scene shifted by a
 few pixels per frame). Variants, all timed in the same run:
 
-* ``per-frame dehaze``: the reference, ``dehaze.dehaze(frame)`` on every frame (A estimated
+* ``per-frame dehaze``: the reference, ``DarkChannelPrior()(frame)`` on every frame (A estimated
   independently per frame: flickers);
 * ``video``: :func:`dehaze.video.dehaze_frames` with the default EMA of A;
 * ``video light/2``: A estimated on a half-size copy;
@@ -53,7 +53,7 @@ def _consume(items: Iterator[object]) -> None:
 
 
 VARIANTS: dict[str, Callable[[list[np.ndarray]], None]] = {
-    "per-frame dehaze": lambda frames: [dehaze.dehaze(f) for f in frames] and None,
+    "per-frame dehaze": lambda frames: [dehaze.DarkChannelPrior()(f) for f in frames] and None,
     "video": lambda frames: _consume(dehaze_frames(frames)),
     "video light/2": lambda frames: _consume(dehaze_frames(frames, light_downscale=2)),
     "video fast": lambda frames: _consume(

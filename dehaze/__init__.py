@@ -7,7 +7,7 @@ RGB; uint8/uint16/float32/float64 inputs keep their dtype.
 
 >>> import numpy as np, dehaze
 >>> hazy = np.full((32, 32, 3), 200, dtype=np.uint8)
->>> dehaze.dehaze(hazy, guided_radius=8).image.dtype
+>>> dehaze.dehaze(hazy).image.dtype
 dtype('uint8')
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 from dehaze._parallel import get_num_threads, num_threads, set_num_threads
 from dehaze.atmosphere import atmospheric_light, quadtree_atmospheric_light
 from dehaze.cap import ColorAttenuationPrior, cap_depth
-from dehaze.clear import ClearHaze, ClearScene
-from dehaze.dcp import DarkChannelPrior, dehaze
+from dehaze.clear import ClearHaze, ClearScene, dehaze
+from dehaze.dcp import DarkChannelPrior
 from dehaze.depth import colorize_depth, depth_map
 from dehaze.filters import box_filter, min_filter
 from dehaze.guided import guided_filter

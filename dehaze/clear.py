@@ -74,7 +74,7 @@ from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 from dehaze.transmission_map import boundary_transmission, dark_channel_plane, raw_transmission
 
-__all__ = ["ClearHaze", "ClearScene"]
+__all__ = ["ClearHaze", "ClearScene", "dehaze"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -466,3 +466,74 @@ def _axis_weights(
     lo = np.floor(x).astype(np.uintp)  # unsigned: the kernel needs no negative-index checks
     hi = np.minimum(lo + 1, n_in - 1).astype(np.uintp)
     return lo, hi, (x - lo).astype(dtype)
+
+
+def dehaze(
+    image: ArrayLike,
+    *,
+    outputs: Collection[str] = ALL_OUTPUTS,
+    working_size: int = 400,
+    patch_radius: int = 20,
+    guided_radius: int = 80,
+    eps: float = 0.03,
+    omega: float = 0.95,
+    t0: float = 0.2,
+    top_fraction: float = 0.05,
+    signal_radius: int = 7,
+    snr_margin: float = 3.0,
+    reach_radius: int = 40,
+    sky_tolerance: float = 0.15,
+    weight_eps: float = 1e-3,
+    detail_sigma: float = 2.0,
+) -> DehazeResult:
+    """Remove haze from one image with the default method, :class:`ClearHaze`.
+
+    Clears dense haze, leaves sky and flat bright areas alone and gives the same result at
+    any resolution (see :class:`ClearHaze`). The classic methods stay available by name:
+    :class:`dehaze.DarkChannelPrior` (``DarkChannelPrior.paper()`` for He et al.'s
+    parameters), :class:`dehaze.RobustDCP`, :class:`dehaze.ColorAttenuationPrior`.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        RGB or gray image; uint8, uint16, float32 or float64 (float in [0, 1]); any
+        memory layout, read-only views included. The input is never modified.
+    outputs : collection of str, optional
+        Optional planes to compute, from ``{"transmission", "depth"}`` (default both).
+    working_size, patch_radius, guided_radius, eps, omega, t0, top_fraction
+        See :class:`ClearHaze`.
+    signal_radius, snr_margin, reach_radius, sky_tolerance, weight_eps, detail_sigma
+        See :class:`ClearHaze`.
+
+    Returns
+    -------
+    DehazeResult
+        ``image`` (same dtype and shape as the input), ``transmission``,
+        ``atmospheric_light`` and ``depth`` (sky far).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dehaze
+    >>> hazy = np.full((40, 60, 3), 180, dtype=np.uint8)
+    >>> hazy[10:30, 20:40] = (90, 120, 150)
+    >>> result = dehaze.dehaze(hazy)
+    >>> result.image.dtype, result.image.shape
+    (dtype('uint8'), (40, 60, 3))
+    """
+    method = ClearHaze(
+        working_size=working_size,
+        patch_radius=patch_radius,
+        guided_radius=guided_radius,
+        eps=eps,
+        omega=omega,
+        t0=t0,
+        top_fraction=top_fraction,
+        signal_radius=signal_radius,
+        snr_margin=snr_margin,
+        reach_radius=reach_radius,
+        sky_tolerance=sky_tolerance,
+        weight_eps=weight_eps,
+        detail_sigma=detail_sigma,
+    )
+    return method(image, outputs=outputs)

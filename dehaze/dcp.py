@@ -39,7 +39,7 @@ from dehaze.recovery import recover_pixels
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 from dehaze.transmission_map import clip_transmission, dark_channel_plane, raw_transmission
 
-__all__ = ["DarkChannelPrior", "check_dcp_parameters", "dehaze"]
+__all__ = ["DarkChannelPrior", "check_dcp_parameters"]
 
 
 def check_dcp_parameters(method: Any) -> None:

@@ -52,7 +52,7 @@ DEFAULT_WEIGHTS: dict[str, str] = {
 }
 
 #: The method the command line runs when ``--method`` is not given.
-DEFAULT_METHOD = "robust"
+DEFAULT_METHOD = "clear"
 
 
 @dataclass(frozen=True)

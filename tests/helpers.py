@@ -34,3 +34,10 @@ def layouts(a: np.ndarray) -> dict[str, np.ndarray]:
 def tolerance(dtype: type) -> float:
     """Absolute tolerance on [0, 1]-scaled results for a given input dtype."""
     return 1e-10 if np.dtype(dtype) == np.float64 else 2e-5
+
+
+def dcp_dehaze(image, **params):  # type: ignore[no-untyped-def]
+    """The dark-channel-prior pipeline (what dehaze.dehaze() ran before ClearHaze)."""
+    import dehaze
+
+    return dehaze.DarkChannelPrior(**params)(image)

@@ -135,3 +135,24 @@ def test_real_photo_is_cleared_and_its_half_size_preview_agrees(data_dir: Path):
     half = method(half_input).image
     full_small = cv2.resize(full, (half.shape[1], half.shape[0]), interpolation=cv2.INTER_AREA)
     assert psnr(full_small, half) >= 35.0
+
+
+def test_reference_defaults_equal_the_method_defaults():
+    import dataclasses
+    import inspect
+
+    signature = inspect.signature(clear_haze_ref)
+    defaults = dataclasses.asdict(ClearHaze())
+    assert {k: p.default for k, p in signature.parameters.items() if k != "image"} == defaults
+
+
+def test_depth_puts_the_sky_far(rng):
+    # a hazy scene whose top half is sky (close to A, flat) and bottom half near texture
+    h, w = 120, 160
+    image = np.empty((h, w, 3))
+    image[: h // 2] = 0.88 + rng.normal(0, 0.003, (h // 2, w, 3))
+    near = 0.2 + 0.5 * rng.random((h // 2 // 4, w // 4, 3))
+    image[h // 2 :] = np.kron(near, np.ones((4, 4, 1))) * 0.8 + 0.88 * 0.2
+    depth = ClearHaze(working_size=120)(np.clip(image, 0, 1)).depth
+    assert depth is not None
+    assert np.median(depth[: h // 3]) > 1.5 * np.median(depth[-h // 3 :])

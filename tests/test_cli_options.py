@@ -94,7 +94,7 @@ def test_guide_color(source, tmp_path):
 def test_colormap_of_the_saved_depth(source, tmp_path, colormap):
     out = tmp_path / colormap
     run_cli(source, out, "--save-depth", "--colormap", colormap)
-    depth = dehaze.RobustDCP()(imread(source)).depth
+    depth = dehaze.dehaze(imread(source)).depth  # the default method
     got = imread(out / "hazy_depth.png")
     np.testing.assert_array_equal(got, dehaze.colorize_depth(depth, colormap=colormap))
     run_cli(source, tmp_path / "turbo", "--save-depth")  # the default map differs

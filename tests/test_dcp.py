@@ -11,7 +11,7 @@ import pytest
 import dehaze
 from dehaze import DarkChannelPrior, Dehazer, DehazeResult
 
-from helpers import DTYPES, layouts, random_image
+from helpers import DTYPES, dcp_dehaze, layouts, random_image
 from reference import (
     assert_rounded_equal,
     atmospheric_light_ref,
@@ -166,7 +166,7 @@ def test_recover_without_clip_keeps_out_of_range_values():
 def test_pipeline_matches_plain_reference(rng, guide, subsample):
     hazy = hazy_scene(rng)
     kwargs = {"guided_radius": 12, "eps": 1e-3, "guide": guide, "subsample": subsample}
-    result = dehaze.dehaze(hazy, **kwargs)
+    result = dcp_dehaze(hazy, **kwargs)
     expected = dehaze_ref(hazy, **kwargs)
     for field in ("image", "transmission", "atmospheric_light", "dark_channel", "depth"):
         np.testing.assert_allclose(
@@ -174,10 +174,14 @@ def test_pipeline_matches_plain_reference(rng, guide, subsample):
         )
 
 
-def test_dehaze_signature_defaults_equal_the_method_defaults():
+def test_dehaze_is_the_default_method_with_its_defaults():
     signature = inspect.signature(dehaze.dehaze)
-    defaults = dataclasses.asdict(DarkChannelPrior())
-    assert {k: p.default for k, p in signature.parameters.items() if k != "image"} == defaults
+    defaults = dataclasses.asdict(dehaze.ClearHaze())
+    skip = ("image", "outputs")
+    assert {k: p.default for k, p in signature.parameters.items() if k not in skip} == defaults
+    hazy = np.full((40, 60, 3), 0.7)
+    hazy[10:30, 20:40] = (0.3, 0.4, 0.5)
+    np.testing.assert_array_equal(dehaze.dehaze(hazy).image, dehaze.ClearHaze()(hazy).image)
 
 
 def test_reference_defaults_equal_the_method_defaults():
@@ -214,7 +218,7 @@ def test_pipeline_keeps_dtype_and_shape(rng, dtype, gray):
     hazy = hazy_scene(rng, (33, 41), dtype)
     if gray:
         hazy = np.ascontiguousarray(hazy[..., 1])
-    result = dehaze.dehaze(hazy, guided_radius=8)
+    result = dcp_dehaze(hazy, guided_radius=8)
     assert isinstance(result, DehazeResult)
     assert result.image.dtype == hazy.dtype and result.image.shape == hazy.shape
     working = np.float64 if dtype == np.float64 else np.float32
@@ -242,7 +246,7 @@ def test_integer_pixels_read_directly_match_the_float_path(rng, dtype, guide):
         hazy = np.ascontiguousarray(hazy[..., 0])
     as_float = np.multiply(hazy, np.float32(1 / np.iinfo(dtype).max), dtype=np.float32)
     kwargs = {"guided_radius": 9, "guide": "gray" if guide == "plane" else guide}
-    got, want = dehaze.dehaze(hazy, **kwargs), dehaze.dehaze(as_float, **kwargs)
+    got, want = dcp_dehaze(hazy, **kwargs), dcp_dehaze(as_float, **kwargs)
     np.testing.assert_array_equal(got.dark_channel, want.dark_channel)
     np.testing.assert_array_equal(got.atmospheric_light, want.atmospheric_light)
     np.testing.assert_allclose(got.transmission, want.transmission, atol=2e-6, rtol=0)
@@ -254,10 +258,10 @@ def test_integer_pixels_read_directly_match_the_float_path(rng, dtype, guide):
 @pytest.mark.parametrize("layout", ("C", "F", "strided", "readonly"))
 def test_pipeline_layouts(rng, layout):
     hazy = hazy_scene(rng, (30, 44), np.uint8)
-    expected = dehaze.dehaze(hazy, guided_radius=6).image
+    expected = dcp_dehaze(hazy, guided_radius=6).image
     view = layouts(hazy)[layout]
     before = view.copy()
-    np.testing.assert_array_equal(dehaze.dehaze(view, guided_radius=6).image, expected)
+    np.testing.assert_array_equal(dcp_dehaze(view, guided_radius=6).image, expected)
     np.testing.assert_array_equal(view, before)
 
 
@@ -267,7 +271,7 @@ def test_dehazing_improves_a_synthetic_scene(rng):
     t_true = np.exp(-np.linspace(0.3, 1.5, h))[:, None] * np.ones((1, w))
     light = np.array([0.92, 0.92, 0.92])
     hazy = clear * t_true[..., None] + light * (1 - t_true[..., None])
-    result = dehaze.dehaze(hazy, guided_radius=20, atmospheric_light=tuple(light))
+    result = dcp_dehaze(hazy, guided_radius=20, atmospheric_light=tuple(light))
     err_hazy = np.abs(hazy - clear).mean()
     err_out = np.abs(result.image - clear).mean()
     assert err_out < 0.5 * err_hazy
@@ -275,9 +279,9 @@ def test_dehazing_improves_a_synthetic_scene(rng):
 
 def test_user_atmospheric_light_is_used(rng):
     hazy = hazy_scene(rng)
-    result = dehaze.dehaze(hazy, atmospheric_light=0.8, guided_radius=5)
+    result = dcp_dehaze(hazy, atmospheric_light=0.8, guided_radius=5)
     np.testing.assert_array_equal(result.atmospheric_light, [0.8, 0.8, 0.8])
-    per_channel = dehaze.dehaze(hazy, atmospheric_light=(0.7, 0.8, 0.9), guided_radius=5)
+    per_channel = dcp_dehaze(hazy, atmospheric_light=(0.7, 0.8, 0.9), guided_radius=5)
     np.testing.assert_allclose(per_channel.atmospheric_light, [0.7, 0.8, 0.9])
 
 
@@ -286,7 +290,7 @@ def test_method_object_is_reusable_and_a_dehazer(rng):
     assert isinstance(method, Dehazer)
     hazy = hazy_scene(rng)
     np.testing.assert_array_equal(
-        method(hazy).image, dehaze.dehaze(hazy, guided_radius=10, omega=0.9).image
+        method(hazy).image, dcp_dehaze(hazy, guided_radius=10, omega=0.9).image
     )
     assert hash(method) == hash(DarkChannelPrior(guided_radius=10, omega=0.9))
     with pytest.raises(AttributeError):
@@ -295,7 +299,7 @@ def test_method_object_is_reusable_and_a_dehazer(rng):
 
 def test_radius_larger_than_image_is_valid(rng):
     hazy = hazy_scene(rng, (6, 4))
-    result = dehaze.dehaze(hazy, patch_radius=50, guided_radius=1000)
+    result = dcp_dehaze(hazy, patch_radius=50, guided_radius=1000)
     assert np.all(np.isfinite(result.image))
     expected = dehaze_ref(hazy, patch_radius=50, guided_radius=1000)
     np.testing.assert_allclose(result.image, expected["image"], atol=1e-5)
@@ -323,7 +327,7 @@ def test_radius_larger_than_image_is_valid(rng):
 )
 def test_bad_parameters(kwargs, error, match):
     with pytest.raises(error, match=match):
-        dehaze.dehaze(np.full((8, 8, 3), 0.5), **kwargs)
+        dcp_dehaze(np.full((8, 8, 3), 0.5), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -344,7 +348,7 @@ def test_bad_parameters(kwargs, error, match):
 )
 def test_bad_images(image, error, match):
     with pytest.raises(error, match=match):
-        dehaze.dehaze(image)
+        dcp_dehaze(image)
 
 
 def test_recover_rejects_mismatched_transmission():

@@ -20,7 +20,7 @@ from dehaze import (
 from dehaze._kernels import restore as _rk
 from dehaze.io import imread
 
-from helpers import DTYPES, layouts, random_image
+from helpers import DTYPES, dcp_dehaze, layouts, random_image
 from reference import assert_rounded_equal
 
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -332,7 +332,7 @@ def test_amount_interpolates_transmission(rng, tolerance):
 def test_tolerance_none_matches_plain_dcp_with_same_light(rng):
     image = rng.random((40, 50, 3)) * 0.6 + 0.3
     method = RobustDCP(guided_radius=10, tolerance=None, guard_radius=0, amount=1.0)
-    plain = dehaze.dehaze(image, guided_radius=10)  # RobustDCP's base is DCP's defaults
+    plain = dcp_dehaze(image, guided_radius=10)  # RobustDCP's base is DCP's defaults
     np.testing.assert_allclose(method(image).image, plain.image, atol=1e-12)
 
 
@@ -342,7 +342,7 @@ def test_robust_subsample_is_dcps_fast_guided_filter(rng, subsample):
     # subsample > 1 both use the same fast guided filter
     image = rng.random((60, 70, 3)) * 0.6 + 0.3
     method = RobustDCP(guided_radius=9, tolerance=None, guard_radius=0, subsample=subsample)
-    plain = dehaze.dehaze(image, guided_radius=9, subsample=subsample)
+    plain = dcp_dehaze(image, guided_radius=9, subsample=subsample)
     np.testing.assert_allclose(method(image).transmission, plain.transmission, atol=1e-12)
     if subsample > 1:
         full = RobustDCP(guided_radius=9, tolerance=None, guard_radius=0)(image)

@@ -7,6 +7,7 @@ import pytest
 
 import dehaze
 
+from helpers import dcp_dehaze
 from reference import (
     box_mean_ref,
     dehaze_ref,
@@ -63,7 +64,7 @@ def test_guided_bands(rng, threads, radius):
 
 def test_pipeline_bands(rng, threads):
     hazy = rng.random((160, 300, 3)) * 0.5 + 0.4
-    result = dehaze.dehaze(hazy, guided_radius=30, subsample=2)
+    result = dcp_dehaze(hazy, guided_radius=30, subsample=2)
     expected = dehaze_ref(hazy, guided_radius=30, subsample=2)
     np.testing.assert_allclose(result.image, expected["image"], atol=1e-5)
     np.testing.assert_allclose(result.depth, expected["depth"], atol=1e-5)
@@ -74,7 +75,7 @@ def test_uint8_pipeline_is_identical_across_thread_counts(rng):
     outputs = []
     for n in (1, 2, 4):
         with dehaze.num_threads(n):
-            outputs.append(dehaze.dehaze(hazy, guided_radius=20).image)
+            outputs.append(dcp_dehaze(hazy, guided_radius=20).image)
     for out in outputs[1:]:
         # banded float64 sums may differ in the last bits between thread counts, far below
         # what reaches a uint8 output: on this image every pixel is the same
@@ -88,9 +89,9 @@ def test_concurrent_callers_get_their_own_results(rng):
 
     images = [rng.integers(0, 256, (180, 150 + 7 * k, 3), dtype=np.uint8) for k in range(6)]
     with dehaze.num_threads(2):
-        serial = [dehaze.dehaze(im, guided_radius=12).image for im in images]
+        serial = [dcp_dehaze(im, guided_radius=12).image for im in images]
         with ThreadPoolExecutor(max_workers=4) as users:
-            parallel = list(users.map(lambda im: dehaze.dehaze(im, guided_radius=12).image, images))
+            parallel = list(users.map(lambda im: dcp_dehaze(im, guided_radius=12).image, images))
     for want, got in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(got, want)
 
@@ -107,17 +108,17 @@ pin = sys.argv[1] == "pin"
 if pin:
     from dehaze._parallel import fixed_threads
 img = np.random.default_rng(0).random((256, 384, 3)).astype(np.float32)
-dehaze.dehaze(img, guided_radius=8)  # compile before the race
-expected = dehaze.dehaze(img, guided_radius=8).image
+dehaze.DarkChannelPrior(guided_radius=8)(img)  # compile before the race
+expected = dehaze.DarkChannelPrior(guided_radius=8)(img).image
 failures = []
 def work():
     try:
         for _ in range(30):
             if pin:
                 with fixed_threads():
-                    out = dehaze.dehaze(img, guided_radius=8).image
+                    out = dehaze.DarkChannelPrior(guided_radius=8)(img).image
             else:
-                out = dehaze.dehaze(img, guided_radius=8).image
+                out = dehaze.DarkChannelPrior(guided_radius=8)(img).image
             if not np.allclose(out, expected, atol=1e-5):
                 failures.append("result differs from the undisturbed one")
     except Exception:

@@ -79,8 +79,10 @@ def _build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="SPEC",
-        help="methods as name or name:key=value,... (default: identity dcp, plus aodnet "
-        "and dehazenet when their weights exist); names: " + ", ".join(sorted(METHODS)),
+        help="methods as name or name:key=value,... (default: "
+        + " ".join(m for m in DEFAULT_METHODS if m not in DEFAULT_WEIGHTS)
+        + ", plus aodnet and dehazenet when their weights exist); names: "
+        + ", ".join(sorted(METHODS)),
     )
     parser.add_argument(
         "--weights",

@@ -23,7 +23,15 @@ from dehaze.result import Dehazer
 __all__ = ["DEFAULT_METHODS", "Record", "find_sets", "run_benchmark"]
 
 #: Methods run when ``--methods`` is not given (networks only when their weights exist).
-DEFAULT_METHODS: tuple[str, ...] = ("identity", "dcp", "aodnet", "dehazenet")
+DEFAULT_METHODS: tuple[str, ...] = (
+    "identity",
+    "clear",
+    "dcp",
+    "robust",
+    "cap",
+    "aodnet",
+    "dehazenet",
+)
 
 #: Set names in a data root, and where they live.
 _DATA_ROOT_SETS = (
