@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dehaze import __version__
 from dehaze.dcp import DarkChannelPrior
 from dehaze.depth import COLORMAPS, colorize_depth
@@ -62,7 +64,7 @@ from dehaze.registry import (
     method_options,
     parse_method_spec,
 )
-from dehaze.result import Dehazer
+from dehaze.result import Dehazer, Method
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "build_parser", "main"]
 
@@ -566,6 +568,23 @@ def _check_targets(jobs: Sequence[Job], args: argparse.Namespace) -> None:
             owners[key] = job.source
 
 
+#: Mean change (grey levels of 255) below which the command says an image was left nearly
+#: as it was: about 1 % of the range, less than a JPEG re-encoding changes.
+LITTLE_CHANGE = 2.0
+
+
+def mean_change(before: Any, after: Any) -> float:
+    """Mean absolute difference of two same-shape images, in grey levels of 255.
+
+    Integer images are compared on their own scale mapped to 0–255, float images (in
+    [0, 1]) times 255.
+    """
+    a, b = np.asarray(before), np.asarray(after)
+    scale = 255.0 / float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 255.0
+    diff = np.abs(a.astype(np.float32) - b.astype(np.float32))
+    return float(diff.mean(dtype=np.float64)) * scale
+
+
 # --- processing -----------------------------------------------------------------------
 
 
@@ -580,6 +599,7 @@ class Tally:
     video_frames: int = 0
     video_seconds: float = 0.0
     warnings: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
 
 
 def _targets(job: Job, args: argparse.Namespace) -> list[Path]:
@@ -604,7 +624,15 @@ def _process_image(
             f"it has an alpha channel, which {suffix} cannot store; convert it to "
             f"{', '.join(ALPHA_SUFFIXES)} first (the alpha channel is never dropped silently)"
         )
-    result = method(color)
+    outputs = {name for name in ("transmission", "depth") if name in extra}
+    # only the planes this job saves are computed (every registered method takes outputs=)
+    result = method(color, outputs=outputs) if isinstance(method, Method) else method(color)
+    change = mean_change(color, result.image)
+    if change < LITTLE_CHANGE:
+        tally.notes.append(
+            f"{job.source}: little haze found: the image changed by {change:.1f} grey levels "
+            "on average (clear already, or mostly sky)"
+        )
     images: dict[Path, Any] = {job.output: merge_alpha(result.image, alpha)}
     if "transmission" in extra:
         if result.transmission is None:
@@ -627,7 +655,6 @@ def _process_video(
 ) -> None:
     from tqdm import tqdm
 
-    from dehaze.result import Method
     from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_video
 
     assert isinstance(method, Method)  # every registered method has the two-phase shape
@@ -826,6 +853,8 @@ def _run_files(argv: Sequence[str]) -> int:
             return 143
     bar.close()
     elapsed = time.perf_counter() - start
+    for note in tally.notes:
+        print(f"dehaze: {note}", file=sys.stderr)
     for warning in sorted(tally.warnings):
         print(f"dehaze: warning: {warning}", file=sys.stderr)
     rate = tally.megapixels / elapsed if elapsed > 0 else 0.0

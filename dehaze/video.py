@@ -47,7 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._validate import FloatArray, as_pixels, check_radius, check_real
-from dehaze.dcp import DarkChannelPrior
+from dehaze.clear import ClearHaze
 from dehaze.io import (
     DEFAULT_MAX_PIXELS,
     VIDEO_CODECS,
@@ -151,7 +151,7 @@ def _check_options(
     method: Method[Any] | None, light_weight: float, light_every: int, light_downscale: int
 ) -> tuple[Method[Any], float, int, int]:
     if method is None:
-        method = DarkChannelPrior()
+        method = ClearHaze()
     elif not isinstance(method, Method):
         raise TypeError(
             "method must have the two-phase shape of dehaze.result.Method (estimate and "
@@ -196,9 +196,10 @@ def dehaze_frames(
         RGB (H, W, 3) or gray (H, W) frames, uint8/uint16/float32/float64 (float in
         [0, 1]), all of the same shape. Consumed lazily, one frame at a time.
     method : Method, optional
-        Any two-phase method (default ``DarkChannelPrior()``): its scene — A, and for
-        RobustDCP also the sky-adaptive tolerance K — is smoothed with the same weight and
-        schedule. A DarkChannelPrior with a fixed ``atmospheric_light`` keeps it.
+        Any two-phase method (default ``ClearHaze()``, the library's default): its scene —
+        A, and for RobustDCP also the sky-adaptive tolerance K, for ClearHaze the noise
+        level — is smoothed with the same weight and schedule. A DarkChannelPrior with a
+        fixed ``atmospheric_light`` keeps it.
     light_weight : float, optional
         EMA weight w in (0, 1] of the newest estimate: A_k = (1 − w) A_{k−1} + w Â_k
         (default 0.1; 1 disables smoothing).
@@ -309,7 +310,7 @@ def dehaze_video(
         OpenCV has an encoder for it, else ``mp4v`` for .mp4/.m4v/.mov; ``XVID``, else
         ``MJPG`` for .avi/.mkv (see :func:`dehaze.io.choose_codecs`).
     method : Method, optional
-        The method (default ``DarkChannelPrior()``); see :func:`dehaze_frames`.
+        The method (default ``ClearHaze()``); see :func:`dehaze_frames`.
     light_weight, light_every, light_downscale
         Temporal smoothing of the atmospheric light; see :func:`dehaze_frames`.
     overwrite : bool, optional

@@ -192,3 +192,26 @@ def test_light_downscale(clip, tmp_path):
     assert got == api_log(clip, tmp_path, light_downscale=2, light_weight=1.0)
     full = cli_log(clip, tmp_path / "full", "--light-weight", "1")
     assert [r["estimate_0"] for r in got] != [r["estimate_0"] for r in full]
+
+
+def test_the_command_says_when_an_image_was_left_nearly_as_it_was(tmp_path, capsys):
+    from dehaze.cli import LITTLE_CHANGE, main, mean_change
+
+    rng = np.random.default_rng(4)
+    flat = np.clip(0.85 + rng.normal(0, 0.003, (80, 100, 3)), 0, 1)  # fog or sky: no signal
+    imwrite(tmp_path / "flat.png", np.rint(flat * 255).astype(np.uint8))
+    y = np.linspace(0, 1, 80)[:, None, None]
+    scene = np.clip(0.3 + 0.5 * rng.random((80, 100, 3)), 0, 1)
+    hazy = scene * (0.3 + 0.4 * y) + 0.85 * (0.7 - 0.4 * y)
+    imwrite(tmp_path / "hazy.png", np.rint(hazy * 255).astype(np.uint8))
+    assert (
+        main([str(tmp_path / "flat.png"), str(tmp_path / "hazy.png"), "-o", str(tmp_path / "o")])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "flat.png: little haze found" in err
+    assert "hazy.png: little haze found" not in err
+    flat_in = imread(tmp_path / "flat.png")
+    assert mean_change(flat_in, imread(tmp_path / "o" / "flat.png")) < LITTLE_CHANGE
+    assert mean_change(np.zeros((2, 2), np.uint16), np.full((2, 2), 65535, np.uint16)) == 255.0
+    assert mean_change(np.zeros(3), np.full(3, 0.5)) == pytest.approx(127.5)
