@@ -118,7 +118,8 @@ def _build_method(args: argparse.Namespace) -> Dehazer:
         refused.append("--weights")
     if refused:
         verb = "does" if len(refused) == 1 else "do"
-        raise UsageError(f"{', '.join(refused)} {verb} not apply to --method {spec.name}")
+        listed = refused[0] if len(refused) == 1 else f"{', '.join(refused[:-1])} and {refused[-1]}"
+        raise UsageError(f"{listed} {verb} not apply to --method {spec.name}")
     options.update({name: getattr(args, name) for name in given})
     if args.fast and fast not in options:
         options[fast] = FAST_SUBSAMPLE if fast == "subsample" else FAST_WORKING_SIZE

@@ -19,7 +19,8 @@ def require_matplotlib() -> None:
     except ImportError:
         raise ImportError(
             "the PSNR-vs-time plot needs matplotlib, which is not installed: "
-            "pip install 'dehaze[examples]' (or matplotlib), or pass --no-plot"
+            "pip install matplotlib (or pip install -e '.[examples]' in a checkout), or pass "
+            "--no-plot"
         ) from None
 
 
