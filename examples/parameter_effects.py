@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     axes[0, 0].set_title(f"hazy: {name}")
     axes[1, 0].set_visible(False)
     for col, omega in enumerate(OMEGAS, start=1):
-        result = dehaze.dehaze(hazy, omega=omega)
+        result = dehaze.DarkChannelPrior(omega=omega)(hazy)
         axes[0, col].imshow(result.image)
         axes[0, col].set_title(f"omega = {omega}")
         axes[1, col].imshow(result.transmission, cmap="gray", vmin=0, vmax=1)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     axes[0, 0].set_title(f"hazy: {name}")
     axes[1, 0].set_visible(False)
     for col, radius in enumerate(PATCH_RADII, start=1):
-        result = dehaze.dehaze(hazy, patch_radius=radius)
+        result = dehaze.DarkChannelPrior(patch_radius=radius)(hazy)
         side = 2 * radius + 1
         axes[0, col].imshow(result.dark_channel, cmap="gray", vmin=0, vmax=1)
         axes[0, col].set_title(f"dark channel, {side}×{side} patch")

@@ -1,8 +1,10 @@
 """Real hazy photos dehazed by every classical method, in one figure.
 
 Rows are the photos of ``$DEHAZE_DATA/real`` (default ``../shared/data/real``), columns the
-methods: hazy input, plain DCP, RobustDCP (defaults and ablations) and the colour
-attenuation prior. Without the data folder the built-in synthetic sample is used.
+methods: hazy input, the default (ClearHaze), plain DCP, RobustDCP and the colour attenuation
+prior. Each cell is labelled with its fog density (FADE, ``dehaze.metrics.fog_density``;
+lower = less fog) when the FADE model files are in ``$DEHAZE_DATA/fade``. Without the data
+folder the built-in synthetic sample is used.
 
 Usage::
 
@@ -26,6 +28,7 @@ from dehaze import ColorAttenuationPrior, RobustDCP
 from dehaze._data import data_root
 from dehaze._sample import synthetic_hazy
 from dehaze.io import imread, imwrite
+from dehaze.metrics import fog_density
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 LABEL_HEIGHT = 22
@@ -34,11 +37,19 @@ LABEL_HEIGHT = 22
 def methods() -> dict[str, Any]:
     return {
         "hazy": None,
+        "default (ClearHaze)": dehaze.ClearHaze(),
         "plain DCP": dehaze.DarkChannelPrior(),
         "RobustDCP": RobustDCP(),
-        "RobustDCP K=None": RobustDCP(tolerance=None),
         "CAP": ColorAttenuationPrior(),
     }
+
+
+def fog_or_none(image: NDArray[Any]) -> float | None:
+    """FADE of ``image``, or None when the model files (or a defined value) are missing."""
+    try:
+        return fog_density(image)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def photos(limit: int | None) -> list[tuple[str, NDArray[Any]]]:
@@ -88,13 +99,14 @@ def build_figure(max_size: int, limit: int | None, cell: int = 220) -> NDArray[n
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
         cell_h = max(1, round(cell * photo.shape[0] / photo.shape[1]))
-        cells = []
+        cells, notes = [], []
         for method in table.values():
             out = photo if method is None else method(photo).image
             cells.append(fit(to_rgb8(out), cell, cell_h))
-        row = np.concatenate(cells, axis=1)
-        rows.append(label(name, row.shape[1]))
-        rows.append(row)
+            fog = fog_or_none(out)
+            notes.append(label(f"{name}" if fog is None else f"{name}: FADE {fog:.2f}", cell))
+        rows.append(np.concatenate(notes, axis=1))
+        rows.append(np.concatenate(cells, axis=1))
     return np.concatenate(rows, axis=0)
 
 
