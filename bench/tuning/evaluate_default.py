@@ -14,7 +14,8 @@ vs full-size output ≥ 35 dB (O-HAZE 27, 35, real/foggy_house.jpg); time ≤ 1.
 1080p.
 
 Fog density is FADE (Choi, You & Bovik 2015), ``dehaze.metrics.fog_density``; ``clear`` is
-``dehaze.ClearHaze`` (prototyped in this folder, see NOTES.md, then moved into the library).
+``dehaze.ClearHaze`` (prototyped in this folder, then moved into the library; how it was
+developed: docs/benchmarks.md).
 """
 
 from __future__ import annotations
