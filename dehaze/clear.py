@@ -69,6 +69,7 @@ from dehaze._validate import (
 )
 from dehaze.atmosphere import he_light
 from dehaze.depth import depth_plane
+from dehaze.filters import min_filter_plane
 from dehaze.guided import guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
@@ -136,12 +137,13 @@ def _luma(image: FloatArray) -> FloatArray:
     return to_gray(np.ascontiguousarray(image)) if image.ndim == 3 else image
 
 
-def _largest_channel(image: FloatArray) -> FloatArray:
+def _distance_to(image: FloatArray, light: FloatArray) -> FloatArray:
+    """Return the maximum over channels of |I_c − A_c| (channel by channel, in place)."""
     if image.ndim == 2:
-        return image
-    out = image[:, :, 0].copy()  # channel by channel: NumPy reduces a short axis slowly
+        return np.abs(image - image.dtype.type(light[0]))
+    out = np.abs(image[:, :, 0] - image.dtype.type(light[0]))
     for c in range(1, image.shape[2]):
-        np.maximum(out, image[:, :, c], out=out)
+        np.maximum(out, np.abs(image[:, :, c] - image.dtype.type(light[c])), out=out)
     return out
 
 
@@ -437,12 +439,12 @@ class ClearHaze:
         detail_weight: FloatArray = np.clip(1.0 - noise / np.maximum(energy, 1e-12), 0.0, 1.0)
         weight: FloatArray = detail_weight
         if radii.reach > 0:
-            kernel = np.ones((2 * radii.reach + 1,) * 2, np.uint8)
-            weight = cast(FloatArray, cv2.dilate(weight, kernel, borderType=cv2.BORDER_REFLECT))
+            # a max filter (the O(N) min filter of the negated plane; its clipped windows
+            # give the same maxima as a reflected border)
+            weight = -min_filter_plane(np.ascontiguousarray(-weight), radii.reach)
         # distance to A: flat but clearly not airlight
         mean = _box_mean(work, radii.signal).reshape(work.shape)
-        a = light if work.ndim == 3 else light[0]
-        distance = _largest_channel(np.abs(mean - a))
+        distance = _distance_to(mean, light)
         far = 1.0 - (self.sky_tolerance / np.maximum(distance, 1e-6)) ** 2
         weight = np.maximum(weight, np.clip(far, 0.0, 1.0))
         return (

@@ -33,8 +33,9 @@ def noise_sigma(luma: ArrayLike, *, percentile: float = 10.0) -> float:
     """Noise standard deviation of a gray image, measured where it is flattest.
 
     Immerkær's mask responds to noise and to texture but not to planes or ramps; the RMS of
-    its response over 8 × 8 windows is 6 σ in a window without texture. The ``percentile``
-    (10th by default) of that RMS over the image is taken: the flattest tenth of an image holds
+    its response over an 8 × 8 block is 6 σ in a block without texture. The ``percentile``
+    (10th by default) of that RMS over the image's blocks (whole 8 × 8 blocks, from the
+    top-left corner of the response) is taken: the flattest tenth of an image holds
     noise, not structure (the weak-texture idea of Liu, Tanaka & Okutomi 2013), whereas a
     median counts texture as noise on textured photos. Floored at
     :data:`QUANTISATION_SIGMA`. On pure white noise the estimate is 0.8 σ (the 10th percentile
@@ -72,6 +73,11 @@ def noise_sigma(luma: ArrayLike, *, percentile: float = 10.0) -> float:
     if min(plane.shape) < 3:
         return QUANTISATION_SIGMA
     response = cv2.filter2D(plane, -1, NOISE_MASK, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
-    local = cv2.blur(response * response, (WINDOW, WINDOW), borderType=cv2.BORDER_REFLECT)
-    sigma = math.sqrt(max(float(np.percentile(local, share)), 0.0)) / 6.0
+    rows, cols = response.shape[0] // WINDOW, response.shape[1] // WINDOW
+    if rows == 0 or cols == 0:  # smaller than one block: the whole response is the block
+        energy = np.array([np.mean(response * response)])
+    else:
+        blocks = response[: rows * WINDOW, : cols * WINDOW] ** 2
+        energy = blocks.reshape(rows, WINDOW, cols, WINDOW).mean(axis=(1, 3)).ravel()
+    sigma = math.sqrt(max(float(np.percentile(energy, share)), 0.0)) / 6.0
     return max(sigma, QUANTISATION_SIGMA)

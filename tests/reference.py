@@ -474,10 +474,16 @@ def bilinear_ref(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def noise_sigma_ref(luma: np.ndarray) -> float:
-    """Immerkær's mask, RMS over 8 × 8 windows, 10th percentile, / 6, floored."""
+    """Immerkær's mask, RMS over whole 8 × 8 blocks, 10th percentile, / 6, floored."""
     response = ndimage.correlate(luma, NOISE_MASK_REF, mode="reflect")[1:-1, 1:-1]
-    local = ndimage.uniform_filter(response * response, size=8, mode="reflect")
-    return max(float(np.sqrt(max(np.percentile(local, 10.0), 0.0)) / 6.0), QUANTISATION_SIGMA_REF)
+    energies = [
+        np.mean(response[i : i + 8, j : j + 8] ** 2)
+        for i in range(0, response.shape[0] - 7, 8)
+        for j in range(0, response.shape[1] - 7, 8)
+    ] or [np.mean(response**2)]
+    return max(
+        float(np.sqrt(max(np.percentile(energies, 10.0), 0.0)) / 6.0), QUANTISATION_SIGMA_REF
+    )
 
 
 def _spatial(fn, image: np.ndarray, **kwargs) -> np.ndarray:  # type: ignore[no-untyped-def]
