@@ -70,7 +70,7 @@ from dehaze._validate import (
 from dehaze.atmosphere import he_light
 from dehaze.depth import depth_plane
 from dehaze.filters import min_filter_plane
-from dehaze.guided import guided_coefficients, to_gray
+from dehaze.guided import GRAY_WEIGHTS, guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 from dehaze.transmission_map import boundary_transmission, dark_channel_plane, raw_transmission
@@ -390,7 +390,10 @@ class ClearHaze:
         cols = _axis_weights(width, work.shape[1], dtype)
         channels = 1 if px.ndim == 2 else px.shape[2]
         flat = px.reshape(height, width * channels)  # C-contiguous pixels: a view
-        luma = to_gray(px, unit) if px.ndim == 3 else as_float_image(px)
+        if channels == 3:  # to_gray's weights, the 1 / dtype-max factor folded in
+            luma_weights = (np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit).astype(dtype)
+        else:
+            luma_weights = np.full(channels, unit, dtype=dtype)
         out = np.empty((height, width * channels), dtype=arr.dtype)
         out_scale = float(np.iinfo(arr.dtype).max) if arr.dtype.kind == "u" else 0.0
         t_rec = np.empty((height, width) if "transmission" in wanted else (0, 0), dtype=dtype)
@@ -400,7 +403,7 @@ class ClearHaze:
             lambda i0, i1: _ck.recover_detail(
                 flat,
                 unit,
-                luma,
+                luma_weights,
                 planes,
                 *rows,
                 *cols,

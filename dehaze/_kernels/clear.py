@@ -18,7 +18,7 @@ BASE = 5
 def recover_detail(
     image: np.ndarray,
     unit: float,
-    luma: Array,
+    luma_weights: Array,
     planes: Array,
     row_lo: np.ndarray,
     row_hi: np.ndarray,
@@ -39,32 +39,38 @@ def recover_detail(
 
     ``planes`` is the P×h×w stack above; output pixel (i, j) samples it bilinearly at the
     row/column positions ``*_lo``, ``*_hi`` (unsigned), ``*_frac`` (half-pixel centres,
-    clamped: OpenCV's INTER_LINEAR). With L = ``luma[i, j]``: t = clip(a_t L + b_t, 0, 1),
-    w = clip(a_w L + b_w, 0, 1), t_s = max(t, t0), g = 1 / t_rec = 1 + w (1 − t_s) / t_s,
-    e = (1 − w_d)(g − 1) and J_c = clip((I_c − A_c) g + A_c − e (I_c − base_c), 0, 1),
-    stored as rint(J · out_scale) for integer outputs (``out_scale > 0``) or as J.
-    ``t_rec_out`` and ``t_out`` (H×W, or 0×0 to skip) receive t_rec and t.
+    clamped: OpenCV's INTER_LINEAR). The guide is the pixel's luma
+    L = Σ_c ``luma_weights[c]`` · I_c (the 1 / dtype-max factor folded into the weights, as
+    :func:`dehaze.guided.to_gray` computes it), formed row by row here. With it:
+    t = clip(a_t L + b_t, 0, 1), w = clip(a_w L + b_w, 0, 1), t_s = max(t, t0),
+    g = 1 / t_rec = 1 + w (1 − t_s) / t_s, e = (1 − w_d)(g − 1) and
+    J_c = clip((I_c − A_c) g + A_c − e (I_c − base_c), 0, 1), stored as rint(J · out_scale)
+    for integer outputs (``out_scale > 0``) or as J. ``t_rec_out`` and ``t_out`` (H×W, or
+    0×0 to skip) receive t_rec and t.
 
     Each row is first upsampled plane by plane into full-width buffers, then recovered as
     one flat run of W·C samples (gain, detail gain and base spread to the channels), so the
     loops have no gathers or channel index and vectorise.
     """
-    height, width = luma.shape
+    height = image.shape[0]
     n = image.shape[1]
-    channels = n // width
+    channels = luma_weights.shape[0]
+    width = n // channels
     n_planes, _, small_w = planes.shape
-    T = type(luma[0, 0])  # the working dtype: float32 math stays float32
+    T = type(planes[0, 0, 0])  # the working dtype: float32 math stays float32
     zero, one, u, t_min, scale = T(0.0), T(1.0), T(unit), T(t0), T(out_scale)
     want_rec = t_rec_out.shape[0] == height
     want_t = t_out.shape[0] == height
-    small = np.empty((n_planes, small_w), dtype=luma.dtype)
-    wide = np.empty((n_planes, width), dtype=luma.dtype)
-    gain = np.empty(width, dtype=luma.dtype)
-    excess = np.empty(width, dtype=luma.dtype)
-    gain_flat = np.empty(n, dtype=luma.dtype)
-    excess_flat = np.empty(n, dtype=luma.dtype)
-    base_flat = np.empty(n, dtype=luma.dtype)
-    light_flat = np.empty(n, dtype=luma.dtype)
+    dtype = planes.dtype
+    small = np.empty((n_planes, small_w), dtype=dtype)
+    wide = np.empty((n_planes, width), dtype=dtype)
+    lum = np.empty(width, dtype=dtype)
+    gain = np.empty(width, dtype=dtype)
+    excess = np.empty(width, dtype=dtype)
+    gain_flat = np.empty(n, dtype=dtype)
+    excess_flat = np.empty(n, dtype=dtype)
+    base_flat = np.empty(n, dtype=dtype)
+    light_flat = np.empty(n, dtype=dtype)
     for j in range(width):
         for c in range(channels):
             light_flat[j * channels + c] = light[c]
@@ -81,7 +87,17 @@ def recover_detail(
             for j in range(width):
                 lo = src[col_lo[j]]
                 dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
-        lum = luma[i]
+        row = image[i]
+        if channels == 3:  # the same sum, in the same order, as the luma kernel
+            w0, w1, w2 = luma_weights[0], luma_weights[1], luma_weights[2]
+            for j in range(width):
+                lum[j] = w0 * T(row[3 * j]) + w1 * T(row[3 * j + 1]) + w2 * T(row[3 * j + 2])
+        else:
+            for j in range(width):
+                s = luma_weights[0] * T(row[j * channels])
+                for c in range(1, channels):
+                    s += luma_weights[c] * T(row[j * channels + c])
+                lum[j] = s
         for j in range(width):
             t = min(max(wide[A_T, j] * lum[j] + wide[B_T, j], zero), one)
             w = min(max(wide[A_W, j] * lum[j] + wide[B_W, j], zero), one)
@@ -100,7 +116,6 @@ def recover_detail(
                 gain_flat[k] = gain[j]
                 excess_flat[k] = excess[j]
                 base_flat[k] = wide[BASE + c, j]
-        row = image[i]
         out_row = out[i]
         if out_scale > 0.0:
             for k in range(n):
