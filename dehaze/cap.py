@@ -201,7 +201,7 @@ class ColorAttenuationPrior:
         wanted = check_outputs(outputs)
         img = as_float_image(arr)
         checked = check_scene(scene, LightScene, "ColorAttenuationPrior")
-        light = checked.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
+        light = checked.light_for(img)
         return self._apply(arr, img, light, None, wanted)
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
@@ -210,7 +210,7 @@ class ColorAttenuationPrior:
         arr = np.asarray(image)
         img = as_float_image(arr)
         scene, eroded = self._estimate(img)
-        light = scene.light_for(1 if img.ndim == 2 else img.shape[2], img.dtype)
+        light = scene.light_for(img)
         return self._apply(arr, img, light, eroded, wanted)
 
     def _estimate(self, img: FloatArray) -> tuple[LightScene, FloatArray]:

@@ -65,7 +65,6 @@ from dehaze._validate import (
     check_radius,
     check_real,
     check_unit,
-    working_dtype,
 )
 from dehaze.atmosphere import he_light
 from dehaze.depth import depth_plane
@@ -330,8 +329,7 @@ class ClearHaze:
                 "scene must come from ClearHaze.estimate: factor >= 1, extent > 0 and "
                 f"noise_sigma >= 0, got {checked.factor}, {checked.extent}, {checked.noise_sigma}"
             )
-        wdt = working_dtype(px.dtype)
-        light = checked.light_for(1 if px.ndim == 2 else px.shape[2], wdt)
+        light = checked.light_for(px)
         work = _block_mean(as_float_image(px), checked.factor)
         return self._apply(arr, px, unit, work, checked, light, wanted)
 
@@ -341,7 +339,7 @@ class ClearHaze:
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
         scene, work = self._estimate(as_float_image(px))
-        light = scene.light_for(1 if px.ndim == 2 else px.shape[2], work.dtype)
+        light = scene.light_for(px)
         return self._apply(arr, px, unit, work, scene, light, wanted)
 
     def _estimate(self, img: FloatArray) -> tuple[ClearScene, FloatArray]:

@@ -30,7 +30,6 @@ from dehaze._validate import (
     check_eps,
     check_radius,
     check_real,
-    working_dtype,
 )
 from dehaze.atmosphere import he_light
 from dehaze.depth import depth_plane
@@ -213,7 +212,7 @@ class DarkChannelPrior:
         wanted = check_outputs(outputs)
         px, unit = as_pixels(arr)
         checked = check_scene(scene, LightScene, "DarkChannelPrior")
-        light = checked.light_for(1 if px.ndim == 2 else px.shape[2], working_dtype(px.dtype))
+        light = checked.light_for(px)
         return self._apply(arr, px, unit, light, None, wanted)
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
@@ -225,7 +224,7 @@ class DarkChannelPrior:
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
         scene, dark = self._estimate(px, unit)
-        light = scene.light_for(1 if px.ndim == 2 else px.shape[2], working_dtype(px.dtype))
+        light = scene.light_for(px)
         return self._apply(arr, px, unit, light, dark, wanted)
 
     def _estimate(self, px: NDArray[Any], unit: float) -> tuple[LightScene, FloatArray | None]:

@@ -135,9 +135,10 @@ class LightScene(Scene):
 
     atmospheric_light: NDArray[np.float64]
 
-    def light_for(self, channels: int, dtype: np.dtype[Any]) -> FloatArray:
-        """Return A checked for an image of ``channels`` channels, in the working ``dtype``."""
-        return check_atmospheric_light(self.atmospheric_light, channels, dtype)
+    def light_for(self, pixels: NDArray[Any]) -> FloatArray:
+        """Return A checked for ``pixels`` (H×W or H×W×C), in their working dtype."""
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        return check_atmospheric_light(self.atmospheric_light, channels, pixels.dtype)
 
 
 def check_scene(scene: Any, kind: type[_S], method: str) -> _S:

@@ -27,7 +27,6 @@ from dehaze._validate import (
     check_radius,
     check_real,
     check_unit,
-    working_dtype,
 )
 from dehaze.atmosphere import LIGHT_RULES, guarded_he_light, quadtree_light
 from dehaze.dcp import check_dcp_parameters
@@ -263,7 +262,7 @@ class RobustDCP:
                 "scene.tolerance must be None exactly when the method's tolerance is None, "
                 f"got {checked.tolerance!r} for tolerance={self.tolerance!r}"
             )
-        light = checked.light_for(1 if px.ndim == 2 else px.shape[2], working_dtype(px.dtype))
+        light = checked.light_for(px)
         return self._apply(arr, px, unit, light, tolerance, None, self._gray(px, unit), wanted)
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
@@ -273,7 +272,7 @@ class RobustDCP:
         px, unit = as_pixels(arr)
         gray = self._gray(px, unit)
         scene, dark = self._estimate(px, unit, gray)
-        light = scene.light_for(1 if px.ndim == 2 else px.shape[2], working_dtype(px.dtype))
+        light = scene.light_for(px)
         return self._apply(arr, px, unit, light, scene.tolerance, dark, gray, wanted)
 
     @staticmethod
