@@ -53,6 +53,8 @@ def _methods() -> dict[str, Callable[[], Any]]:
         "robust_quadtree": lambda: dehaze.RobustDCP(light="quadtree", amount=0.8, subsample=2),
         "robust_no_tolerance": lambda: dehaze.RobustDCP(tolerance=None, amount=0.7),
         "cap": lambda: dehaze.ColorAttenuationPrior(),
+        "clear": lambda: dehaze.ClearHaze(),
+        "clear_small_fast": lambda: dehaze.ClearHaze(working_size=200, t0=0.1),
         "cap_tolerance": lambda: dehaze.ColorAttenuationPrior(
             guide="color", tolerance=0.3, amount=0.8
         ),
@@ -102,7 +104,7 @@ def collect(limit: int | None) -> dict[str, dict[str, str]]:
 
     base = imread(DATA / "real" / "canon.jpg")
     frames = [base[i * 4 : i * 4 + 300, i * 6 : i * 6 + 400] for i in range(6)]
-    for mname in ("dcp", "robust"):
+    for mname in ("dcp", "robust", "clear"):
         method = methods[mname]
         for opts in ({}, {"light_every": 2, "light_downscale": 2, "light_weight": 0.3}):
             key = f"video|{mname}|{sorted(opts.items())}"
