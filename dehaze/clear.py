@@ -331,19 +331,19 @@ class ClearHaze:
             )
         light = checked.light_for(px)
         work = _block_mean(as_float_image(px), checked.factor)
-        return self._apply(arr, px, unit, work, checked, light, wanted)
+        return self._apply(arr, px, unit, work, _luma(work), checked, light, wanted)
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Dehaze ``image``; same as ``apply(image, estimate(image), outputs=outputs)``."""
         wanted = check_outputs(outputs)
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
-        scene, work = self._estimate(as_float_image(px))
+        scene, work, work_luma = self._estimate(as_float_image(px))
         light = scene.light_for(px)
-        return self._apply(arr, px, unit, work, scene, light, wanted)
+        return self._apply(arr, px, unit, work, work_luma, scene, light, wanted)
 
-    def _estimate(self, img: FloatArray) -> tuple[ClearScene, FloatArray]:
-        """Return the scene, and the working image computed on the way."""
+    def _estimate(self, img: FloatArray) -> tuple[ClearScene, FloatArray, FloatArray]:
+        """Return the scene, and the working image and its luma computed on the way."""
         short = min(img.shape[:2])
         factor = max(1, round(short / self.working_size))
         work = _block_mean(img, factor)
@@ -351,9 +351,10 @@ class ClearHaze:
         radii = self._radii(extent)
         dark = dark_channel_plane(work, radii.patch)
         light = he_light(work, dark, self.top_fraction)
-        sigma = noise_sigma(_luma(work))
+        work_luma = _luma(work)
+        sigma = noise_sigma(work_luma)
         scene = ClearScene(light.astype(np.float64), factor, extent, sigma)
-        return scene, work
+        return scene, work, work_luma
 
     def _apply(
         self,
@@ -361,14 +362,16 @@ class ClearHaze:
         px: NDArray[Any],
         unit: float,
         work: FloatArray,
+        work_luma: FloatArray,
         scene: ClearScene,
         light: FloatArray,
         wanted: Collection[str],
     ) -> DehazeResult:
         dtype = work.dtype
         radii = self._radii(scene.extent)
-        physical, weight, detail_weight, base = self._working_maps(work, scene, light, radii)
-        work_luma = _luma(work)
+        physical, weight, detail_weight, base = self._working_maps(
+            work, work_luma, scene, light, radii
+        )
         coefficients_t = guided_coefficients(work_luma, physical, radii.guided, self.eps)
         coefficients_w = guided_coefficients(work_luma, weight, radii.guided, self.weight_eps)
         base3 = base if base.ndim == 3 else base[:, :, np.newaxis]
@@ -425,7 +428,12 @@ class ClearHaze:
         )
 
     def _working_maps(
-        self, work: FloatArray, scene: ClearScene, light: FloatArray, radii: _Radii
+        self,
+        work: FloatArray,
+        work_luma: FloatArray,
+        scene: ClearScene,
+        light: FloatArray,
+        radii: _Radii,
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """Working-scale physical t, recovery weight, detail weight and base layer."""
         dtype = work.dtype
@@ -434,7 +442,7 @@ class ClearHaze:
         # detail SNR: Wiener gain of the high-pass energy against (k σ)²
         blurred = cv2.GaussianBlur(work, (0, 0), radii.sigma, borderType=cv2.BORDER_REFLECT)
         base = cast(FloatArray, blurred).reshape(work.shape)
-        detail = _luma(work) - _luma(base)
+        detail = work_luma - _luma(base)
         energy = _box_mean(detail * detail, radii.signal)
         noise = (self.snr_margin * scene.noise_sigma) ** 2
         detail_weight: FloatArray = np.clip(1.0 - noise / np.maximum(energy, 1e-12), 0.0, 1.0)
