@@ -7,8 +7,9 @@ policy and floating-point flags live in one place:
   a second process does not pay the compile cost again. Kernels are serial, which is what
   makes caching safe (cached ``parallel=True`` kernels have crashed when the thread count
   changed between processes). Numba checks only the defining file's timestamp: the guided
-  filter kernels inline the box-filter helpers of ``boxfilter.py``, so after editing that
-  file in a source checkout delete ``dehaze/_kernels/__pycache__/*.nb[ic]``.
+  filter kernels inline the box-filter helpers of ``boxfilter.py``, and ClearHaze's kernel
+  (``clear.py``) the luma row of ``guided.py``, so after editing either file in a source
+  checkout delete ``dehaze/_kernels/__pycache__/*.nb[ic]``.
 * ``fastmath``: only flags that keep NaN/inf semantics (no ``nnan``/``ninf``): inputs are
   validated, but NaN checks must still work inside kernels.
 * ``error_model="numpy"``: division by zero gives inf/NaN like NumPy instead of raising,

@@ -6,6 +6,7 @@ import numpy as np
 
 from dehaze._jit import jit
 from dehaze._kernels import Array
+from dehaze._kernels.guided import luma_row
 
 #: Planes of the working-scale stack, in order: the transmission's guided-filter
 #: coefficients (mean a, mean b), the weight's (mean a, mean b), the detail weight, then the
@@ -88,16 +89,7 @@ def recover_detail(
                 lo = src[col_lo[j]]
                 dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
         row = image[i]
-        if channels == 3:  # the same sum, in the same order, as the luma kernel
-            w0, w1, w2 = luma_weights[0], luma_weights[1], luma_weights[2]
-            for j in range(width):
-                lum[j] = w0 * T(row[3 * j]) + w1 * T(row[3 * j + 1]) + w2 * T(row[3 * j + 2])
-        else:
-            for j in range(width):
-                s = luma_weights[0] * T(row[j * channels])
-                for c in range(1, channels):
-                    s += luma_weights[c] * T(row[j * channels + c])
-                lum[j] = s
+        luma_row(row, luma_weights, lum)  # the luma kernel's sum, in its order
         for j in range(width):
             t = min(max(wide[A_T, j] * lum[j] + wide[B_T, j], zero), one)
             w = min(max(wide[A_W, j] * lum[j] + wide[B_W, j], zero), one)

@@ -321,19 +321,27 @@ def luma(image: Array, weights: Array, out: Array, i0: int, i1: int) -> None:
     indexing at 3840×2160, measured). It may be unsigned-integer, with the 1 / dtype-max
     factor folded into the (float) ``weights``, whose type the sum takes.
     """
-    width = out.shape[1]
+    for i in range(i0, i1):
+        luma_row(image[i], weights, out[i])
+
+
+@jit
+def luma_row(row: np.ndarray, weights: Array, out_row: Array) -> None:
+    """out_row[j] = Σ_c weights[c] · row[j·C + c] for one flat row of W·C samples.
+
+    The one place the luma sum is written (its order fixes the result's last bits): the
+    luma kernel and ClearHaze's fused pass both call it.
+    """
+    width = out_row.shape[0]
     channels = weights.shape[0]
     T = type(weights[0])
-    for i in range(i0, i1):
-        row = image[i]
-        out_row = out[i]
-        if channels == 3:
-            w0, w1, w2 = weights[0], weights[1], weights[2]
-            for j in range(width):
-                out_row[j] = w0 * T(row[3 * j]) + w1 * T(row[3 * j + 1]) + w2 * T(row[3 * j + 2])
-        else:
-            for j in range(width):
-                s = weights[0] * T(row[j * channels])
-                for c in range(1, channels):
-                    s += weights[c] * T(row[j * channels + c])
-                out_row[j] = s
+    if channels == 3:
+        w0, w1, w2 = weights[0], weights[1], weights[2]
+        for j in range(width):
+            out_row[j] = w0 * T(row[3 * j]) + w1 * T(row[3 * j + 1]) + w2 * T(row[3 * j + 2])
+    else:
+        for j in range(width):
+            s = weights[0] * T(row[j * channels])
+            for c in range(1, channels):
+                s += weights[c] * T(row[j * channels + c])
+            out_row[j] = s
