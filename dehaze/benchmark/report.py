@@ -121,6 +121,12 @@ def write_output(path: Path, data: bytes, *, overwrite: bool) -> None:
     write_bytes_atomic(path, data, overwrite=overwrite)
 
 
+def _list_sets(sets: Sequence[PairSet] | Sequence[PhotoSet], unit: str, limit: int | None) -> str:
+    """``split = root (n pairs[, first k used])`` for each set, separated by semicolons."""
+    used = f", first {limit} used" if limit else ""
+    return "; ".join(f"{s.split} = {s.root} ({len(s)} {unit}{used})" for s in sets)
+
+
 def summary_markdown(
     rows: Sequence[Summary],
     methods: Sequence[tuple[str, str]],
@@ -144,12 +150,7 @@ def summary_markdown(
             "after one untimed warm-up call; median over images.",
             "",
             markdown_table(rows),
-            "Sets: "
-            + "; ".join(
-                f"{s.split} = {s.root} ({len(s)} pairs"
-                + (f", first {limit} used)" if limit else ")")
-                for s in sets
-            ),
+            "Sets: " + _list_sets(sets, "pairs", limit),
             "",
         ]
     if photo_rows:
@@ -162,12 +163,7 @@ def summary_markdown(
             "photos, so a negative change is expected).",
             "",
             photo_table(photo_rows),
-            "Photo sets: "
-            + "; ".join(
-                f"{s.split} = {s.root} ({len(s)} photos"
-                + (f", first {limit} used)" if limit else ")")
-                for s in photo_sets
-            ),
+            "Photo sets: " + _list_sets(photo_sets, "photos", limit),
             "",
         ]
     lines += [
