@@ -127,7 +127,9 @@ def test_bench_scores_a_photo_folder(data_dir: Path, tmp_path: Path, capsys) -> 
     ]
     assert float(rows[1]["fog"]) < float(rows[1]["input_fog"])  # DCP removes fog
     assert not (out / "per_image.csv").exists()  # no pair set was run
-    assert "Photos without ground truth" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "Photos without ground truth" in summary
+    assert f"Photo sets: real = {data_dir / 'real'} (41 photos, first 1 used); photos = " in summary
 
 
 class Blank:
