@@ -25,7 +25,6 @@ __all__ = [
     "GUIDES",
     "guided_coefficients",
     "guided_filter",
-    "guided_filter_upsampled",
     "guided_halo",
     "to_gray",
 ]
@@ -127,7 +126,8 @@ def guided_coefficients(
 
     The 2×h×w stack whose planes, combined as mean(a) · guide + mean(b), give the guided
     filter's output; computed on a small copy and upsampled, they are He & Sun's fast guided
-    filter (:func:`guided_filter_upsampled`). Validated float h×w inputs (``eps`` checked).
+    filter (as :class:`dehaze.ClearHaze` uses them). Validated float h×w inputs (``eps``
+    checked).
     """
     eps = check_eps(eps)
     sh, sw = small_src.shape
@@ -138,32 +138,6 @@ def guided_coefficients(
     ab = np.empty((2, sh, sw), dtype=dtype)
     run_bands(lambda j0, j1: _gk.coefficients_gray(gray, src, r, eps, ab, j0, j1), sw)
     return box_mean_planes(ab, r)
-
-
-def guided_filter_upsampled(
-    small_guide: FloatArray, small_src: FloatArray, radius: int, eps: float, guide: FloatArray
-) -> FloatArray:
-    """Guided filter computed on a small copy and applied to the full-size gray ``guide``.
-
-    He & Sun's fast guided filter with the caller's own small copy (for example an area
-    average by an integer factor): :func:`guided_coefficients` of ``small_src`` guided by
-    ``small_guide`` (both h×w, float) over ``radius``, upsampled bilinearly to the size of
-    ``guide`` (H×W, same dtype) and combined as mean(a) · guide + mean(b).
-    """
-    mean_ab = guided_coefficients(small_guide, small_src, radius, eps)
-    sh, sw = small_src.shape
-    height, width = guide.shape
-    dtype = guide.dtype
-    out = np.empty((height, width), dtype=dtype)
-    guide3 = np.ascontiguousarray(guide)[:, :, np.newaxis]
-    if (sh, sw) == (height, width):
-        up = mean_ab.astype(dtype, copy=False)
-    else:
-        up = np.empty((2, height, width), dtype=dtype)
-        for q in range(2):
-            cv2.resize(mean_ab[q], (width, height), dst=up[q], interpolation=cv2.INTER_LINEAR)
-    run_bands(lambda i0, i1: _gk.combine_coefficients(up, guide3, out, i0, i1), height)
-    return out
 
 
 def guided_filter(
