@@ -40,7 +40,8 @@ def noise_sigma(luma: ArrayLike, *, percentile: float = 10.0) -> float:
     median counts texture as noise on textured photos. Floored at
     :data:`QUANTISATION_SIGMA`. On pure white noise the estimate is 0.8 σ (the 10th percentile
     of the window RMS lies below its mean); it is a noise *level* to compare local detail
-    with, and the margins that use it are set with this scale.
+    with, and the margins that use it are set with this scale. An image narrower than 3
+    pixels has no interior response: its estimate is the floor.
 
     Parameters
     ----------

@@ -475,6 +475,8 @@ def bilinear_ref(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def noise_sigma_ref(luma: np.ndarray) -> float:
     """Immerkær's mask, RMS over whole 8 × 8 blocks, 10th percentile, / 6, floored."""
+    if min(luma.shape) < 3:  # no interior response: only the floor is known
+        return QUANTISATION_SIGMA_REF
     response = ndimage.correlate(luma, NOISE_MASK_REF, mode="reflect")[1:-1, 1:-1]
     energies = [
         np.mean(response[i : i + 8, j : j + 8] ** 2)

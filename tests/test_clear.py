@@ -156,3 +156,14 @@ def test_depth_puts_the_sky_far(rng):
     depth = ClearHaze(working_size=120)(np.clip(image, 0, 1)).depth
     assert depth is not None
     assert np.median(depth[: h // 3]) > 1.5 * np.median(depth[-h // 3 :])
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (7, 9), (64, 80), (101, 67)])
+def test_noise_level_matches_its_reference(rng, shape):
+    from dehaze.noise import noise_sigma
+
+    from reference import noise_sigma_ref
+
+    for scale in (0.0, 0.01, 0.05):
+        plane = np.clip(0.5 + scale * rng.normal(size=shape) + 0.1 * rng.random(shape), 0, 1)
+        assert noise_sigma(plane) == pytest.approx(noise_sigma_ref(plane), rel=1e-9)
