@@ -10,7 +10,6 @@ the fast kernels, so the two can be compared to tight tolerances:
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -101,9 +100,9 @@ def fast_guided_ref(
     g = np.asarray(guide, dtype=np.float64)
     p = np.asarray(src, dtype=np.float64)
     h, w = p.shape
-    size = (max(1, round(w / s)), max(1, round(h / s)))
-    g_s = cv2.resize(g, size, interpolation=cv2.INTER_NEAREST).reshape(size[1], size[0], -1)
-    p_s = cv2.resize(p, size, interpolation=cv2.INTER_NEAREST)
+    # every s-th pixel from the first (a tile aligned to s sees the same coarse grid)
+    g_s = (g if g.ndim == 3 else g[..., np.newaxis])[::s, ::s]
+    p_s = p[::s, ::s]
     r_s = max(1, round(radius / s)) if radius > 0 else 0
     g3 = g if g.ndim == 3 else g[..., np.newaxis]
     if g_s.shape[2] == 1:
@@ -117,8 +116,24 @@ def fast_guided_ref(
     else:
         a3, b = guided_color_coefficients_ref(g_s, p_s, r_s, eps)
         planes = [a3[..., c] for c in range(3)] + [b]
-    up = [cv2.resize(box_mean_ref(q, r_s), (w, h), interpolation=cv2.INTER_LINEAR) for q in planes]
+    up = [grid_bilinear_ref(box_mean_ref(q, r_s), (h, w), s) for q in planes]
     return sum(up[c] * g3[..., c] for c in range(g3.shape[2])) + up[-1]
+
+
+def grid_bilinear_ref(plane: np.ndarray, shape: tuple[int, int], s: int) -> np.ndarray:
+    """Upsample a grid s times coarser: fine pixel i sits at coarse (i + 0.5)/s - 0.5, clamped."""
+
+    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = np.clip((np.arange(n_out) + 0.5) / s - 0.5, 0.0, n_in - 1)
+        lo = np.floor(x).astype(int)
+        return lo, np.minimum(lo + 1, n_in - 1), x - lo
+
+    y0, y1, fy = axis(shape[0], plane.shape[0])
+    x0, x1, fx = axis(shape[1], plane.shape[1])
+    fy, fx = fy[:, np.newaxis], fx[np.newaxis, :]
+    top = plane[y0][:, x0] * (1 - fx) + plane[y0][:, x1] * fx
+    bottom = plane[y1][:, x0] * (1 - fx) + plane[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def assert_rounded_equal(got: np.ndarray, want01: np.ndarray, atol: float) -> None:

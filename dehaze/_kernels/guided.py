@@ -319,6 +319,64 @@ def combine_coefficients(mean_ab: Array, guide: Array, out: Array, i0: int, i1: 
 
 
 @jit
+def combine_upsampled(
+    mean_ab: Array,
+    guide: Array,
+    row_lo: np.ndarray,
+    row_hi: np.ndarray,
+    row_frac: Array,
+    col_lo: np.ndarray,
+    col_hi: np.ndarray,
+    col_frac: Array,
+    out: Array,
+    i0: int,
+    i1: int,
+) -> None:
+    """Rows [i0, i1) of out = up(mean_ab[:C]) · guide + up(mean_ab[C]), upsampled bilinearly.
+
+    ``mean_ab`` is the (C+1)×h×w stack of averaged coefficients on the coarse grid; output
+    pixel (i, j) samples it at rows ``row_lo[i]``, ``row_hi[i]`` (weight ``row_frac[i]`` on
+    the second) and columns ``col_*[j]`` (:func:`dehaze.guided.grid_weights`). Each row
+    first interpolates the two coarse rows it needs into a buffer, then the columns: no
+    full-size plane of upsampled coefficients is written. Every output depends only on its
+    own position and the coarse values, so bands and tiles give the same bits.
+    """
+    n_q, _, small_w = mean_ab.shape
+    channels = n_q - 1
+    width = out.shape[1]
+    buf = np.empty((n_q, small_w), dtype=mean_ab.dtype)
+    for i in range(i0, i1):
+        fy = row_frac[i]
+        for q in range(n_q):
+            top = mean_ab[q, row_lo[i]]
+            bottom = mean_ab[q, row_hi[i]]
+            b_q = buf[q]
+            for j in range(small_w):
+                b_q[j] = top[j] + fy * (bottom[j] - top[j])
+        out_row = out[i]
+        g_row = guide[i]
+        if channels == 1:
+            a_buf = buf[0]
+            b_buf = buf[1]
+            for j in range(width):
+                lo = col_lo[j]
+                hi = col_hi[j]
+                fx = col_frac[j]
+                a = a_buf[lo] + fx * (a_buf[hi] - a_buf[lo])
+                b = b_buf[lo] + fx * (b_buf[hi] - b_buf[lo])
+                out_row[j] = a * g_row[j, 0] + b
+        else:
+            for j in range(width):
+                lo = col_lo[j]
+                hi = col_hi[j]
+                fx = col_frac[j]
+                acc = buf[channels, lo] + fx * (buf[channels, hi] - buf[channels, lo])
+                for c in range(channels):
+                    acc += (buf[c, lo] + fx * (buf[c, hi] - buf[c, lo])) * g_row[j, c]
+                out_row[j] = acc
+
+
+@jit
 def luma(image: Array, weights: Array, out: Array, i0: int, i1: int) -> None:
     """out[i, j] = Σ_c weights[c] · image[i, j·C + c] for rows [i0, i1).
 
