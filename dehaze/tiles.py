@@ -77,6 +77,10 @@ DEFAULT_TILE = 1024
 #: Bits of the value key fixed per histogram pass (65 536 bins per tile).
 KEY_DIGIT_BITS = 16
 
+#: Tiles handed to the mapper at once when their results are large (a histogram is 512 KiB):
+#: results are added chunk by chunk, so memory does not grow with the number of tiles.
+MAP_CHUNK = 64
+
 T = TypeVar("T")
 
 
@@ -292,7 +296,10 @@ def _he_index(
     prefix, remaining = 0, k
     for level in range(levels):
         func = functools.partial(_digit_histogram, rank, float_pixels, level, prefix)
-        hist = np.sum(mapper(func, image, tiles), axis=0)
+        hist = np.zeros(1 << KEY_DIGIT_BITS, dtype=np.int64)
+        for start in range(0, len(tiles), MAP_CHUNK):  # bounded memory: add as they come
+            for part in mapper(func, image, tiles[start : start + MAP_CHUNK]):
+                hist += part
         from_top = np.cumsum(hist[::-1])
         pos = int(np.searchsorted(from_top, remaining))  # first digit from the top reaching it
         digit = (1 << KEY_DIGIT_BITS) - 1 - pos
