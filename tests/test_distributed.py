@@ -261,3 +261,113 @@ def test_bad_batch_options_raise_before_anything_runs(
     with pytest.raises(ValueError, match="would replace the input"):
         dehaze_files([batch], batch, client=client, overwrite=True)
     assert not out.exists()
+
+
+# --- dask arrays ---------------------------------------------------------------------------
+
+
+def scene_image(height: int, width: int, seed: int = 7) -> np.ndarray:
+    """A float64 hazy scene in [0, 1]: textured, haze thickening upwards, a bright sky band."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, height)[:, None, None]
+    x = np.linspace(0, 1, width)[None, :, None]
+    scene = 0.35 + 0.25 * np.sin(9 * x + 4 * y + np.array([0.0, 1.0, 2.0]))
+    scene = scene + 0.15 * rng.random((height, width, 3))
+    t = 0.25 + 0.7 * y
+    hazy = np.clip(scene, 0, 1) * t + 0.92 * (1 - t)
+    hazy[: height // 8] = 0.95 + 0.02 * rng.random((height // 8, width, 3))
+    return np.clip(hazy, 0, 1)
+
+
+def as_dtype(image: np.ndarray, dtype: Any) -> np.ndarray:
+    if np.dtype(dtype).kind == "u":
+        return np.rint(image * np.iinfo(dtype).max).astype(dtype)
+    return image.astype(dtype)
+
+
+def array_methods() -> dict[str, Any]:
+    import dehaze
+
+    return {
+        "dcp": dehaze.DarkChannelPrior(patch_radius=3, guided_radius=10),
+        "dcp_fast_color": dehaze.DarkChannelPrior(
+            patch_radius=2, guided_radius=12, subsample=4, guide="color"
+        ),
+        "robust": dehaze.RobustDCP(patch_radius=3, guided_radius=8),
+        "cap": dehaze.ColorAttenuationPrior(guided_radius=6),
+        "clear": dehaze.ClearHaze(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [(name, dtype) for name in array_methods() for dtype in (np.uint8, np.float32)]
+    + [("dcp_fast_color", np.uint16)],
+)
+def test_dask_array_equals_the_whole_image(client: Any, name: str, dtype: Any) -> None:
+    import dask.array as da
+
+    from dehaze.distributed import dehaze_dask
+
+    method = array_methods()[name]
+    image = as_dtype(scene_image(157, 133), dtype)  # no tile divides it
+    expected = method(image)
+    lazy = dehaze_dask(
+        method,
+        da.from_array(image, chunks=(45, 38, 3)),
+        tile=40,
+        outputs={"transmission", "depth"},
+    )
+    assert isinstance(lazy.image, da.Array) and lazy.image.numblocks[0] >= 3
+    image_out = lazy.image.compute()
+    assert image_out.dtype == expected.image.dtype and image_out.shape == image.shape
+    if np.dtype(dtype).kind == "u":
+        np.testing.assert_array_equal(image_out, expected.image)
+    else:
+        np.testing.assert_allclose(image_out, expected.image, rtol=0, atol=1e-6)
+    assert lazy.transmission is not None and lazy.depth is not None
+    assert expected.transmission is not None and expected.depth is not None
+    for got, want in ((lazy.transmission, expected.transmission), (lazy.depth, expected.depth)):
+        plane = got.compute()
+        assert plane.dtype == want.dtype and plane.shape == image.shape[:2]
+        np.testing.assert_allclose(plane, want, rtol=0, atol=1e-6)
+
+
+def test_dask_array_gray_given_scene_and_numpy_input(client: Any) -> None:
+    import dask.array as da
+
+    import dehaze
+    from dehaze.distributed import dehaze_dask
+
+    method = dehaze.DarkChannelPrior(patch_radius=4, guided_radius=9, subsample=2)
+    gray = as_dtype(scene_image(120, 181)[..., 1], np.uint8)
+    expected = method(gray).image
+    # the blocks follow the tile grid, whatever the input's chunks
+    lazy = dehaze_dask(method, da.from_array(gray, chunks=(7, 200)), tile=30)
+    assert lazy.image.chunks[0][0] == 30 and lazy.image.chunks[1][0] == 30
+    np.testing.assert_array_equal(lazy.image.compute(), expected)
+    # a last block thinner than the halo is merged into its neighbour (181 = 6·30 + 1)
+    assert min(lazy.image.chunks[1]) >= method.halo_for(lazy.scene)
+    # a given scene is used as it is, and a NumPy array is accepted
+    scene = method.estimate(gray)
+    again = dehaze_dask(method, gray, scene=scene, tile=30)
+    assert again.scene is scene
+    np.testing.assert_array_equal(again.image.compute(), expected)
+    # a tile smaller than the halo: blocks grow to the halo, the result is unchanged
+    small = dehaze_dask(method, gray, scene=scene, tile=4)
+    assert min(small.image.chunks[0]) >= method.halo_for(scene)
+    np.testing.assert_array_equal(small.image.compute(), expected)
+
+
+def test_dask_array_rejects_what_it_cannot_give(client: Any) -> None:
+    import dehaze
+    from dehaze.distributed import dehaze_dask
+
+    method = dehaze.DarkChannelPrior(patch_radius=2, guided_radius=4)
+    image = as_dtype(scene_image(40, 40), np.uint8)
+    with pytest.raises(ValueError, match="transmission"):
+        dehaze_dask(method, image, outputs={"dark_channel"})
+    with pytest.raises(ValueError, match="outputs"):
+        dehaze_dask(method, image, outputs={"haze"})
+    with pytest.raises(ValueError, match="shape"):
+        dehaze_dask(method, np.zeros((4, 4, 3, 1), np.uint8))
