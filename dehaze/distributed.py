@@ -257,6 +257,14 @@ def run_jobs(
     if not isinstance(threads_per_task, int) or threads_per_task < 1:
         raise ValueError(f"threads_per_task must be an integer ≥ 1, got {threads_per_task!r}")
     context = MethodContext() if context is None else context
+    # weights named relative to this folder: a worker may run in another
+    context = MethodContext(
+        context.data_root.absolute(),
+        {name: Path(path).absolute() for name, path in context.weights.items()},
+    )
+    if "weights" in spec.options:
+        options = dict(spec.options, weights=str(Path(spec.options["weights"]).absolute()))
+        spec = MethodSpec(spec.label, spec.name, options)
     sent = _worker_args(args)
     futures = {
         client.submit(

@@ -371,3 +371,25 @@ def test_dask_array_rejects_what_it_cannot_give(client: Any) -> None:
         dehaze_dask(method, image, outputs={"haze"})
     with pytest.raises(ValueError, match="shape"):
         dehaze_dask(method, np.zeros((4, 4, 3, 1), np.uint8))
+
+
+@pytest.mark.data
+def test_network_weights_reach_the_workers(
+    client: Any, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dehaze.distributed import dehaze_files
+    from dehaze.registry import DEFAULT_WEIGHTS
+
+    weights = data_dir / "weights" / DEFAULT_WEIGHTS["aodnet"]
+    src = tmp_path / "in"
+    imwrite(src / "a.png", hazy(8))
+    imwrite(src / "b.png", hazy(9, 33, 47))
+    monkeypatch.chdir(weights.parent)  # a relative --weights path, as typed
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert (
+        cli.main([str(src), "-o", str(serial), "-q", "--method", f"aodnet:weights={weights.name}"])
+        == 0
+    )
+    report = dehaze_files([src], parallel, client=client, method=f"aodnet:weights={weights.name}")
+    assert [item.status for item in report.files] == ["done", "done"]
+    assert digests(parallel) == digests(serial)
