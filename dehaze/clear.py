@@ -49,13 +49,12 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import clear as _ck
+from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
@@ -72,6 +71,14 @@ from dehaze.guided import GRAY_WEIGHTS, guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 from dehaze.transmission_map import boundary_transmission
+
+if TYPE_CHECKING:
+    import cv2
+
+    from dehaze._kernels import clear as _ck
+else:
+    cv2 = lazy_module("cv2")  # OpenCV too (dehaze/_lazy.py)
+    _ck = lazy_module("dehaze._kernels.clear")  # Numba is imported on first use
 
 __all__ = ["ClearHaze", "ClearScene", "dehaze"]
 
