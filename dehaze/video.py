@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import csv
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -393,6 +395,78 @@ def dehaze_video(
     )
 
 
+#: Frames held between two stages of :func:`dehaze_video` (decoded ones waiting to be
+#: dehazed; dehazed ones waiting to be encoded): enough to absorb a slow frame, few enough
+#: that memory stays a handful of frames whatever the clip's length.
+QUEUE_FRAMES = 4
+
+#: How often (seconds) a stage waiting on a queue looks whether the others have stopped.
+_POLL = 0.05
+
+#: Put after the last frame: the stream is complete.
+_END = object()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An exception raised in the reading thread, passed on in the frames' order."""
+
+    error: BaseException
+
+
+def _put(channel: queue.Queue[Any], item: object, stop: threading.Event) -> bool:
+    """Put ``item`` unless ``stop`` is set while waiting for room; return whether it was put."""
+    while not stop.is_set():
+        try:
+            channel.put(item, timeout=_POLL)
+        except queue.Full:
+            continue
+        return True
+    return False
+
+
+def _get(channel: queue.Queue[Any], stop: threading.Event) -> object:
+    """Take the next item; ``_END`` if ``stop`` is set while waiting."""
+    while not stop.is_set():
+        try:
+            return channel.get(timeout=_POLL)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def _decode(frames: Iterator[NDArray[Any]], out: queue.Queue[Any], stop: threading.Event) -> None:
+    """Decode ``frames`` into ``out``, then ``_END`` or a ``_Failure`` (the reading thread)."""
+    try:
+        for frame in frames:
+            if not _put(out, frame, stop):
+                return
+        _put(out, _END, stop)
+    except BaseException as exc:  # passed to the dehazing thread, which raises it
+        _put(out, _Failure(exc), stop)
+
+
+def _encode(
+    channel: queue.Queue[Any],
+    writer: VideoWriter,
+    stop: threading.Event,
+    errors: list[BaseException],
+) -> None:
+    """Encode the frames of ``channel`` into ``writer`` until ``_END`` (the writing thread).
+
+    An error is recorded in ``errors`` and stops the other stages (``stop``).
+    """
+    try:
+        while True:
+            image = _get(channel, stop)
+            if image is _END:
+                return
+            writer.write(cast(NDArray[Any], image))
+    except BaseException as exc:
+        errors.append(exc)
+        stop.set()
+
+
 def _stream(
     reader: VideoReader,
     writer: VideoWriter,
@@ -403,25 +477,76 @@ def _stream(
     downscale: int,
     progress: Callable[[int, int], None] | None,
 ) -> int:
-    """Dehaze the reader's frames into the writer (and the light log); return the count."""
+    """Dehaze the reader's frames into the writer (and the light log); return the count.
+
+    Three stages overlap: a thread decodes frames into a bounded queue, the calling thread
+    dehazes them in order (and writes the light log, and calls ``progress``), a thread
+    encodes them from a second bounded queue (:data:`QUEUE_FRAMES` each). Decoding and
+    encoding run inside OpenCV with the GIL released, dehazing in Numba kernels likewise,
+    so the three proceed at once. Frames stay in order (one thread per stage, FIFO
+    queues). An error in any stage, or an exception from ``progress`` (the command line's
+    KeyboardInterrupt or SIGTERM), stops the other two: both threads have ended before
+    this function returns or raises, so the reader and writer are never used after they
+    are closed, and the error is raised here (a decoding error after the frames before
+    it, in order).
+    """
     total = reader.info.declared_frames
     count = 0
-    with open(os.devnull if log is None else log.name, "w", newline="", encoding="utf-8") as fh:
-        log_writer = csv.writer(fh) if log is not None else None
-        if log_writer is not None:
-            log_writer.writerow(
-                ["frame", "estimate_0", "estimate_1", "estimate_2", "light_0", "light_1", "light_2"]
-            )
-        frames = _frames(reader.frames(), method, weight, every, downscale, frozenset())
-        for item in frames:
-            writer.write(item.result.image)
+    stop = threading.Event()
+    decoded: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
+    dehazed: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
+    write_errors: list[BaseException] = []
+    decoding = threading.Thread(
+        target=_decode, args=(reader.frames(), decoded, stop), name="dehaze-video-decode"
+    )
+    encoding = threading.Thread(
+        target=_encode, args=(dehazed, writer, stop, write_errors), name="dehaze-video-encode"
+    )
+
+    def check_writer() -> None:
+        if write_errors:
+            raise write_errors[0]
+
+    def incoming() -> Iterator[NDArray[Any]]:
+        while True:
+            item = _get(decoded, stop)
+            if item is _END:
+                check_writer()  # stopped by the writer: its error
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield cast(NDArray[Any], item)
+
+    decoding.start()
+    encoding.start()
+    try:
+        with open(os.devnull if log is None else log.name, "w", newline="", encoding="utf-8") as fh:
+            log_writer = csv.writer(fh) if log is not None else None
             if log_writer is not None:
-                light = item.result.atmospheric_light
-                assert light is not None
-                est = item.light_estimate
-                est_cells = ["" for _ in light] if est is None else [f"{v:.6f}" for v in est]
-                log_writer.writerow([item.index, *est_cells, *(f"{v:.6f}" for v in light)])
-            count += 1
-            if progress is not None:
-                progress(count, total)
+                log_writer.writerow(
+                    ["frame", "estimate_0", "estimate_1", "estimate_2"]
+                    + ["light_0", "light_1", "light_2"]
+                )
+            for item in _frames(incoming(), method, weight, every, downscale, frozenset()):
+                if not _put(dehazed, item.result.image, stop):
+                    check_writer()
+                if log_writer is not None:
+                    light = item.result.atmospheric_light
+                    assert light is not None
+                    est = item.light_estimate
+                    est_cells = ["" for _ in light] if est is None else [f"{v:.6f}" for v in est]
+                    log_writer.writerow([item.index, *est_cells, *(f"{v:.6f}" for v in light)])
+                count += 1
+                if progress is not None:
+                    progress(count, total)
+        if not _put(dehazed, _END, stop):
+            check_writer()
+        while encoding.is_alive():  # every frame encoded (joined in steps: Ctrl-C works)
+            encoding.join(_POLL)
+        check_writer()
+    finally:
+        stop.set()  # on an error: the other stages stop at their next frame
+        for thread in (decoding, encoding):
+            while thread.is_alive():
+                thread.join(_POLL)
     return count
