@@ -16,6 +16,25 @@ BASE = 5
 
 
 @jit
+def _upsample_columns(
+    planes: Array,
+    row: int,
+    col_lo: np.ndarray,
+    col_hi: np.ndarray,
+    col_frac: Array,
+    out: Array,
+) -> None:
+    """out[p, j] = working row ``row`` of plane p, interpolated at output column j."""
+    width = out.shape[1]
+    for p in range(planes.shape[0]):
+        src = planes[p, row]
+        dst = out[p]
+        for j in range(width):
+            lo = src[col_lo[j]]
+            dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
+
+
+@jit
 def recover_detail(
     image: np.ndarray,
     unit: float,
@@ -49,21 +68,28 @@ def recover_detail(
     for integer outputs (``out_scale > 0``) or as J. ``t_rec_out`` and ``t_out`` (H×W, or
     0×0 to skip) receive t_rec and t.
 
-    Each row is first upsampled plane by plane into full-width buffers, then recovered as
-    one flat run of W·C samples (gain, detail gain and base spread to the channels), so the
-    loops have no gathers or channel index and vectorise.
+    The planes are upsampled along columns first, once per working row (the gathers at
+    ``col_lo``/``col_hi``), into two full-width buffers that hold the working rows above
+    and below the current output row; an output row is then a contiguous interpolation
+    between the two, which vectorises, and the buffers move down with the rows (about k
+    output rows per working row, so the gathers are done k times less often than row by
+    row). Each row is then recovered as one flat run of W·C samples (gain, detail gain and
+    base spread to the channels), with no gathers or channel index in the loops.
     """
     height = image.shape[0]
     n = image.shape[1]
     channels = luma_weights.shape[0]
     width = n // channels
-    n_planes, _, small_w = planes.shape
+    n_planes = planes.shape[0]
     T = type(planes[0, 0, 0])  # the working dtype: float32 math stays float32
     zero, one, u, t_min, scale = T(0.0), T(1.0), T(unit), T(t0), T(out_scale)
     want_rec = t_rec_out.shape[0] == height
     want_t = t_out.shape[0] == height
     dtype = planes.dtype
-    small = np.empty((n_planes, small_w), dtype=dtype)
+    above = np.empty((n_planes, width), dtype=dtype)  # working row held: held_above
+    below = np.empty((n_planes, width), dtype=dtype)  # working row held: held_below
+    held_above = -1
+    held_below = -1
     wide = np.empty((n_planes, width), dtype=dtype)
     lum = np.empty(width, dtype=dtype)
     gain = np.empty(width, dtype=dtype)
@@ -77,26 +103,41 @@ def recover_detail(
             light_flat[j * channels + c] = light[c]
     for i in range(i0, i1):
         fy = row_frac[i]
-        r0 = planes[:, row_lo[i], :]
-        r1 = planes[:, row_hi[i], :]
-        for p in range(n_planes):
-            for x in range(small_w):
-                small[p, x] = r0[p, x] + (r1[p, x] - r0[p, x]) * fy
-        for p in range(n_planes):
-            src = small[p]
+        upper = np.intp(row_lo[i])
+        lower = np.intp(row_hi[i])
+        if upper != held_above and upper == held_below:  # moved down: reuse the row below
+            above, below = below, above
+            held_above, held_below = held_below, held_above
+        if upper != held_above:
+            _upsample_columns(planes, upper, col_lo, col_hi, col_frac, above)
+            held_above = upper
+        if lower != held_below:
+            _upsample_columns(planes, lower, col_lo, col_hi, col_frac, below)
+            held_below = lower
+        for p in range(BASE, n_planes):  # the base layer, spread to the channels below
+            a_row = above[p]
+            b_row = below[p]
             dst = wide[p]
             for j in range(width):
-                lo = src[col_lo[j]]
-                dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
+                dst[j] = a_row[j] + (b_row[j] - a_row[j]) * fy
         row = image[i]
         luma_row(row, luma_weights, lum)  # the luma kernel's sum, in its order
+        # the coefficient planes are interpolated between the two rows where they are used
+        at0, at1, bt0, bt1 = above[A_T], below[A_T], above[B_T], below[B_T]
+        aw0, aw1, bw0, bw1 = above[A_W], below[A_W], above[B_W], below[B_W]
+        d0, d1 = above[DETAIL], below[DETAIL]
         for j in range(width):
-            t = min(max(wide[A_T, j] * lum[j] + wide[B_T, j], zero), one)
-            w = min(max(wide[A_W, j] * lum[j] + wide[B_W, j], zero), one)
+            a_t = at0[j] + (at1[j] - at0[j]) * fy
+            b_t = bt0[j] + (bt1[j] - bt0[j]) * fy
+            a_w = aw0[j] + (aw1[j] - aw0[j]) * fy
+            b_w = bw0[j] + (bw1[j] - bw0[j]) * fy
+            detail = d0[j] + (d1[j] - d0[j]) * fy
+            t = min(max(a_t * lum[j] + b_t, zero), one)
+            w = min(max(a_w * lum[j] + b_w, zero), one)
             t_s = max(t, t_min)
             g = one + w * (one - t_s) / t_s  # 1 / t_rec, one division per pixel
             gain[j] = g
-            excess[j] = (one - wide[DETAIL, j]) * (g - one)
+            excess[j] = (one - detail) * (g - one)
             if want_t:
                 t_out[i, j] = t
         if want_rec:
