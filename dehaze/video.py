@@ -49,7 +49,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._validate import FloatArray, as_pixels, check_radius, check_real
-from dehaze.clear import ClearHaze
+from dehaze.clear import ClearHaze, ClearScene
 from dehaze.io import (
     DEFAULT_MAX_PIXELS,
     VIDEO_CODECS,
@@ -270,14 +270,53 @@ def _frames(
                 f"frame's shape {shape}"
             )
         estimate: Scene | None = None
+        reestimate = smoothed is None or index % every == 0
         try:
-            if smoothed is None or index % every == 0:
-                estimate = _estimate_frame(arr, method, downscale)
-                smoothed = estimate.blend(smoothed, weight)
-            result = method.apply(arr, smoothed, outputs=outputs)
+            if isinstance(method, ClearHaze) and downscale == 1:
+                estimate, smoothed, result = _clear_frame(
+                    method, arr, smoothed, reestimate, weight, outputs
+                )
+            else:
+                if reestimate:
+                    estimate = _estimate_frame(arr, method, downscale)
+                    smoothed = estimate.blend(smoothed, weight)
+                assert smoothed is not None
+                result = method.apply(arr, smoothed, outputs=outputs)
         except ValueError as exc:
             raise ValueError(f"frame {index}: {exc}") from exc
         yield DehazedFrame(index=index, result=result, scene=smoothed, estimate=estimate)
+
+
+def _clear_frame(
+    method: ClearHaze,
+    frame: NDArray[Any],
+    smoothed: Scene | None,
+    reestimate: bool,
+    weight: float,
+    outputs: Collection[str],
+) -> tuple[ClearScene | None, ClearScene, DehazeResult]:
+    """ClearHaze on one frame with its working image computed once, not twice.
+
+    ``method.estimate`` and ``method.apply`` both average the frame over k × k blocks;
+    :meth:`~dehaze.ClearHaze.working_image` once, then the pieces they are made of (the
+    estimate from it when ``reestimate``, the working planes with the smoothed scene, the
+    full-resolution pass) gives the same frame bit for bit. Returns the frame's own
+    estimate (None when not re-estimated), the smoothed scene and the result.
+    """
+    previous = cast(ClearScene | None, smoothed)
+    estimate: ClearScene | None = None
+    if reestimate or previous is None:
+        factor = method.working_factor(frame.shape)
+        work = method.working_image(frame, factor)
+        estimate = method.estimate_working(work, factor)
+        scene = estimate.blend(previous, weight)
+        if scene.factor != factor:  # apply averages with the scene's factor
+            work = method.working_image(frame, scene.factor)
+    else:
+        scene = previous
+        work = method.working_image(frame, scene.factor)
+    planes = method.working_planes(work, scene)
+    return estimate, scene, method.apply_planes(frame, planes, outputs=outputs)
 
 
 def dehaze_video(

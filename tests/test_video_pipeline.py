@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dehaze import DarkChannelPrior
+from dehaze import ClearHaze, DarkChannelPrior
 from dehaze.io import VideoReader, VideoWriter
 from dehaze.result import DehazeResult
-from dehaze.video import QUEUE_FRAMES, dehaze_video
+from dehaze.video import QUEUE_FRAMES, dehaze_frames, dehaze_video
 
 METHOD = DarkChannelPrior(guided_radius=8, patch_radius=3)
 N_FRAMES = 3 * QUEUE_FRAMES + 2  # more than both queues hold: a stuck stage would show
@@ -146,3 +146,34 @@ def test_an_interrupt_from_progress_stops_everything(
     with pytest.raises(error):
         dehaze_video(clip, tmp_path / "out" / "c.avi", METHOD, progress=progress)
     assert_failed_cleanly(tmp_path / "out")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize(("weight", "every"), [(1.0, 1), (0.3, 1), (0.5, 2)])
+def test_clear_haze_frames_equal_estimate_then_apply(
+    dtype: type, weight: float, every: int
+) -> None:
+    # ClearHaze frames share one working image between the estimate and the recovery:
+    # the result must be the two public phases' bit for bit
+    method = ClearHaze(working_size=20)  # k = 2 at 48 × 64
+    frames = [frame(k) for k in range(5)]
+    if dtype is np.float32:
+        frames = [(f / 255.0).astype(np.float32) for f in frames]
+    got = list(dehaze_frames(frames, method, light_weight=weight, light_every=every))
+    smoothed = None
+    for k, (image, item) in enumerate(zip(frames, got, strict=True)):
+        estimate = None
+        if smoothed is None or k % every == 0:
+            estimate = method.estimate(image)
+            smoothed = estimate.blend(smoothed, weight)
+        expected = method.apply(image, smoothed)
+        np.testing.assert_array_equal(item.result.image, expected.image)
+        np.testing.assert_array_equal(item.result.transmission, expected.transmission)
+        np.testing.assert_array_equal(item.result.depth, expected.depth)
+        np.testing.assert_array_equal(item.scene.atmospheric_light, smoothed.atmospheric_light)
+        assert (item.scene.factor, item.scene.extent, item.scene.noise_sigma) == (
+            smoothed.factor,
+            smoothed.extent,
+            smoothed.noise_sigma,
+        )
+        assert (item.estimate is None) == (estimate is None)
