@@ -23,34 +23,39 @@ def block_mean(
 
     ``image`` is H × (W·C) pixels (any dtype), ``out`` h × (w·C) with h = ⌈H / k⌉ and
     w = ⌈W / k⌉: a last block cut by the image's edge is the mean of its pixels. Each block
-    is summed in float64 in one fixed order (its rows top to bottom, each left to right), so
-    its mean depends on its own pixels only: a tile whose origin is a multiple of k gives the
-    whole image's blocks bit for bit.
+    is summed in float64 in one fixed order (each of its columns top to bottom, then the
+    column sums left to right), so its mean depends on its own pixels only: a tile whose
+    origin is a multiple of k gives the whole image's blocks bit for bit. Integer pixels
+    are summed exactly (any order gives the same sum).
+
+    The column sums of a block row are one contiguous pass over each image row (which
+    vectorises); only the k-wide sums of the column sums run per block.
     """
     height = image.shape[0]
-    width = image.shape[1] // channels
+    n = image.shape[1]
+    width = n // channels
     small_w = out.shape[1] // channels
-    acc = np.empty(out.shape[1], dtype=np.float64)
+    columns = np.empty(n, dtype=np.float64)
     for b in range(b0, b1):
-        acc[:] = 0.0
         y0 = b * factor
         y1 = min(y0 + factor, height)
-        for y in range(y0, y1):
+        first = image[y0]
+        for x in range(n):
+            columns[x] = first[x]
+        for y in range(y0 + 1, y1):
             row = image[y]
-            for bx in range(small_w):
-                x0 = bx * factor
-                x1 = min(x0 + factor, width)
-                for c in range(channels):
-                    total = acc[bx * channels + c]
-                    for x in range(x0, x1):
-                        total += row[x * channels + c]
-                    acc[bx * channels + c] = total
+            for x in range(n):
+                columns[x] += row[x]
         out_row = out[b]
         for bx in range(small_w):
-            count = (y1 - y0) * (min(bx * factor + factor, width) - bx * factor)
-            scale = unit / count
+            x0 = bx * factor
+            x1 = min(x0 + factor, width)
+            scale = unit / ((y1 - y0) * (x1 - x0))
             for c in range(channels):
-                out_row[bx * channels + c] = acc[bx * channels + c] * scale
+                total = columns[x0 * channels + c]
+                for x in range(x0 + 1, x1):
+                    total += columns[x * channels + c]
+                out_row[bx * channels + c] = total * scale
 
 
 @jit
