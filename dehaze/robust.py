@@ -318,9 +318,10 @@ class RobustDCP:
     ) -> DehazeResult:
         if dark is None and "dark_channel" in wanted:
             dark = dark_channel_plane(px, self.patch_radius, unit=unit)
-        raw_t = raw_transmission(px, light, self.omega, self.patch_radius, unit)
+        step = self.subsample  # > 1: raw t only where the fast guided filter reads it
+        raw_t = raw_transmission(px, light, self.omega, self.patch_radius, unit, step)
         t = guided_filter_plane(
-            as_channels(gray), raw_t, self.guided_radius, self.eps, self.subsample
+            as_channels(gray), raw_t, self.guided_radius, self.eps, step, coarse_src=step > 1
         )
         distance = None
         if tolerance is not None:

@@ -226,8 +226,10 @@ def _value_of_key(key: int, dtype: np.dtype[Any]) -> float:
 RankMap = Callable[[NDArray[Any], float], FloatArray]
 
 
-def _dark_map(patch_radius: int, guard_radius: int, px: NDArray[Any], unit: float) -> FloatArray:
-    dark = dark_channel_plane(px, patch_radius, unit=unit)
+def _dark_map(
+    patch_radius: int, guard_radius: int, step: int, px: NDArray[Any], unit: float
+) -> FloatArray:
+    dark = dark_channel_plane(px, patch_radius, unit=unit, step=step)
     return min_filter_plane(dark, guard_radius) if guard_radius > 0 else dark
 
 
@@ -235,18 +237,35 @@ def _cap_map(patch_radius: int, px: NDArray[Any], unit: float) -> FloatArray:
     return cap_depth(as_float_image(px), patch_radius)
 
 
-def _ranked(rank: RankMap, float_pixels: bool, tile: Tile, block: NDArray[Any]) -> Any:
+def _coarse(region: tuple[slice, slice], step: int) -> tuple[slice, slice]:
+    """Return a region (starts multiples of ``step``) on the grid of every step-th pixel."""
+    return (
+        slice(region[0].start // step, -(-region[0].stop // step)),
+        slice(region[1].start // step, -(-region[1].stop // step)),
+    )
+
+
+def _ranked(rank: RankMap, float_pixels: bool, step: int, tile: Tile, block: NDArray[Any]) -> Any:
+    """Return the pixels and the ranking map of the tile's output region (coarse grid)."""
     px, unit = as_pixels(block)
     if float_pixels:
         px, unit = as_float_image(px), 1.0
-    plane = rank(px, unit)[tile.inner]
-    return px, unit, np.ascontiguousarray(plane, dtype=working_dtype(px.dtype))
+    inner = _coarse(tile.inner, step)
+    plane = rank(px, unit)[inner]
+    pixels = as_channels(px)[::step, ::step][inner]
+    return pixels, np.ascontiguousarray(plane, dtype=working_dtype(px.dtype))
 
 
 def _digit_histogram(
-    rank: RankMap, float_pixels: bool, level: int, prefix: int, tile: Tile, block: NDArray[Any]
+    rank: RankMap,
+    float_pixels: bool,
+    step: int,
+    level: int,
+    prefix: int,
+    tile: Tile,
+    block: NDArray[Any],
 ) -> NDArray[np.int64]:
-    plane = _ranked(rank, float_pixels, tile, block)[2]
+    plane = _ranked(rank, float_pixels, step, tile, block)[1]
     keys = _keys(plane).astype(np.uint64).ravel()
     nbits = plane.dtype.itemsize * 8
     shift = nbits - KEY_DIGIT_BITS * (level + 1)
@@ -259,13 +278,14 @@ def _digit_histogram(
 def _brightest_at_least(
     rank: RankMap,
     float_pixels: bool,
+    step: int,
     threshold: float,
     width: int,
     tile: Tile,
     block: NDArray[Any],
 ) -> tuple[float, int]:
-    px, _, plane = _ranked(rank, float_pixels, tile, block)
-    pixels = as_channels(px)[tile.inner]
+    """(channel sum, flat index on the coarse grid of ``width``) of the tile's brightest."""
+    pixels, plane = _ranked(rank, float_pixels, step, tile, block)
     rows, cols = np.nonzero(plane >= plane.dtype.type(threshold))  # row-major order
     if rows.size == 0:
         return -np.inf, -1
@@ -274,7 +294,7 @@ def _brightest_at_least(
     for c in range(1, chosen.shape[1]):
         sums += chosen[:, c]
     pick = int(np.argmax(sums))  # the first of equal maxima
-    y0, x0 = tile.origin
+    y0, x0 = (v // step for v in tile.origin)
     return float(sums[pick]), (y0 + int(rows[pick])) * width + x0 + int(cols[pick])
 
 
@@ -286,16 +306,22 @@ def _he_index(
     float_pixels: bool,
     tile: int,
     mapper: Mapper,
+    step: int = 1,
 ) -> int:
-    """Flat index of the pixel He's rule picks on the map ``rank`` (exactly as in memory)."""
+    """Return the flat index of the pixel He's rule picks on the map ``rank``, as in memory.
+
+    With ``step`` > 1 the map covers every step-th row and column only (``rank`` returns
+    it for a block) and the index is on that coarse grid.
+    """
     height, width, _ = _check_source(image)
-    tiles = plan_tiles((height, width), tile, halo)
-    k = max(1, int(height * width * top_fraction))
+    tiles = plan_tiles((height, width), tile, halo, align=step)
+    coarse_h, coarse_w = -(-height // step), -(-width // step)
+    k = max(1, int(coarse_h * coarse_w * top_fraction))
     dtype = working_dtype(np.dtype(image.dtype))  # the map's dtype, as in memory
     levels = dtype.itemsize * 8 // KEY_DIGIT_BITS
     prefix, remaining = 0, k
     for level in range(levels):
-        func = functools.partial(_digit_histogram, rank, float_pixels, level, prefix)
+        func = functools.partial(_digit_histogram, rank, float_pixels, step, level, prefix)
         hist = np.zeros(1 << KEY_DIGIT_BITS, dtype=np.int64)
         for start in range(0, len(tiles), MAP_CHUNK):  # bounded memory: add as they come
             for part in mapper(func, image, tiles[start : start + MAP_CHUNK]):
@@ -306,7 +332,7 @@ def _he_index(
         remaining -= int(from_top[pos] - hist[digit])
         prefix = (prefix << KEY_DIGIT_BITS) | digit
     threshold = _value_of_key(prefix, dtype)
-    func2 = functools.partial(_brightest_at_least, rank, float_pixels, threshold, width)
+    func2 = functools.partial(_brightest_at_least, rank, float_pixels, step, threshold, coarse_w)
     best_sum, best = -np.inf, -1
     for s, index in mapper(func2, image, tiles):
         if index >= 0 and (s > best_sum or (s == best_sum and index < best)):
@@ -336,9 +362,14 @@ def _unit(image: ImageSource) -> float:
 def _dcp_scene(method: DarkChannelPrior, image: ImageSource, tile: int, mapper: Mapper) -> Scene:
     if method.atmospheric_light is not None:  # needs only the channel count
         return method.estimate(read_block(image, (slice(0, 1), slice(0, 1))))
-    rank = functools.partial(_dark_map, method.patch_radius, 0)
-    index = _he_index(image, rank, method.patch_radius, method.top_fraction, False, tile, mapper)
-    light = pixel_light(_pixel_at(image, index)[0, 0], _unit(image))
+    step = method.subsample  # fast mode: He's rule on the coarse grid
+    rank = functools.partial(_dark_map, method.patch_radius, 0, step)
+    index = _he_index(
+        image, rank, method.patch_radius, method.top_fraction, False, tile, mapper, step
+    )
+    row, col = divmod(index, -(-int(image.shape[1]) // step))
+    full_index = row * step * int(image.shape[1]) + col * step
+    light = pixel_light(_pixel_at(image, full_index)[0, 0], _unit(image))
     return LightScene(light.astype(np.float64))
 
 
@@ -373,7 +404,7 @@ def _robust_scene(method: RobustDCP, image: ImageSource, tile: int, mapper: Mapp
     height, width, _ = _check_source(image)
     unit = _unit(image)
     g = method.guard_radius
-    rank = functools.partial(_dark_map, method.patch_radius, g)
+    rank = functools.partial(_dark_map, method.patch_radius, g, 1)
     index = _he_index(
         image, rank, method.patch_radius + g, method.top_fraction, False, tile, mapper
     )
@@ -526,7 +557,8 @@ def prepare(
     """Estimate the scene (unless given) and everything else tiles share.
 
     For ClearHaze this reads the image once to build its working image and computes the
-    working-scale maps (small: about ``working_size``² pixels whatever the image's size).
+    working-scale maps (small: about working_size × working_size pixels, whatever the
+    image's size).
     """
     run = serial_mapper if mapper is None else mapper
     height, width, _ = _check_source(image)
