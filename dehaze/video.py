@@ -29,7 +29,9 @@ the frame looks like sky, and so can jump when a bright object crosses the top o
 
 Frames are processed one at a time (:func:`dehaze_frames` is a generator and
 :func:`dehaze_video` streams from :class:`cv2.VideoCapture` to :class:`cv2.VideoWriter`), so
-memory does not grow with the clip's length.
+memory does not grow with the clip's length. In :func:`dehaze_video` decoding, dehazing and
+encoding overlap: a thread decodes ahead and another encodes behind, each at most
+:data:`QUEUE_FRAMES` frames away from the dehazing thread, frames in order.
 """
 
 from __future__ import annotations
@@ -335,7 +337,11 @@ def dehaze_video(
     """Dehaze a video file into a new file with the same frame rate and size.
 
     Frames are read with :class:`dehaze.io.VideoReader`, dehazed by :func:`dehaze_frames`
-    and written with :class:`dehaze.io.VideoWriter` one at a time. The output goes to a
+    and written with :class:`dehaze.io.VideoWriter` one at a time, the three stages
+    overlapping: a thread decodes and another encodes, each behind a queue of
+    :data:`QUEUE_FRAMES` frames, while the calling thread dehazes (and calls ``progress``).
+    An error in any stage, or an exception from ``progress``, stops the other two before it
+    is raised here; no thread outlives the call. The output goes to a
     temporary file in the target folder that is moved into place at the end, so an
     interrupted run leaves no half-written clip (and a later command-line run in that
     folder removes the temporary file). The clip is written without audio.
