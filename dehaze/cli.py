@@ -796,6 +796,40 @@ def _run_jobs(
             tqdm.write(f"dehaze: {job.source}: {report}", file=sys.stderr)
 
 
+#: Said once on stderr when a kernel is about to be compiled (nothing is said on a warm cache).
+COMPILING_MESSAGE = "dehaze: compiling kernels (first run only)…"
+
+
+@contextmanager
+def _announce_compilation() -> Iterator[None]:
+    """Say :data:`COMPILING_MESSAGE` once if a kernel is compiled inside the block.
+
+    Numba raises its ``numba:compile`` event only when the cache has no copy of a kernel
+    for the types it is called with, right before compiling it (a kernel loaded from the
+    cache raises none), so the message appears on a cold cache and never on a warm one:
+    the cache's own verdict, not a guess from timing.
+    """
+    from numba.core import event
+    from tqdm import tqdm
+
+    said = threading.Lock()
+
+    class Announce(event.Listener):
+        def on_start(self, ev: event.Event) -> None:
+            if said.acquire(blocking=False):  # once, from whichever thread compiles first
+                tqdm.write(COMPILING_MESSAGE, file=sys.stderr)
+
+        def on_end(self, ev: event.Event) -> None:
+            pass
+
+    listener = Announce()
+    event.register("numba:compile", listener)
+    try:
+        yield
+    finally:
+        event.unregister("numba:compile", listener)
+
+
 class _Terminated(BaseException):
     """Raised at a safe point after SIGTERM, so that temporary files are removed."""
 
@@ -934,7 +968,7 @@ def _run_files(argv: Sequence[str]) -> int:
     _clean_stale(jobs, args, started)
     show = not args.quiet
     start = time.perf_counter()
-    with _terminate_cleanly():
+    with _terminate_cleanly(), _announce_compilation():
         try:
             if args.scheduler is None:
                 # disable=None: a bar only when stderr is a terminal (tqdm's rule), never in logs

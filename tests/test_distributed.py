@@ -105,6 +105,11 @@ def test_missing_dask_is_a_clear_error(
     assert "pip install 'dehaze-dcp[dask]'" in proc.stdout
     # the command: a usage error naming the extra, nothing written
     monkeypatch.setitem(sys.modules, "dehaze.distributed", None)
+    # an earlier import also left the submodule as an attribute of the package, which
+    # ``from dehaze import distributed`` would find first
+    import dehaze
+
+    monkeypatch.delattr(dehaze, "distributed", raising=False)
     imwrite(tmp_path / "a.png", hazy(1))
     with pytest.raises(SystemExit) as exc:
         cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--scheduler", "local:2"])
