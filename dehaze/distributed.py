@@ -381,7 +381,13 @@ def open_client(scheduler: str, *, timeout: float = 10.0) -> Iterator[Client]:
     with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
         # read by each nanny when it is made; worker restarts reuse it
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # no dashboard, and the scheduler's HTTP server (health, metrics) on a free port:
+            # its default, 8787, may be taken (a warning, and a start-up error under -W error)
+            scheduler_kwargs={"dashboard_address": ":0"},
         )
     with cluster, Client(cluster) as client:
         yield client
