@@ -462,3 +462,27 @@ def test_a_lost_worker_fails_its_file_only(
     assert deadly.status == "failed" and "KilledWorker" in (deadly.message or "")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fine.png"]
     client.wait_for_workers(2, timeout=60)
+
+
+def test_videos_and_empty_batches_on_the_cluster(client: Any, tmp_path: Path) -> None:
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    writer = cv2.VideoWriter(str(src / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for k in range(5):
+        writer.write(hazy(20 + k, 48, 64)[..., ::-1].copy())
+    writer.release()
+    address = client.scheduler.address
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    pattern = str(src / "*.avi")
+    assert cli.main([pattern, "-o", str(serial), "-q", "--save-light"]) == 0
+    assert (
+        cli.main([pattern, "-o", str(parallel), "-q", "--save-light", "--scheduler", address]) == 0
+    )
+    assert digests(parallel) == digests(serial) and len(digests(serial)) == 2
+    # nothing to do: no cluster is reached (this address has none), the problem is reported
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status = cli.main([str(empty), "-o", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"])
+    assert status == 1
