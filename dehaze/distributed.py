@@ -266,18 +266,16 @@ def run_jobs(
         options = dict(spec.options, weights=str(Path(spec.options["weights"]).absolute()))
         spec = MethodSpec(spec.label, spec.name, options)
     sent = _worker_args(args)
-    futures = {
-        client.submit(
-            _dehaze_job,
-            _absolute(job),
-            spec,
-            context,
-            sent,
-            threads_per_task,
-            pure=False,  # a new key every time: a rerun is a new task, never a cached result
-        ): job
-        for job in jobs
-    }
+    submitted = client.map(
+        _dehaze_job,
+        [_absolute(job) for job in jobs],
+        spec=spec,
+        context=context,
+        args=sent,
+        threads=threads_per_task,
+        pure=False,  # a new key every time: a rerun is a new task, never a cached result
+    )
+    futures = dict(zip(submitted, jobs, strict=True))
     # disable=None: tqdm shows the bar only on a terminal
     disable = None if progress is None else not progress
     bar = tqdm(total=len(futures), unit="file", disable=disable, file=sys.stderr)
