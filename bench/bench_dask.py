@@ -18,6 +18,8 @@ Usage::
    kernels are loaded) before the timed batch; the start-up time is printed separately.
    Every variant writes to its own folder and the outputs are checked byte-identical.
    Each variant runs ``--rounds`` times; the best round counts (the machine may be shared).
+   The CPU time (this process and the workers, user + system) of each variant is printed
+   too: on a shared machine it says what the cluster costs where wall-clock time cannot.
 
 2. **Array** (``--array N``, 0 skips): an N×N RGB uint8 image (a SOTS photo tiled and
    mirrored, stored as .npy; the workers read their chunks from it) dehazed as a dask array
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +90,7 @@ def serial_batch(inputs: Path, out: Path, method: str) -> float:
     return elapsed
 
 
-def batch_bench(args: argparse.Namespace, client: object, work: Path) -> None:
+def batch_bench(args: argparse.Namespace, client: Any, work: Path) -> None:
     from dehaze.distributed import dehaze_files
 
     inputs = work / "in"
@@ -107,10 +110,12 @@ def batch_bench(args: argparse.Namespace, client: object, work: Path) -> None:
 
     threads = get_num_threads()
     best = {"one process": np.inf, "one process, 1 thread": np.inf, "dask": np.inf}
+    cpu: dict[str, list[float]] = {name: [] for name in best}
     reference: dict[str, bytes] | None = None
     for round_ in range(args.rounds):
         for name in best:
             out = work / f"out_{round_}_{name.replace(' ', '_').replace(',', '')}"
+            before = cpu_seconds(client)
             if name == "dask":
                 report = dehaze_files([inputs], out, client=client, method=args.method)
                 if report.count("done") != len(files):
@@ -121,6 +126,7 @@ def batch_bench(args: argparse.Namespace, client: object, work: Path) -> None:
             else:
                 with num_threads(1):
                     elapsed = serial_batch(inputs, out, args.method)
+            cpu[name].append(cpu_seconds(client) - before)
             outputs = digests(out)
             if reference is None:
                 reference = outputs
@@ -130,17 +136,36 @@ def batch_bench(args: argparse.Namespace, client: object, work: Path) -> None:
             best[name] = min(best[name], elapsed)
             print(
                 f"  round {round_ + 1} {name:<24} {elapsed:7.2f} s  "
-                f"{len(files) / elapsed:6.2f} images/s"
+                f"{len(files) / elapsed:6.2f} images/s  CPU {cpu[name][-1]:6.2f} s"
             )
     print(f"batch, best of {args.rounds} rounds (outputs byte-identical across variants):")
     for name, elapsed in best.items():
         rate = len(files) / elapsed
-        print(f"  {name:<24} {elapsed:7.2f} s  {rate:6.2f} images/s")
+        per_image = 1e3 * float(np.median(cpu[name])) / len(files)
+        print(
+            f"  {name:<24} {elapsed:7.2f} s  {rate:6.2f} images/s  "
+            f"median CPU {per_image:5.1f} ms/image"
+        )
     print(
         f"  dask ({args.workers} workers × 1 thread) / one process ({threads} threads): "
         f"{best['one process'] / best['dask']:.2f}×; "
         f"/ one process with 1 thread: {best['one process, 1 thread'] / best['dask']:.2f}×"
     )
+
+
+def cpu_seconds(client: Any) -> float:
+    """CPU time (user + system) of this process and of every worker process so far.
+
+    The machine may be shared: CPU seconds per image do not depend on what else runs, and
+    show what the cluster costs beside one process (its scheduler runs in this process).
+    """
+    import psutil
+
+    def own() -> float:
+        times = psutil.Process().cpu_times()
+        return float(times.user + times.system)
+
+    return own() + sum(client.run(own).values())
 
 
 def big_image(side: int, data: Path) -> np.ndarray:

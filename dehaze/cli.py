@@ -897,6 +897,8 @@ def _run_on_cluster(
 
     from dehaze import distributed
 
+    if not jobs:
+        return  # nothing to send: no cluster to start or reach
     with ExitStack() as stack:
         try:
             client = stack.enter_context(distributed.open_client(args.scheduler))

@@ -266,18 +266,16 @@ def run_jobs(
         options = dict(spec.options, weights=str(Path(spec.options["weights"]).absolute()))
         spec = MethodSpec(spec.label, spec.name, options)
     sent = _worker_args(args)
-    futures = {
-        client.submit(
-            _dehaze_job,
-            _absolute(job),
-            spec,
-            context,
-            sent,
-            threads_per_task,
-            pure=False,  # a new key every time: a rerun is a new task, never a cached result
-        ): job
-        for job in jobs
-    }
+    submitted = client.map(
+        _dehaze_job,
+        [_absolute(job) for job in jobs],
+        spec=spec,
+        context=context,
+        args=sent,
+        threads=threads_per_task,
+        pure=False,  # a new key every time: a rerun is a new task, never a cached result
+    )
+    futures = dict(zip(submitted, jobs, strict=True))
     # disable=None: tqdm shows the bar only on a terminal
     disable = None if progress is None else not progress
     bar = tqdm(total=len(futures), unit="file", disable=disable, file=sys.stderr)
@@ -381,7 +379,13 @@ def open_client(scheduler: str, *, timeout: float = 10.0) -> Iterator[Client]:
     with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
         # read by each nanny when it is made; worker restarts reuse it
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # no dashboard, and the scheduler's HTTP server (health, metrics) on a free port:
+            # its default, 8787, may be taken (a warning, and a start-up error under -W error)
+            scheduler_kwargs={"dashboard_address": ":0"},
         )
     with cluster, Client(cluster) as client:
         yield client

@@ -46,14 +46,22 @@ def digests(folder: Path) -> dict[str, str]:
 def client() -> Iterator[Any]:
     """One real cluster for the module: 2 worker processes, one thread each."""
     pytest.importorskip("dask", reason=DASK_REASON)
-    distributed = pytest.importorskip("distributed", reason=DASK_REASON)
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as connected,
-    ):
+    pytest.importorskip("distributed", reason=DASK_REASON)
+    from dehaze.distributed import open_client
+
+    with open_client("local:2") as connected:
         yield connected
+
+
+def test_the_local_cluster(client: Any) -> None:
+    from dehaze.distributed import MALLOC_TRIM
+
+    workers = client.scheduler_info()["workers"].values()
+    assert [worker["nthreads"] for worker in workers] == [1, 1]
+    pids = client.run(os.getpid)
+    assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()  # processes
+    # without Dask's trim threshold: it makes every temporary plane a fresh mmap
+    assert set(client.run(os.environ.get, MALLOC_TRIM).values()) == {None}
 
 
 @pytest.fixture
@@ -104,12 +112,10 @@ def test_missing_dask_is_a_clear_error(
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'dehaze-dcp[dask]'" in proc.stdout
     # the command: a usage error naming the extra, nothing written
-    monkeypatch.setitem(sys.modules, "dehaze.distributed", None)
-    # an earlier import also left the submodule as an attribute of the package, which
-    # ``from dehaze import distributed`` would find first
     import dehaze
 
-    monkeypatch.delattr(dehaze, "distributed", raising=False)
+    monkeypatch.setitem(sys.modules, "dehaze.distributed", None)
+    monkeypatch.delattr(dehaze, "distributed", raising=False)  # if imported by another test
     imwrite(tmp_path / "a.png", hazy(1))
     with pytest.raises(SystemExit) as exc:
         cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--scheduler", "local:2"])
@@ -398,3 +404,85 @@ def test_network_weights_reach_the_workers(
     report = dehaze_files([src], parallel, client=client, method=f"aodnet:weights={weights.name}")
     assert [item.status for item in report.files] == ["done", "done"]
     assert digests(parallel) == digests(serial)
+
+
+class CrashOnThirteenRows:
+    """A method that kills its worker process on an image 13 rows high (a lost worker)."""
+
+    def __call__(self, image: Any) -> Any:
+        from dehaze.result import DehazeResult
+
+        if np.asarray(image).shape[0] == 13:
+            os._exit(3)
+        return DehazeResult(image=np.asarray(image))
+
+
+def crash_factory(options: Any, context: Any) -> CrashOnThirteenRows:
+    return CrashOnThirteenRows()
+
+
+class RegisterCrash:
+    """A worker plugin: every worker, also one restarted after a crash, knows crash13."""
+
+    name = "dehaze-test-crash13"
+    idempotent = True
+
+    def setup(self, worker: Any) -> None:
+        from dehaze import registry
+
+        registry.register_method("crash13", crash_factory, replace=True)
+
+    def teardown(self, worker: Any) -> None:
+        pass
+
+
+def test_a_lost_worker_fails_its_file_only(
+    client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    from dehaze import registry
+    from dehaze.distributed import dehaze_files
+
+    plugin = type("RegisterCrashPlugin", (RegisterCrash, WorkerPlugin), {})()
+    monkeypatch.setitem(registry.METHODS, "crash13", crash_factory)
+    client.register_plugin(plugin, name=RegisterCrash.name)
+    try:
+        src = tmp_path / "in"
+        imwrite(src / "fine.png", hazy(10, 20, 20))
+        imwrite(src / "deadly.png", hazy(11, 13, 20))
+        report = dehaze_files([src], tmp_path / "out", client=client, method="crash13")
+    finally:
+        client.unregister_worker_plugin(RegisterCrash.name)
+    by_name = {item.source.name: item for item in report.files}
+    assert by_name["fine.png"].status == "done"
+    # the task killed every worker it was tried on (Dask gives up after a few): one failed
+    # file with the reason, not an exception from the batch
+    deadly = by_name["deadly.png"]
+    assert deadly.status == "failed" and "KilledWorker" in (deadly.message or "")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fine.png"]
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_videos_and_empty_batches_on_the_cluster(client: Any, tmp_path: Path) -> None:
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    writer = cv2.VideoWriter(str(src / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for k in range(5):
+        writer.write(hazy(20 + k, 48, 64)[..., ::-1].copy())
+    writer.release()
+    address = client.scheduler.address
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    pattern = str(src / "*.avi")
+    assert cli.main([pattern, "-o", str(serial), "-q", "--save-light"]) == 0
+    assert (
+        cli.main([pattern, "-o", str(parallel), "-q", "--save-light", "--scheduler", address]) == 0
+    )
+    assert digests(parallel) == digests(serial) and len(digests(serial)) == 2
+    # nothing to do: no cluster is reached (this address has none), the problem is reported
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status = cli.main([str(empty), "-o", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"])
+    assert status == 1
