@@ -101,7 +101,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _method_spec(args: argparse.Namespace) -> MethodSpec:
+def method_spec(args: argparse.Namespace) -> MethodSpec:
     """Return the spec of ``--method NAME[:key=value,...]`` with the parameter options merged in.
 
     The spec (with :class:`MethodContext`) is what :func:`build_method` builds from; it is
@@ -138,7 +138,7 @@ def _method_spec(args: argparse.Namespace) -> MethodSpec:
 
 def _build_method(args: argparse.Namespace) -> Dehazer:
     """Build the method of ``--method NAME[:key=value,...]`` with the parameter options."""
-    spec = _method_spec(args)
+    spec = method_spec(args)
     try:
         return build_method(spec, MethodContext())
     except FileNotFoundError as exc:
@@ -387,12 +387,12 @@ def _bench(argv: Sequence[str]) -> int:
         print("dehaze bench: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # no traceback for bad data or weights: one line, status 1
-        print(f"dehaze bench: error: {_describe(exc)}", file=sys.stderr)
+        print(f"dehaze bench: error: {describe_error(exc)}", file=sys.stderr)
         return 1
     return status
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """One line for an error: its message, with the type where the message is not enough."""
     text = str(exc).strip() or "no details"
     if isinstance(exc, MemoryError) or "Insufficient memory" in text:  # OpenCV's own
@@ -505,7 +505,7 @@ def _folder_images(folder: Path, out_dir: Path) -> list[Path]:
     return sorted(p for p in found if not _in_output(p, folder, out_dir))
 
 
-def _collect(inputs: Sequence[str], out_dir: Path) -> Collected:
+def collect_jobs(inputs: Sequence[str], out_dir: Path) -> Collected:
     """Expand files, folders (recursively, image files) and globs into jobs.
 
     When the output folder lies below an input folder, the files already in it are left
@@ -570,7 +570,7 @@ def _sidecars(job: Job, args: argparse.Namespace) -> dict[str, Path]:
     return extra
 
 
-def _check_targets(jobs: Sequence[Job], args: argparse.Namespace) -> None:
+def check_targets(jobs: Sequence[Job], args: argparse.Namespace) -> None:
     """Refuse outputs that equal an input or collide with another output (usage errors)."""
     inputs = {job.source.resolve(): job.source for job in jobs}
     owners: dict[Path, Path] = {}
@@ -741,7 +741,7 @@ def _clean_stale(jobs: Sequence[Job], args: argparse.Namespace, started: float) 
         )
 
 
-def _run_job(
+def run_job(
     job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, show: bool
 ) -> str | None:
     """Process one job, counting it into ``tally``; return what to report about it, if anything.
@@ -772,7 +772,7 @@ def _run_job(
             _process_image(job, method, args, tally, wanted)
     except Exception as exc:  # bad input is a line and a count, never a traceback
         tally.failed += 1
-        return _describe(exc)
+        return describe_error(exc)
     tally.done += 1
     return None
 
@@ -791,7 +791,7 @@ def _run_jobs(
     single = len(jobs) == 1
     for job in bar:
         _stop_if_terminated()
-        report = _run_job(job, method, args, tally, show and single)
+        report = run_job(job, method, args, tally, show and single)
         if report is not None:
             tqdm.write(f"dehaze: {job.source}: {report}", file=sys.stderr)
 
@@ -903,7 +903,7 @@ def _run_on_cluster(
         try:
             client = stack.enter_context(distributed.open_client(args.scheduler))
         except Exception as exc:  # no scheduler there, a timeout: a usage error, one line
-            raise UsageError(f"--scheduler {args.scheduler}: {_describe(exc)}") from exc
+            raise UsageError(f"--scheduler {args.scheduler}: {describe_error(exc)}") from exc
         for status in distributed.run_jobs(
             client, jobs, spec, args, progress=None if show else False, stop=_stop_if_terminated
         ):
@@ -934,9 +934,9 @@ def _run_files(argv: Sequence[str]) -> int:
             raise UsageError(f"-o {out_dir} exists and is not a folder")
         if args.max_pixels < 1:
             raise UsageError(f"--max-pixels must be a positive integer, got {args.max_pixels}")
-        collected = _collect(args.inputs, out_dir)
+        collected = collect_jobs(args.inputs, out_dir)
         jobs = collected.jobs
-        _check_targets(jobs, args)
+        check_targets(jobs, args)
         videos = [job for job in jobs if job.is_video]
         if videos and (args.save_transmission or args.save_depth):
             print(
@@ -952,8 +952,8 @@ def _run_files(argv: Sequence[str]) -> int:
         except UsageError:
             raise
         except Exception as exc:  # e.g. damaged weights: a message, never a traceback
-            raise UsageError(f"--method {args.method}: {_describe(exc)}") from exc
-        spec = _method_spec(args)  # what --scheduler sends to the workers
+            raise UsageError(f"--method {args.method}: {describe_error(exc)}") from exc
+        spec = method_spec(args)  # what --scheduler sends to the workers
         if args.scheduler is not None:
             _check_scheduler(args.scheduler)
     except UsageError as exc:
@@ -962,7 +962,7 @@ def _run_files(argv: Sequence[str]) -> int:
         print("dehaze: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # anything else about the inputs: one line, never a traceback
-        parser.error(_describe(exc))
+        parser.error(describe_error(exc))
 
     tally = Tally(failed=len(collected.problems))
     for problem in collected.problems:

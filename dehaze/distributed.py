@@ -171,7 +171,7 @@ def _dehaze_job(
     except Exception as exc:  # a status for the file, like any other error of it
         return FileStatus(job.source, job.output, "failed", f"--method {spec.label}: {exc}")
     with num_threads(threads):
-        message = cli._run_job(job, method, args, tally, False)
+        message = cli.run_job(job, method, args, tally, False)
     status: Status = "done" if tally.done else "skipped" if tally.skipped else "failed"
     return FileStatus(
         source=job.source,
@@ -230,7 +230,7 @@ def run_jobs(
     client : distributed.Client
         The cluster to run on.
     jobs : sequence of dehaze.cli.Job
-        Inputs and their outputs, as :func:`dehaze.cli._collect` found them.
+        Inputs and their outputs, as :func:`dehaze.cli.collect_jobs` found them.
     spec : MethodSpec
         The method, built on each worker process once.
     args : argparse.Namespace
@@ -285,7 +285,7 @@ def run_jobs(
             try:
                 status: FileStatus = future.result()
             except Exception as exc:  # the worker died under the task (KilledWorker, …)
-                status = FileStatus(job.source, job.output, "failed", cli._describe(exc))
+                status = FileStatus(job.source, job.output, "failed", cli.describe_error(exc))
             else:
                 status = _as_named(status, job)
             bar.update(1)
@@ -500,10 +500,10 @@ def dehaze_files(
         max_pixels,
     )
     try:
-        spec = cli._method_spec(args)
+        spec = cli.method_spec(args)
         build_method(spec, MethodContext())  # bad options or weights: an error here, now
-        collected = cli._collect([os.fspath(path) for path in inputs], out_dir)
-        cli._check_targets(collected.jobs, args)
+        collected = cli.collect_jobs([os.fspath(path) for path in inputs], out_dir)
+        cli.check_targets(collected.jobs, args)
     except cli.UsageError as exc:
         raise ValueError(str(exc)) from None
     start = time.perf_counter()

@@ -405,9 +405,9 @@ def test_glob_over_symlink_loops_finishes(tmp_path: Path) -> None:
     imwrite(src / "a" / "x.png", hazy(6))
     (src / "a" / "loop").symlink_to(src, target_is_directory=True)  # in/a/loop -> in
     (src / "a" / "self").symlink_to(src / "a", target_is_directory=True)
-    collected = cli._collect([str(src / "**" / "*.png")], tmp_path / "out")
+    collected = cli.collect_jobs([str(src / "**" / "*.png")], tmp_path / "out")
     assert [job.source for job in collected.jobs] == [src / "a" / "x.png"]
-    folder = cli._collect([str(src)], tmp_path / "out2")
+    folder = cli.collect_jobs([str(src)], tmp_path / "out2")
     assert [job.source for job in folder.jobs] == [src / "a" / "x.png"]
     proc = run(str(src / "**" / "*.png"), "-o", tmp_path / "out", "-q")
     assert proc.returncode == 0, proc.stderr
