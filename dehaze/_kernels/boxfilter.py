@@ -192,7 +192,8 @@ def row_window_sums(colsum: Array, radius: int, j0: int, j1: int, out: Array) ->
     """
     n_q, width = colsum.shape
     m0, m1 = _middle_columns(width, radius, j0, j1)
-    q = 0
+    # not the literal 0: Numba would compile every helper once more for an int literal
+    q = n_q - n_q
     while q < n_q:
         if n_q - q >= 4:
             a0 = _left_part(colsum, q, radius, j0, m0, out)
