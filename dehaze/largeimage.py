@@ -45,6 +45,7 @@ __all__ = [
     "TIFF_TILE_GRID",
     "TiffSource",
     "dehaze_file_tiled",
+    "tiff_pixels",
     "write_tiled_tiff",
 ]
 
@@ -105,6 +106,31 @@ class _Layout:
     @property
     def segment_samples(self) -> int:
         return 1 if self.planar == _SEPARATE else self.samples
+
+
+def tiff_pixels(path: StrPath) -> int | None:
+    """Return width × height of a TIFF file's first image from its header, None if unreadable.
+
+    Only the header is read (no pixel is decoded), so this is cheap for any file size.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    int or None
+        The pixel count, or None when the file is not a readable TIFF.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages.first
+            return int(page.imagelength) * int(page.imagewidth)
+    except Exception:  # not a TIFF, or a damaged one: the normal reader reports it
+        return None
 
 
 def _name(value: Any) -> str:
@@ -792,8 +818,8 @@ def dehaze_file_tiled(
                 if alpha is not None:
                     image = merge_alpha(image, alpha[piece.out])
                 counter["done"] += 1
+                report("dehaze", counter["done"], total)  # computed; written as it is taken
                 yield image
-                report("dehaze", counter["done"], total)
 
         return write_tiled_tiff(
             target,
