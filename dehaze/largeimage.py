@@ -438,7 +438,7 @@ class TiffSource:
     def _read_stored(self, y0: int, y1: int, x0: int, x1: int) -> NDArray[Any]:
         """Return stored pixels [y0:y1, x0:x1] as an (h, w, samples) native-order array."""
         layout = self._layout
-        out = np.zeros((y1 - y0, x1 - x0, layout.samples), dtype=self.dtype)
+        out = np.empty((y1 - y0, x1 - x0, layout.samples), dtype=self.dtype)
         if out.size == 0:
             return out
         if self._contiguous:
@@ -451,15 +451,14 @@ class TiffSource:
                 for sx in range(x0 // cols, (x1 - 1) // cols + 1):
                     index = plane * layout.per_plane + sy * layout.cols_of_segments + sx
                     segment = self._segment(index)
-                    if segment is None:
-                        continue  # an empty (sparse) segment: zeros, as tifffile reads it
                     top, left = sy * rows, sx * cols
-                    a0, a1 = max(y0, top), min(y1, top + segment.shape[0])
-                    b0, b1 = max(x0, left), min(x1, left + segment.shape[1])
-                    if a1 > a0 and b1 > b0:
-                        out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0, channels] = segment[
-                            a0 - top : a1 - top, b0 - left : b1 - left
-                        ]
+                    a0, a1 = max(y0, top), min(y1, top + rows)
+                    b0, b1 = max(x0, left), min(x1, left + cols)
+                    target = out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0, channels]
+                    if segment is None:
+                        target[...] = 0  # an empty (sparse) segment: zeros, as tifffile reads it
+                    else:
+                        target[...] = segment[a0 - top : a1 - top, b0 - left : b1 - left]
         return out
 
     def _read_mapped(self, out: NDArray[Any], y0: int, y1: int, x0: int, x1: int) -> None:
@@ -538,7 +537,8 @@ class TiffSource:
         segment = np.frombuffer(raw, dtype=self._stored_dtype, count=size).reshape(shape)
         if self._predictor == 2:  # horizontal differencing: a running sum along each row
             segment = np.cumsum(segment, axis=1, dtype=self._stored_dtype)
-        return segment.astype(self.dtype, copy=True)
+        # a read-only view of the bytes read when the byte order is native: only copied out
+        return segment if segment.dtype.isnative else segment.astype(self.dtype)
 
     def _inflate(self, decoder: Any, data: bytes, nbytes: int, index: int) -> bytes:
         """Decompress at most ``nbytes`` (a crafted stream cannot allocate more)."""
