@@ -65,16 +65,17 @@ from dehaze._validate import (
     check_radius,
     check_real,
     check_unit,
+    working_dtype,
 )
 from dehaze.atmosphere import he_light
 from dehaze.depth import depth_plane
 from dehaze.filters import min_filter_plane
-from dehaze.guided import GRAY_WEIGHTS, guided_coefficients, to_gray
+from dehaze.guided import GRAY_WEIGHTS, grid_weights, guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 from dehaze.transmission_map import boundary_transmission, dark_channel_plane, raw_transmission
 
-__all__ = ["ClearHaze", "ClearScene", "dehaze"]
+__all__ = ["ClearHaze", "ClearPlanes", "ClearScene", "dehaze"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +99,36 @@ class ClearScene(LightScene):
     noise_sigma: float
 
 
+@dataclass(frozen=True, eq=False)
+class ClearPlanes:
+    """The working-scale maps of a whole image that :class:`ClearHaze` upsamples.
+
+    Attributes
+    ----------
+    planes : (P, h, w) float ndarray
+        The transmission's and the weight's guided-filter coefficients, the detail weight
+        and the base layer's channels, at the working scale (h = ⌈H / k⌉, w = ⌈W / k⌉).
+    light : (C,) float ndarray
+        A in the planes' dtype.
+    factor : int
+        k, the block size of the working image.
+    """
+
+    planes: FloatArray
+    light: FloatArray
+    factor: int
+
+
+def _check_clear_scene(scene: Any) -> ClearScene:
+    checked = check_scene(scene, ClearScene, "ClearHaze")
+    if checked.factor < 1 or not checked.extent > 0 or not checked.noise_sigma >= 0:
+        raise ValueError(
+            "scene must come from ClearHaze.estimate: factor >= 1, extent > 0 and "
+            f"noise_sigma >= 0, got {checked.factor}, {checked.extent}, {checked.noise_sigma}"
+        )
+    return checked
+
+
 class _Radii(NamedTuple):
     """Window sizes in working pixels for one scene."""
 
@@ -108,20 +139,24 @@ class _Radii(NamedTuple):
     sigma: float
 
 
-def _block_mean(image: FloatArray, factor: int) -> FloatArray:
-    """Average over ``factor`` × ``factor`` blocks (the image itself for factor 1).
+def _block_mean(px: NDArray[Any], unit: float, factor: int) -> FloatArray:
+    """Average validated pixels over ``factor`` × ``factor`` blocks, on the [0, 1] scale.
 
-    OpenCV's area interpolation to round(size / factor); where a side is not a multiple of
-    the factor the last blocks are weighted fractions. Clipped to [0, 1] (area weights sum to
-    one within a few ulp).
+    The image itself (as floats) for factor 1. Otherwise ⌈H / k⌉ × ⌈W / k⌉ blocks, a block cut
+    by the image's edge averaged over its own pixels, each summed in float64 in a fixed order
+    (:func:`dehaze._kernels.clear.block_mean`): the blocks of a tile whose origin is a
+    multiple of k are the whole image's, bit for bit.
     """
     if factor == 1:
-        return image
-    height, width = image.shape[:2]
-    size = (max(1, round(width / factor)), max(1, round(height / factor)))
-    out = cast(FloatArray, cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-    out = out.reshape(size[1], size[0], *image.shape[2:])
-    clipped: FloatArray = np.clip(out, 0.0, 1.0, out=out)
+        return as_float_image(px)
+    height, width = px.shape[:2]
+    channels = 1 if px.ndim == 2 else px.shape[2]
+    small_h, small_w = -(-height // factor), -(-width // factor)
+    out = np.empty((small_h, small_w * channels), dtype=working_dtype(px.dtype))
+    flat = px.reshape(height, width * channels)
+    run_bands(lambda b0, b1: _ck.block_mean(flat, channels, factor, unit, out, b0, b1), small_h)
+    shaped = out.reshape(small_h, small_w, *px.shape[2:])
+    clipped: FloatArray = np.clip(shaped, 0.0, 1.0, out=shaped)
     return clipped
 
 
@@ -292,7 +327,10 @@ class ClearHaze:
         ClearScene
             k, the radius scale, A (He's rule on the working image, at least 1e-3) and σ.
         """
-        return self._estimate(as_float_image(np.asarray(image)))[0]
+        arr = np.asarray(image)
+        px, unit = as_pixels(arr)
+        factor = self.working_factor(arr.shape)
+        return self.estimate_working(_block_mean(px, unit, factor), factor)
 
     def apply(
         self,
@@ -323,51 +361,121 @@ class ClearHaze:
         arr = np.asarray(image)
         wanted = check_outputs(outputs)
         px, unit = as_pixels(arr)
-        checked = check_scene(scene, ClearScene, "ClearHaze")
-        if checked.factor < 1 or not checked.extent > 0 or not checked.noise_sigma >= 0:
-            raise ValueError(
-                "scene must come from ClearHaze.estimate: factor >= 1, extent > 0 and "
-                f"noise_sigma >= 0, got {checked.factor}, {checked.extent}, {checked.noise_sigma}"
-            )
-        light = checked.light_for(px)
-        work = _block_mean(as_float_image(px), checked.factor)
-        return self._apply(arr, px, unit, work, _luma(work), checked, light, wanted)
+        checked = _check_clear_scene(scene)
+        planes = self.working_planes(_block_mean(px, unit, checked.factor), checked)
+        return self._recover(arr, px, unit, planes, (0, 0), wanted)
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
         """Dehaze ``image``; same as ``apply(image, estimate(image), outputs=outputs)``."""
         wanted = check_outputs(outputs)
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
-        scene, work, work_luma = self._estimate(as_float_image(px))
-        light = scene.light_for(px)
-        return self._apply(arr, px, unit, work, work_luma, scene, light, wanted)
+        factor = self.working_factor(arr.shape)
+        work = _block_mean(px, unit, factor)
+        scene, work_luma = self._scene(work, factor)
+        planes = self._planes(work, work_luma, scene)
+        return self._recover(arr, px, unit, planes, (0, 0), wanted)
 
-    def _estimate(self, img: FloatArray) -> tuple[ClearScene, FloatArray, FloatArray]:
-        """Return the scene, and the working image and its luma computed on the way."""
-        short = min(img.shape[:2])
-        factor = max(1, round(short / self.working_size))
-        work = _block_mean(img, factor)
+    # --- the pieces, for images processed in tiles (dehaze.tiles) ---------------------------
+
+    def working_factor(self, shape: tuple[int, ...]) -> int:
+        """Return k, the block size of the working image, for an image of ``shape``.
+
+        k = round(short side / ``working_size``), at least 1.
+        """
+        return max(1, round(min(shape[:2]) / self.working_size))
+
+    def working_image(self, image: ArrayLike, factor: int) -> FloatArray:
+        """Return ``image`` averaged over ``factor`` × ``factor`` blocks, on the [0, 1] scale.
+
+        ⌈H / k⌉ × ⌈W / k⌉ blocks (a block cut by the edge averages its own pixels), each
+        summed in a fixed order: the working image of a tile whose origin and size are
+        multiples of k is the matching part of the whole image's, bit for bit.
+        """
+        px, unit = as_pixels(np.asarray(image))
+        return _block_mean(px, unit, check_radius(factor, "factor", minimum=1))
+
+    def estimate_working(self, work: FloatArray, factor: int) -> ClearScene:
+        """Return the scene of an image from its working image (what :meth:`estimate` does).
+
+        ``work`` is :meth:`working_image` of the whole image with k = ``factor``.
+        """
+        return self._scene(as_float_image(work, "work"), factor)[0]
+
+    def working_planes(self, work: FloatArray, scene: ClearScene) -> ClearPlanes:
+        """Return the working-scale maps :meth:`apply_planes` upsamples, for a whole image.
+
+        Every windowed stage runs here, on the (small) working image; what is left at full
+        size is per pixel. ``work`` is the whole image's :meth:`working_image` at
+        ``scene.factor``.
+        """
+        checked = _check_clear_scene(scene)
+        img = as_float_image(work, "work")
+        return self._planes(img, _luma(img), checked)
+
+    def apply_planes(
+        self,
+        image: ArrayLike,
+        planes: ClearPlanes,
+        *,
+        origin: tuple[int, int] = (0, 0),
+        shape: tuple[int, int] | None = None,
+        outputs: Collection[str] = ALL_OUTPUTS,
+    ) -> DehazeResult:
+        """Dehaze a region of an image from the whole image's :meth:`working_planes`.
+
+        Parameters
+        ----------
+        image : (h, w, 3) or (h, w) ndarray
+            The region's pixels (uint8/uint16/float32/float64).
+        planes : ClearPlanes
+            From :meth:`working_planes` of the whole image.
+        origin : (int, int)
+            Row and column of the region's first pixel in the whole image.
+        shape : (int, int), optional
+            The whole image's height and width (default: the region is the whole image).
+        outputs : collection of str, optional
+            As for :meth:`apply`.
+
+        Returns
+        -------
+        DehazeResult
+            The region's part of what :meth:`apply` returns for the whole image, bit for bit.
+        """
+        arr = np.asarray(image)
+        wanted = check_outputs(outputs)
+        px, unit = as_pixels(arr)
+        y0, x0 = (int(v) for v in origin)
+        height, width = (px.shape[0], px.shape[1]) if shape is None else shape
+        if y0 < 0 or x0 < 0 or y0 + px.shape[0] > height or x0 + px.shape[1] > width:
+            raise ValueError(
+                f"the region at origin {origin} of shape {px.shape[:2]} must lie inside the "
+                f"image of shape {(height, width)}"
+            )
+        small_h, small_w = planes.planes.shape[1:]
+        k = planes.factor
+        if -(-height // k) != small_h or -(-width // k) != small_w:
+            raise ValueError(
+                f"planes are for an image of {small_h}×{small_w} blocks of {k} pixels, not "
+                f"for shape {(height, width)}"
+            )
+        return self._recover(arr, px, unit, planes, (y0, x0), wanted, (height, width))
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _scene(self, work: FloatArray, factor: int) -> tuple[ClearScene, FloatArray]:
+        """Return the scene from the working image, and the working luma."""
         extent = min(work.shape[:2]) / self.working_size
         radii = self._radii(extent)
         dark = dark_channel_plane(work, radii.patch)
         light = he_light(work, dark, self.top_fraction)
         work_luma = _luma(work)
         sigma = noise_sigma(work_luma)
-        scene = ClearScene(light.astype(np.float64), factor, extent, sigma)
-        return scene, work, work_luma
+        return ClearScene(light.astype(np.float64), factor, extent, sigma), work_luma
 
-    def _apply(
-        self,
-        arr: NDArray[Any],
-        px: NDArray[Any],
-        unit: float,
-        work: FloatArray,
-        work_luma: FloatArray,
-        scene: ClearScene,
-        light: FloatArray,
-        wanted: Collection[str],
-    ) -> DehazeResult:
+    def _planes(self, work: FloatArray, work_luma: FloatArray, scene: ClearScene) -> ClearPlanes:
         dtype = work.dtype
+        light = scene.light_for(work)
         radii = self._radii(scene.extent)
         physical, weight, detail_weight, base = self._working_maps(
             work, work_luma, scene, light, radii
@@ -375,7 +483,7 @@ class ClearHaze:
         coefficients_t = guided_coefficients(work_luma, physical, radii.guided, self.eps)
         coefficients_w = guided_coefficients(work_luma, weight, radii.guided, self.weight_eps)
         base3 = base if base.ndim == 3 else base[:, :, np.newaxis]
-        planes = np.ascontiguousarray(
+        stack = np.ascontiguousarray(
             np.concatenate(
                 [
                     coefficients_t,
@@ -386,10 +494,40 @@ class ClearHaze:
             ),
             dtype=dtype,
         )
+        return ClearPlanes(stack, light, scene.factor)
+
+    def _recover(
+        self,
+        arr: NDArray[Any],
+        px: NDArray[Any],
+        unit: float,
+        plan: ClearPlanes,
+        origin: tuple[int, int],
+        wanted: Collection[str],
+        shape: tuple[int, int] | None = None,
+    ) -> DehazeResult:
+        """Run the full-resolution pass over ``px``, a region at ``origin`` of ``shape``."""
+        planes = plan.planes
+        dtype = planes.dtype
+        if working_dtype(px.dtype) != dtype:
+            raise ValueError(
+                f"planes are {dtype} but the image's working dtype is {working_dtype(px.dtype)}"
+            )
         height, width = px.shape[:2]
-        rows = _axis_weights(height, work.shape[0], dtype)
-        cols = _axis_weights(width, work.shape[1], dtype)
+        full_h, full_w = (height, width) if shape is None else shape
+        y0, x0 = origin
+        k = plan.factor
+        # the whole image's sampling positions, cut to the region (exact tiles)
+        row_lo, row_hi, row_frac = grid_weights(full_h, planes.shape[1], k, dtype)
+        col_lo, col_hi, col_frac = grid_weights(full_w, planes.shape[2], k, dtype)
+        rows = (row_lo[y0 : y0 + height], row_hi[y0 : y0 + height], row_frac[y0 : y0 + height])
+        cols = (col_lo[x0 : x0 + width], col_hi[x0 : x0 + width], col_frac[x0 : x0 + width])
         channels = 1 if px.ndim == 2 else px.shape[2]
+        if channels != plan.light.shape[0]:
+            raise ValueError(
+                f"the image has {channels} channels but the planes were made for "
+                f"{plan.light.shape[0]}"
+            )
         flat = px.reshape(height, width * channels)  # C-contiguous pixels: a view
         if channels == 3:  # to_gray's weights, the 1 / dtype-max factor folded in
             luma_weights = (np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit).astype(dtype)
@@ -399,7 +537,7 @@ class ClearHaze:
         out_scale = float(np.iinfo(arr.dtype).max) if arr.dtype.kind == "u" else 0.0
         t_rec = np.empty((height, width) if "transmission" in wanted else (0, 0), dtype=dtype)
         t = np.empty((height, width) if "depth" in wanted else (0, 0), dtype=dtype)
-        light_c = np.ascontiguousarray(light, dtype=dtype)
+        light_c = np.ascontiguousarray(plan.light, dtype=dtype)
         run_bands(
             lambda i0, i1: _ck.recover_detail(
                 flat,
@@ -422,7 +560,7 @@ class ClearHaze:
         return DehazeResult(
             image=out.reshape(arr.shape),
             transmission=t_rec if "transmission" in wanted else None,
-            atmospheric_light=light,
+            atmospheric_light=plan.light,
             dark_channel=None,
             depth=depth_plane(t, 1.0, self.t0) if "depth" in wanted else None,
         )
@@ -462,21 +600,6 @@ class ClearHaze:
             detail_weight.astype(dtype, copy=False),
             base.astype(dtype, copy=False),
         )
-
-
-def _axis_weights(
-    n_out: int, n_in: int, dtype: np.dtype[Any]
-) -> tuple[NDArray[np.uintp], NDArray[np.uintp], FloatArray]:
-    """Bilinear sampling positions of ``n_out`` outputs over ``n_in`` inputs.
-
-    Half-pixel centres, clamped at the borders (OpenCV's INTER_LINEAR): output x reads
-    inputs ``lo``, ``hi`` with weight ``frac`` on ``hi``.
-    """
-    x = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    x = np.clip(x, 0.0, n_in - 1)
-    lo = np.floor(x).astype(np.uintp)  # unsigned: the kernel needs no negative-index checks
-    hi = np.minimum(lo + 1, n_in - 1).astype(np.uintp)
-    return lo, hi, (x - lo).astype(dtype)
 
 
 def dehaze(

@@ -5,9 +5,10 @@ Also its fast subsampled variant (He & Sun 2015).
 
 from __future__ import annotations
 
-import cv2
+from typing import Any
+
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import guided as _gk
 from dehaze._parallel import run_bands
@@ -25,6 +26,7 @@ __all__ = [
     "GUIDES",
     "guided_coefficients",
     "guided_filter",
+    "grid_weights",
     "guided_halo",
     "to_gray",
 ]
@@ -89,10 +91,10 @@ def guided_filter_plane(
         small_src: FloatArray = src
         small_r = radius
     else:
-        size = (max(1, round(width / subsample)), max(1, round(height / subsample)))
-        resized = cv2.resize(guide, size, interpolation=cv2.INTER_NEAREST)
-        small_guide = np.ascontiguousarray(resized.reshape(size[1], size[0], channels))
-        small_src = np.ascontiguousarray(cv2.resize(src, size, interpolation=cv2.INTER_NEAREST))
+        # every subsample-th pixel from the first: the coarse grid of a tile whose origin is
+        # a multiple of subsample is part of the whole image's (exact tiles)
+        small_guide = np.ascontiguousarray(guide[::subsample, ::subsample])
+        small_src = np.ascontiguousarray(src[::subsample, ::subsample])
         small_r = max(1, round(radius / subsample)) if radius > 0 else 0
     sh, sw = small_src.shape
     small_r = min(small_r, max(sh, sw))
@@ -112,11 +114,44 @@ def guided_filter_plane(
         run_bands(lambda j0, j1: _gk.apply_coefficients(ab, guide, small_r, out, j0, j1), width)
         return out
     mean_ab = box_mean_planes(ab, small_r)
-    up = np.empty((channels + 1, height, width), dtype=dtype)
-    for q in range(channels + 1):  # straight into the plane: no temporary full-size copy
-        cv2.resize(mean_ab[q], (width, height), dst=up[q], interpolation=cv2.INTER_LINEAR)
-    run_bands(lambda i0, i1: _gk.combine_coefficients(up, guide, out, i0, i1), height)
+    rows = grid_weights(height, sh, subsample, dtype)
+    cols = grid_weights(width, sw, subsample, dtype)
+    run_bands(
+        lambda i0, i1: _gk.combine_upsampled(mean_ab, guide, *rows, *cols, out, i0, i1), height
+    )
     return out
+
+
+def grid_weights(
+    n_out: int, n_in: int, factor: int, dtype: np.dtype[Any]
+) -> tuple[NDArray[np.uintp], NDArray[np.uintp], FloatArray]:
+    """Bilinear sampling of a grid ``factor`` times coarser: output i reads lo, hi, frac.
+
+    Coarse sample k stands for the block of fine pixels [k·factor, (k+1)·factor) and sits
+    at its centre (half-pixel centres, as OpenCV's INTER_LINEAR): fine pixel i is at coarse
+    position x = (i + ½)/factor − ½, clamped to [0, n_in − 1], and reads ``lo`` = ⌊x⌋ and
+    ``hi`` = min(lo + 1, n_in − 1) with weight ``frac`` = x − lo on ``hi``. Positions are
+    computed in integers, x = (2i + 1 − factor) / (2·factor), so the weights depend only on
+    i mod factor: a tile whose origin is a multiple of ``factor`` gets the whole image's.
+    Indices are unsigned (kernels need no negative-index checks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lo, hi, frac = grid_weights(6, 3, 2, np.dtype(np.float64))
+    >>> lo.tolist(), hi.tolist(), frac.tolist()
+    ([0, 0, 0, 1, 1, 2], [1, 1, 1, 2, 2, 2], [0.0, 0.25, 0.75, 0.25, 0.75, 0.0])
+    """
+    numerator = 2 * np.arange(n_out, dtype=np.int64) + 1 - factor
+    lo = np.floor_divide(numerator, 2 * factor)
+    frac = np.mod(numerator, 2 * factor) / (2 * factor)
+    low = lo < 0
+    high = lo >= n_in - 1
+    lo[low] = 0
+    lo[high] = n_in - 1
+    frac[low | high] = 0.0
+    hi = np.minimum(lo + 1, n_in - 1)
+    return lo.astype(np.uintp), hi.astype(np.uintp), frac.astype(dtype)
 
 
 def guided_coefficients(

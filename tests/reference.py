@@ -10,7 +10,6 @@ the fast kernels, so the two can be compared to tight tolerances:
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -101,9 +100,9 @@ def fast_guided_ref(
     g = np.asarray(guide, dtype=np.float64)
     p = np.asarray(src, dtype=np.float64)
     h, w = p.shape
-    size = (max(1, round(w / s)), max(1, round(h / s)))
-    g_s = cv2.resize(g, size, interpolation=cv2.INTER_NEAREST).reshape(size[1], size[0], -1)
-    p_s = cv2.resize(p, size, interpolation=cv2.INTER_NEAREST)
+    # every s-th pixel from the first (a tile aligned to s sees the same coarse grid)
+    g_s = (g if g.ndim == 3 else g[..., np.newaxis])[::s, ::s]
+    p_s = p[::s, ::s]
     r_s = max(1, round(radius / s)) if radius > 0 else 0
     g3 = g if g.ndim == 3 else g[..., np.newaxis]
     if g_s.shape[2] == 1:
@@ -117,8 +116,25 @@ def fast_guided_ref(
     else:
         a3, b = guided_color_coefficients_ref(g_s, p_s, r_s, eps)
         planes = [a3[..., c] for c in range(3)] + [b]
-    up = [cv2.resize(box_mean_ref(q, r_s), (w, h), interpolation=cv2.INTER_LINEAR) for q in planes]
+    up = [grid_bilinear_ref(box_mean_ref(q, r_s), (h, w), s) for q in planes]
     return sum(up[c] * g3[..., c] for c in range(g3.shape[2])) + up[-1]
+
+
+def grid_bilinear_ref(plane: np.ndarray, shape: tuple[int, int], s: int) -> np.ndarray:
+    """Upsample a grid s times coarser: fine pixel i sits at coarse (i + 0.5)/s - 0.5, clamped."""
+
+    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = np.clip((np.arange(n_out) + 0.5) / s - 0.5, 0.0, n_in - 1)
+        lo = np.floor(x).astype(int)
+        return lo, np.minimum(lo + 1, n_in - 1), x - lo
+
+    y0, y1, fy = axis(shape[0], plane.shape[0])
+    x0, x1, fx = axis(shape[1], plane.shape[1])
+    extra = [1] * (plane.ndim - 2)  # channels broadcast
+    fy, fx = fy.reshape(-1, 1, *extra), fx.reshape(1, -1, *extra)
+    top = plane[y0][:, x0] * (1 - fx) + plane[y0][:, x1] * fx
+    bottom = plane[y1][:, x0] * (1 - fx) + plane[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def assert_rounded_equal(got: np.ndarray, want01: np.ndarray, atol: float) -> None:
@@ -445,32 +461,14 @@ QUANTISATION_SIGMA_REF = 1.0 / (255.0 * np.sqrt(12.0))
 
 
 def block_mean_ref(image: np.ndarray, k: int) -> np.ndarray:
-    """Mean over k × k blocks (sides must be multiples of k)."""
+    """Mean over k × k blocks; a block cut by the image's edge is the mean of its pixels."""
     h, w = image.shape[:2]
-    assert h % k == 0 and w % k == 0, "the reference takes whole blocks only"
-    shaped = image.reshape(h // k, k, w // k, k, *image.shape[2:])
-    return shaped.mean(axis=(1, 3))
-
-
-def bilinear_ref(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resize with half-pixel centres and clamped borders (OpenCV's INTER_LINEAR)."""
-    if plane.shape[:2] == shape:
-        return plane
-
-    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-        x = np.clip(x, 0.0, n_in - 1)
-        lo = np.floor(x).astype(int)
-        hi = np.minimum(lo + 1, n_in - 1)
-        return lo, hi, x - lo
-
-    y0, y1, fy = axis(shape[0], plane.shape[0])
-    x0, x1, fx = axis(shape[1], plane.shape[1])
-    fy = fy.reshape(-1, 1, *([1] * (plane.ndim - 2)))
-    fx = fx.reshape(1, -1, *([1] * (plane.ndim - 2)))
-    top = plane[y0][:, x0] * (1 - fx) + plane[y0][:, x1] * fx
-    bottom = plane[y1][:, x0] * (1 - fx) + plane[y1][:, x1] * fx
-    return top * (1 - fy) + bottom * fy
+    out = np.empty((-(-h // k), -(-w // k), *image.shape[2:]))
+    for bi in range(out.shape[0]):
+        for bj in range(out.shape[1]):
+            block = image[bi * k : (bi + 1) * k, bj * k : (bj + 1) * k]
+            out[bi, bj] = block.reshape(-1, *image.shape[2:]).mean(axis=0)
+    return out
 
 
 def noise_sigma_ref(luma: np.ndarray) -> float:
@@ -532,7 +530,11 @@ def clear_haze_ref(
     bound = ((w3 - light) / np.maximum(1.0 - light, 1e-3)).max(axis=2)
     physical = np.clip(np.maximum(raw, np.clip(bound, 0, 1)), 0, 1)
     # weights: detail SNR (spread by a max filter) and distance to A
-    base = _spatial(ndimage.gaussian_filter, work, sigma=sigma_d, mode="reflect", truncate=4.0)
+    # OpenCV's Gaussian for float images: kernel size round(8 sigma + 1) made odd
+    radius_d = ((int(np.floor(8 * sigma_d + 1 + 0.5)) | 1) - 1) // 2
+    base = _spatial(
+        ndimage.gaussian_filter, work, sigma=sigma_d, mode="reflect", truncate=radius_d / sigma_d
+    )
     detail = luma_ref(work) - luma_ref(base)
     energy = ndimage.uniform_filter(detail * detail, size=2 * signal + 1, mode="reflect")
     detail_weight = np.clip(1.0 - (snr_margin * sigma) ** 2 / np.maximum(energy, 1e-12), 0, 1)
@@ -555,16 +557,16 @@ def clear_haze_ref(
         cov = box_mean_ref(guide_small * src, guided) - mean_i * mean_p
         a = cov / (var_i + e)
         b = mean_p - a * mean_i
-        mean_a = bilinear_ref(box_mean_ref(a, guided), shape)
-        mean_b = bilinear_ref(box_mean_ref(b, guided), shape)
+        mean_a = grid_bilinear_ref(box_mean_ref(a, guided), shape, k)
+        mean_b = grid_bilinear_ref(box_mean_ref(b, guided), shape, k)
         return np.clip(mean_a * guide_full + mean_b, 0, 1)
 
     t = refine(physical, eps)
     w = refine(weight, weight_eps)
     t_safe = np.maximum(t, t0)
     t_rec = t_safe / (t_safe + w * (1 - t_safe))
-    wd = bilinear_ref(detail_weight, shape)
-    base_full = bilinear_ref(base, shape)
+    wd = grid_bilinear_ref(detail_weight, shape, k)
+    base_full = grid_bilinear_ref(base, shape, k)
     gain = 1.0 / t_rec
     excess = (1 - wd) * (gain - 1)
     if img.ndim == 3:

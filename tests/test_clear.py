@@ -31,6 +31,8 @@ def hazy_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         ((120, 160), 60, {}),  # k = 2
         ((90, 90), 30, {"reach_radius": 0, "signal_radius": 2}),  # k = 3, no reach
         ((64, 96), 64, {"t0": 0.1, "omega": 0.8, "snr_margin": 1.0, "sky_tolerance": 0.4}),
+        ((125, 163), 60, {}),  # k = 2, last blocks cut by the edge (1 row, 1 column)
+        ((97, 101), 32, {"reach_radius": 3}),  # k = 3, last blocks of 1 and 2 pixels
     ],
 )
 def test_matches_the_float64_reference(rng, shape, working_size, params):

@@ -16,6 +16,44 @@ BASE = 5
 
 
 @jit
+def block_mean(
+    image: np.ndarray, channels: int, factor: int, unit: float, out: Array, b0: int, b1: int
+) -> None:
+    """Block rows [b0, b1) of the mean over ``factor`` × ``factor`` blocks, times ``unit``.
+
+    ``image`` is H × (W·C) pixels (any dtype), ``out`` h × (w·C) with h = ⌈H / k⌉ and
+    w = ⌈W / k⌉: a last block cut by the image's edge is the mean of its pixels. Each block
+    is summed in float64 in one fixed order (its rows top to bottom, each left to right), so
+    its mean depends on its own pixels only: a tile whose origin is a multiple of k gives the
+    whole image's blocks bit for bit.
+    """
+    height = image.shape[0]
+    width = image.shape[1] // channels
+    small_w = out.shape[1] // channels
+    acc = np.empty(out.shape[1], dtype=np.float64)
+    for b in range(b0, b1):
+        acc[:] = 0.0
+        y0 = b * factor
+        y1 = min(y0 + factor, height)
+        for y in range(y0, y1):
+            row = image[y]
+            for bx in range(small_w):
+                x0 = bx * factor
+                x1 = min(x0 + factor, width)
+                for c in range(channels):
+                    total = acc[bx * channels + c]
+                    for x in range(x0, x1):
+                        total += row[x * channels + c]
+                    acc[bx * channels + c] = total
+        out_row = out[b]
+        for bx in range(small_w):
+            count = (y1 - y0) * (min(bx * factor + factor, width) - bx * factor)
+            scale = unit / count
+            for c in range(channels):
+                out_row[bx * channels + c] = acc[bx * channels + c] * scale
+
+
+@jit
 def recover_detail(
     image: np.ndarray,
     unit: float,

@@ -19,6 +19,8 @@ from dehaze._kernels.boxfilter import (
     inverse_window_counts,
     move_stack_rows,
     row_window_sums,
+    snap,
+    snap_constant,
 )
 
 
@@ -32,13 +34,14 @@ def _add_gray_row(
     cs1 = colsum[1, c0:c1]
     cs2 = colsum[2, c0:c1]
     cs3 = colsum[3, c0:c1]
+    m = snap_constant(src)
     for k in range(c1 - c0):
         g = np.float64(g_row[k])
         s = np.float64(s_row[k])
-        cs0[k] += sign * g
-        cs1[k] += sign * s
-        cs2[k] += sign * (g * s)
-        cs3[k] += sign * (g * g)
+        cs0[k] += sign * snap(g, m)
+        cs1[k] += sign * snap(s, m)
+        cs2[k] += sign * snap(g * s, m)
+        cs3[k] += sign * snap(g * g, m)
 
 
 @jit
@@ -65,15 +68,16 @@ def _move_gray_rows(
     cs1 = colsum[1, c0:c1]
     cs2 = colsum[2, c0:c1]
     cs3 = colsum[3, c0:c1]
+    m = snap_constant(src)
     for k in range(c1 - c0):
         g1 = np.float64(g_in[k])
         s1 = np.float64(s_in[k])
         g0 = np.float64(g_out[k])
         s0 = np.float64(s_out[k])
-        cs0[k] += g1 - g0
-        cs1[k] += s1 - s0
-        cs2[k] += g1 * s1 - g0 * s0
-        cs3[k] += g1 * g1 - g0 * g0
+        cs0[k] += snap(g1, m) - snap(g0, m)
+        cs1[k] += snap(s1, m) - snap(s0, m)
+        cs2[k] += snap(g1 * s1, m) - snap(g0 * s0, m)
+        cs3[k] += snap(g1 * g1, m) - snap(g0 * g0, m)
 
 
 @jit
@@ -120,24 +124,25 @@ def _add_color_row(
     g_row = guide[row, c0:c1]
     s_row = src[row, c0:c1]
     cs = colsum[:, c0:c1]
+    m = snap_constant(src)
     for k in range(c1 - c0):
         r = np.float64(g_row[k, 0])
         g = np.float64(g_row[k, 1])
         b = np.float64(g_row[k, 2])
         s = np.float64(s_row[k])
-        cs[0, k] += sign * r
-        cs[1, k] += sign * g
-        cs[2, k] += sign * b
-        cs[3, k] += sign * s
-        cs[4, k] += sign * (r * s)
-        cs[5, k] += sign * (g * s)
-        cs[6, k] += sign * (b * s)
-        cs[7, k] += sign * (r * r)
-        cs[8, k] += sign * (r * g)
-        cs[9, k] += sign * (r * b)
-        cs[10, k] += sign * (g * g)
-        cs[11, k] += sign * (g * b)
-        cs[12, k] += sign * (b * b)
+        cs[0, k] += sign * snap(r, m)
+        cs[1, k] += sign * snap(g, m)
+        cs[2, k] += sign * snap(b, m)
+        cs[3, k] += sign * snap(s, m)
+        cs[4, k] += sign * snap(r * s, m)
+        cs[5, k] += sign * snap(g * s, m)
+        cs[6, k] += sign * snap(b * s, m)
+        cs[7, k] += sign * snap(r * r, m)
+        cs[8, k] += sign * snap(r * g, m)
+        cs[9, k] += sign * snap(r * b, m)
+        cs[10, k] += sign * snap(g * g, m)
+        cs[11, k] += sign * snap(g * b, m)
+        cs[12, k] += sign * snap(b * b, m)
 
 
 @jit
@@ -156,6 +161,7 @@ def _move_color_rows(
     g_out = guide[leave, c0:c1]
     s_out = src[leave, c0:c1]
     cs = colsum[:, c0:c1]
+    m = snap_constant(src)
     for k in range(c1 - c0):
         r1 = np.float64(g_in[k, 0])
         g1 = np.float64(g_in[k, 1])
@@ -165,19 +171,19 @@ def _move_color_rows(
         g0 = np.float64(g_out[k, 1])
         b0 = np.float64(g_out[k, 2])
         s0 = np.float64(s_out[k])
-        cs[0, k] += r1 - r0
-        cs[1, k] += g1 - g0
-        cs[2, k] += b1 - b0
-        cs[3, k] += s1 - s0
-        cs[4, k] += r1 * s1 - r0 * s0
-        cs[5, k] += g1 * s1 - g0 * s0
-        cs[6, k] += b1 * s1 - b0 * s0
-        cs[7, k] += r1 * r1 - r0 * r0
-        cs[8, k] += r1 * g1 - r0 * g0
-        cs[9, k] += r1 * b1 - r0 * b0
-        cs[10, k] += g1 * g1 - g0 * g0
-        cs[11, k] += g1 * b1 - g0 * b0
-        cs[12, k] += b1 * b1 - b0 * b0
+        cs[0, k] += snap(r1, m) - snap(r0, m)
+        cs[1, k] += snap(g1, m) - snap(g0, m)
+        cs[2, k] += snap(b1, m) - snap(b0, m)
+        cs[3, k] += snap(s1, m) - snap(s0, m)
+        cs[4, k] += snap(r1 * s1, m) - snap(r0 * s0, m)
+        cs[5, k] += snap(g1 * s1, m) - snap(g0 * s0, m)
+        cs[6, k] += snap(b1 * s1, m) - snap(b0 * s0, m)
+        cs[7, k] += snap(r1 * r1, m) - snap(r0 * r0, m)
+        cs[8, k] += snap(r1 * g1, m) - snap(r0 * g0, m)
+        cs[9, k] += snap(r1 * b1, m) - snap(r0 * b0, m)
+        cs[10, k] += snap(g1 * g1, m) - snap(g0 * g0, m)
+        cs[11, k] += snap(g1 * b1, m) - snap(g0 * b0, m)
+        cs[12, k] += snap(b1 * b1, m) - snap(b0 * b0, m)
 
 
 @jit
@@ -309,6 +315,64 @@ def combine_coefficients(mean_ab: Array, guide: Array, out: Array, i0: int, i1: 
                 acc = np.float64(mean_ab[channels, i, j])
                 for c in range(channels):
                     acc += mean_ab[c, i, j] * g_rows[j, c]
+                out_row[j] = acc
+
+
+@jit
+def combine_upsampled(
+    mean_ab: Array,
+    guide: Array,
+    row_lo: np.ndarray,
+    row_hi: np.ndarray,
+    row_frac: Array,
+    col_lo: np.ndarray,
+    col_hi: np.ndarray,
+    col_frac: Array,
+    out: Array,
+    i0: int,
+    i1: int,
+) -> None:
+    """Rows [i0, i1) of out = up(mean_ab[:C]) · guide + up(mean_ab[C]), upsampled bilinearly.
+
+    ``mean_ab`` is the (C+1)×h×w stack of averaged coefficients on the coarse grid; output
+    pixel (i, j) samples it at rows ``row_lo[i]``, ``row_hi[i]`` (weight ``row_frac[i]`` on
+    the second) and columns ``col_*[j]`` (:func:`dehaze.guided.grid_weights`). Each row
+    first interpolates the two coarse rows it needs into a buffer, then the columns: no
+    full-size plane of upsampled coefficients is written. Every output depends only on its
+    own position and the coarse values, so bands and tiles give the same bits.
+    """
+    n_q, _, small_w = mean_ab.shape
+    channels = n_q - 1
+    width = out.shape[1]
+    buf = np.empty((n_q, small_w), dtype=mean_ab.dtype)
+    for i in range(i0, i1):
+        fy = row_frac[i]
+        for q in range(n_q):
+            top = mean_ab[q, row_lo[i]]
+            bottom = mean_ab[q, row_hi[i]]
+            b_q = buf[q]
+            for j in range(small_w):
+                b_q[j] = top[j] + fy * (bottom[j] - top[j])
+        out_row = out[i]
+        g_row = guide[i]
+        if channels == 1:
+            a_buf = buf[0]
+            b_buf = buf[1]
+            for j in range(width):
+                lo = col_lo[j]
+                hi = col_hi[j]
+                fx = col_frac[j]
+                a = a_buf[lo] + fx * (a_buf[hi] - a_buf[lo])
+                b = b_buf[lo] + fx * (b_buf[hi] - b_buf[lo])
+                out_row[j] = a * g_row[j, 0] + b
+        else:
+            for j in range(width):
+                lo = col_lo[j]
+                hi = col_hi[j]
+                fx = col_frac[j]
+                acc = buf[channels, lo] + fx * (buf[channels, hi] - buf[channels, lo])
+                for c in range(channels):
+                    acc += (buf[c, lo] + fx * (buf[c, hi] - buf[c, lo])) * g_row[j, c]
                 out_row[j] = acc
 
 

@@ -11,7 +11,13 @@ import numpy as np  # noqa: F401  (numba resolves np.* inside kernels)
 
 from dehaze._jit import jit
 from dehaze._kernels import Array
-from dehaze._kernels.boxfilter import band_columns, inverse_window_counts, row_window_sums
+from dehaze._kernels.boxfilter import (
+    band_columns,
+    inverse_window_counts,
+    row_window_sums,
+    snap,
+    snap_constant,
+)
 
 
 @jit
@@ -72,10 +78,11 @@ def tolerance_rule(
 def _add_sky_row(gray: Array, row: int, sign: float, colsum: Array, c0: int, c1: int) -> None:
     g_row = gray[row, c0:c1]
     cs = colsum[:, c0:c1]
+    m = snap_constant(gray)
     for k in range(c1 - c0):
         g = np.float64(g_row[k])
-        cs[0, k] += sign * g
-        cs[1, k] += sign * (g * g)
+        cs[0, k] += sign * snap(g, m)
+        cs[1, k] += sign * snap(g * g, m)
 
 
 @jit
@@ -126,11 +133,12 @@ def sky_count(
             g_in = gray[enter, c0:c1]
             g_out = gray[leave, c0:c1]
             cs = colsum[:, c0:c1]
+            m = snap_constant(gray)
             for k in range(c1 - c0):
                 g1 = np.float64(g_in[k])
                 g0 = np.float64(g_out[k])
-                cs[0, k] += g1 - g0
-                cs[1, k] += g1 * g1 - g0 * g0
+                cs[0, k] += snap(g1, m) - snap(g0, m)
+                cs[1, k] += snap(g1 * g1, m) - snap(g0 * g0, m)
         elif enter < height:
             _add_sky_row(gray, enter, 1.0, colsum, c0, c1)
         elif leave >= 0:
