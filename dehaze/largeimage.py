@@ -25,7 +25,7 @@ import os
 import shutil
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -127,7 +127,9 @@ def tiff_pixels(path: StrPath) -> int | None:
 
     try:
         with tifffile.TiffFile(path) as tiff:
-            page = tiff.pages.first
+            page = tiff.pages[0]
+            if not isinstance(page, tifffile.TiffPage):  # pragma: no cover
+                return None
             return int(page.imagelength) * int(page.imagewidth)
     except Exception:  # not a TIFF, or a damaged one: the normal reader reports it
         return None
@@ -223,13 +225,17 @@ class TiffSource:
         return ValueError(f"{self.path}: {what}")
 
     def _open_page(self) -> None:
+        import tifffile
+
         tiff = self._tiff
         try:
             pages = tiff.pages
-            page = pages.first
+            page = pages[0]
             extra_pages = [pages[i] for i in range(1, len(pages))]
         except Exception as exc:
             raise self._refuse(f"cannot read the TIFF structure ({exc})") from None
+        if not isinstance(page, tifffile.TiffPage):  # pragma: no cover - the first is a page
+            raise self._refuse("has no readable first page")
         full_size = [p for p in extra_pages if not getattr(p, "is_reduced", False)]
         if full_size:
             raise self._refuse(
@@ -740,10 +746,10 @@ def dehaze_file_tiled(
 ) -> Path:
     """Dehaze a TIFF file into a tiled TIFF, holding about one tile at a time.
 
-    The scene (atmospheric light, …) is estimated exactly over the whole image by
-    :func:`dehaze.tiles.estimate_tiled`, reading one tile at a time; then every output
-    tile is computed from its input tile grown by the method's halo
-    (:func:`dehaze.tiles.iter_tiles`) and written at once. The result equals
+    The scene (atmospheric light, …; ClearHaze's small working planes) is computed exactly
+    over the whole image by :func:`dehaze.tiles.prepare`, reading one tile at a time; then
+    every output tile is computed from its input tile grown by the method's halo
+    (:func:`dehaze.tiles.apply_tile`) and written at once. The result equals
     ``method(image)`` on the whole image, bit for bit (the output dtype is the input's).
     An alpha channel is carried through unchanged.
 
@@ -757,13 +763,16 @@ def dehaze_file_tiled(
         The output TIFF (tiled, uncompressed unless ``compression``; BigTIFF above 2 GiB),
         written atomically.
     tile : int, optional
-        Output tile side, a positive multiple of 16 (default: ``dehaze.tiles.DEFAULT_TILE``).
-        It is also the tile size of the written file.
+        Output tile side, a positive multiple of 16 (default: ``dehaze.tiles.DEFAULT_TILE``);
+        rounded up to a multiple of the method's alignment (the fast guided filter's
+        ``subsample``) when that does not divide it. It is also the written file's tile.
     overwrite : bool, optional
         Replace an existing ``dst`` (default False: FileExistsError before any work).
     progress : callable, optional
-        Called as ``progress(phase, done, total)`` after every tile, with phase
-        ``"estimate"`` then ``"dehaze"``.
+        Called as ``progress(phase, done, total)`` after every tile: phase ``"estimate"``
+        for the passes over the image that compute the scene (one for ClearHaze, a few for
+        the dark-channel methods: ``done`` starts again at 1 on each), then ``"dehaze"``
+        for the output tiles.
     compression : {None, "zlib"}, optional
         Compression of the output.
     cache_bytes : int, optional
@@ -794,31 +803,28 @@ def dehaze_file_tiled(
     with TiffSource(src, cache_bytes=cache_bytes) as source:
         _check_space(source, target, compression)
         color, alpha = source.color, source.alpha
-        counter = {"done": 0}
 
-        def mapper(func: Callable[[Any, Any], Any], image: Any, plan: list[Any]) -> list[Any]:
-            results = []
+        def mapper(func: Callable[[Any, Any], Any], image: Any, plan: Sequence[Any]) -> list[Any]:
+            results = []  # small per-tile statistics; one block in memory at a time
             for number, piece in enumerate(plan, start=1):
-                results.append(func(piece, np.asarray(image[piece.read])))
+                results.append(func(piece, _tiles.read_block(image, piece.read)))
                 report("estimate", number, len(plan))
             return results
 
-        scene = _tiles.estimate_tiled(method, color, tile=side, mapper=mapper)
-        total = math.ceil(source.shape[0] / side) * math.ceil(source.shape[1] / side)
+        # the scene (and ClearHaze's working planes), exactly, one tile at a time
+        prepared = _tiles.prepare(method, color, tile=side, mapper=mapper)
+        # output tiles on the file's tile grid and on the method's (the fast guided filter)
+        step = _round_up(side, math.lcm(TIFF_TILE_GRID, int(prepared.align)))
+        plan = _tiles.plan_tiles(source.shape, step, prepared.halo, prepared.align)
 
         def blocks() -> Iterator[NDArray[Any]]:
-            for piece, result in _tiles.iter_tiles(method, color, scene=scene, tile=side):
-                rows, cols = piece.out
-                if rows.start % side or cols.start % side:
-                    raise ValueError(  # pragma: no cover - the plan's contract
-                        f"tile {piece.index} starts at ({rows.start}, {cols.start}), off the "
-                        f"{side}-pixel grid of the output file"
-                    )
-                image = result.image
+            for number, piece in enumerate(plan, start=1):
+                block = _tiles.read_block(color, piece.read)
+                image = _tiles.apply_tile(prepared, block, piece).image
+                del block
                 if alpha is not None:
                     image = merge_alpha(image, alpha[piece.out])
-                counter["done"] += 1
-                report("dehaze", counter["done"], total)  # computed; written as it is taken
+                report("dehaze", number, len(plan))  # computed; written as it is taken
                 yield image
 
         return write_tiled_tiff(
@@ -826,11 +832,15 @@ def dehaze_file_tiled(
             blocks(),
             shape=source.shape,
             dtype=source.dtype,
-            tile=side,
+            tile=step,
             extrasample=source.extrasample,
             overwrite=overwrite,
             compression=compression,
         )
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
 
 
 def _check_space(source: TiffSource, target: Path, compression: str | None) -> None:
