@@ -16,7 +16,7 @@ from __future__ import annotations
 from dehaze._parallel import get_num_threads, num_threads, set_num_threads
 from dehaze.atmosphere import atmospheric_light, quadtree_atmospheric_light
 from dehaze.cap import ColorAttenuationPrior, cap_depth
-from dehaze.clear import ClearHaze, ClearScene, dehaze
+from dehaze.clear import ClearHaze, ClearPlanes, ClearScene, dehaze
 from dehaze.dcp import DarkChannelPrior
 from dehaze.depth import colorize_depth, depth_map
 from dehaze.filters import box_filter, min_filter
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClearHaze",
+    "ClearPlanes",
     "ClearScene",
     "ColorAttenuationPrior",
     "RobustDCP",

@@ -33,9 +33,12 @@ __all__ = [
     "atmospheric_light",
     "brightest_index",
     "guarded_he_light",
+    "guard_window",
     "he_light",
     "quadtree_atmospheric_light",
+    "pixel_light",
     "quadtree_light",
+    "window_light",
 ]
 
 #: Lower bound applied to an *estimated* atmospheric light (a black image has no haze
@@ -166,9 +169,33 @@ def he_light(
     wdt = working_dtype(image.dtype)
     k = max(1, int(dark.size * top_fraction))
     index = brightest_index(np.ascontiguousarray(dark, dtype=wdt), img3, k)
-    # scaled as as_float_image scales: the pixel's value in the working dtype
-    pixel = img3.reshape(-1, img3.shape[2])[index].astype(wdt)
-    light: FloatArray = np.maximum(pixel * wdt.type(unit), wdt.type(MIN_ESTIMATED_LIGHT))
+    return pixel_light(img3.reshape(-1, img3.shape[2])[index], unit)
+
+
+def pixel_light(pixel: NDArray[Any], unit: float = 1.0) -> FloatArray:
+    """Return A from one pixel's (C,) values: He's rule's last step.
+
+    The value in the working dtype scaled as :func:`~dehaze._validate.as_float_image` scales
+    (times ``unit``), each component at least :data:`MIN_ESTIMATED_LIGHT`. One function, so
+    a tiled estimate (:mod:`dehaze.tiles`) gives the same bits as the whole-image one.
+    """
+    wdt = working_dtype(pixel.dtype)
+    light: FloatArray = np.maximum(
+        pixel.astype(wdt) * wdt.type(unit), wdt.type(MIN_ESTIMATED_LIGHT)
+    )
+    return light
+
+
+def window_light(window: NDArray[Any], unit: float = 1.0) -> FloatArray:
+    """Return A as the mean colour of an h×w×C window (the guarded rule's last step).
+
+    Averaged in float64 over a C-contiguous copy (the same order for the same window
+    wherever it was read from), times ``unit``, at least :data:`MIN_ESTIMATED_LIGHT`, in the
+    working dtype.
+    """
+    flat = np.ascontiguousarray(window.reshape(-1, window.shape[-1]), dtype=np.float64)
+    mean = flat.mean(axis=0) * unit
+    light: FloatArray = np.maximum(mean, MIN_ESTIMATED_LIGHT).astype(working_dtype(window.dtype))
     return light
 
 
@@ -271,7 +298,7 @@ def quadtree_light(image: FloatArray, min_size: int, guard_radius: int) -> Float
     if guard_radius > 0:
         # the window is clipped to the final block, whose pixels all scored as bright
         flat = int(bi) * block.shape[1] + int(bj)
-        light = _guarded_window_mean(block, flat, guard_radius)
+        light = _guarded_window_mean(block, flat, guard_radius)  # float64, unscaled
     else:
         light = block[int(bi), int(bj)].astype(np.float64)
     return np.maximum(light, MIN_ESTIMATED_LIGHT).astype(image.dtype)
@@ -290,9 +317,14 @@ def guarded_he_light(
     wide = min_filter_plane(dark, guard_radius)
     k = max(1, int(wide.size * top_fraction))
     index = brightest_index(wide, img3, k)  # He's rule, as dcp uses it
-    mean = _guarded_window_mean(img3, int(index), guard_radius) * unit
-    light: FloatArray = np.maximum(mean, MIN_ESTIMATED_LIGHT).astype(working_dtype(image.dtype))
-    return light
+    return window_light(guard_window(img3, int(index), guard_radius), unit)
+
+
+def guard_window(img3: NDArray[Any], flat_index: int, guard_radius: int) -> NDArray[Any]:
+    """Return the (2g+1)² window (clipped to the image) around one pixel of an H×W×C image."""
+    i, j = divmod(int(flat_index), img3.shape[1])
+    g = guard_radius
+    return img3[max(0, i - g) : i + g + 1, max(0, j - g) : j + g + 1]
 
 
 def quadtree_atmospheric_light(

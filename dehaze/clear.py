@@ -154,7 +154,8 @@ def _block_mean(px: NDArray[Any], unit: float, factor: int) -> FloatArray:
     small_h, small_w = -(-height // factor), -(-width // factor)
     out = np.empty((small_h, small_w * channels), dtype=working_dtype(px.dtype))
     flat = px.reshape(height, width * channels)
-    run_bands(lambda b0, b1: _ck.block_mean(flat, channels, factor, unit, out, b0, b1), small_h)
+    kernel = _ck.block_mean_int if px.dtype.kind == "u" else _ck.block_mean
+    run_bands(lambda b0, b1: kernel(flat, channels, factor, unit, out, b0, b1), small_h)
     shaped = out.reshape(small_h, small_w, *px.shape[2:])
     clipped: FloatArray = np.clip(shaped, 0.0, 1.0, out=shaped)
     return clipped

@@ -85,7 +85,9 @@ class DarkChannelPrior:
         Gray (luma) guide, or the RGB image as a colour guide (3×3 solve per pixel). A gray
         input image always uses itself as the guide.
     subsample : int
-        ≥ 1; > 1 uses the fast guided filter subsampled by this factor.
+        ≥ 1; > 1 is the fast mode: the fast guided filter subsampled by this factor, the
+        raw transmission computed only on its coarse grid, and A found by He's rule among
+        the coarse grid's pixels (ranked by the full-size dark channel there).
     atmospheric_light : float or sequence of float, optional
         A fixed A on the [0, 1] scale (components in (0, 1]); estimated per image when None.
     top_fraction : float
@@ -233,6 +235,14 @@ class DarkChannelPrior:
             channels = 1 if px.ndim == 2 else px.shape[2]
             light = check_atmospheric_light(self.atmospheric_light, channels, px.dtype)
             return LightScene(light.astype(np.float64)), None
+        step = self.subsample
+        if step > 1:
+            # fast mode: He's rule over the coarse grid the guided filter works on (the
+            # full-size dark channel's values there): 1/s² of the pixels to rank
+            dark = dark_channel_plane(px, self.patch_radius, unit=unit, step=step)
+            coarse = np.ascontiguousarray(px[::step, ::step])
+            light = he_light(coarse, dark, self.top_fraction, unit)
+            return LightScene(light.astype(np.float64)), None
         dark = dark_channel_plane(px, self.patch_radius, unit=unit)
         light = he_light(px, dark, self.top_fraction, unit)
         return LightScene(light.astype(np.float64)), dark
@@ -248,14 +258,17 @@ class DarkChannelPrior:
     ) -> DehazeResult:
         if dark is None and "dark_channel" in wanted:
             dark = dark_channel_plane(px, self.patch_radius, unit=unit)
-        raw_t = raw_transmission(px, light, self.omega, self.patch_radius, unit)
+        step = self.subsample  # > 1: raw t only where the fast guided filter reads it
+        raw_t = raw_transmission(px, light, self.omega, self.patch_radius, unit, step)
         if px.ndim == 2:
             guide = as_float_image(px)[:, :, np.newaxis]  # a view when px is float
         elif self.guide == "gray":
             guide = to_gray(px, unit)[:, :, np.newaxis]
         else:
             guide = as_float_image(px)
-        refined = guided_filter_plane(guide, raw_t, self.guided_radius, self.eps, self.subsample)
+        refined = guided_filter_plane(
+            guide, raw_t, self.guided_radius, self.eps, step, coarse_src=step > 1
+        )
         return DehazeResult(
             image=recover_pixels(px, refined, light, self.t0, True, arr.dtype, unit),
             transmission=clip_transmission(refined, self.t0) if "transmission" in wanted else None,

@@ -98,12 +98,17 @@ def colorize_depth(
         RGB picture, near = low end of the map.
     """
     name = check_choice(colormap, "colormap", tuple(COLORMAPS))
-    d = check_float_map(depth, "depth").astype(np.float64)
+    d = check_float_map(depth, "depth")
     if np.any(d < 0):
         raise ValueError("depth must be non-negative")
     top = float(d.max()) if vmax is None else check_real(vmax, "vmax", low=0.0)
-    scaled = np.zeros_like(d) if top == 0.0 else np.clip(d / top, 0.0, 1.0)
-    levels: NDArray[np.uint8] = np.rint(scaled * 255.0).astype(np.uint8)
+    levels: NDArray[np.uint8] = np.zeros(d.shape, dtype=np.uint8)
+    if top > 0.0:
+        # in float64, a band of rows at a time (a 50 MP map would need 400 MB per copy)
+        rows = max(1, (1 << 20) // max(1, d.shape[1]))
+        for i in range(0, d.shape[0], rows):
+            scaled = np.clip(d[i : i + rows].astype(np.float64) / top, 0.0, 1.0)
+            levels[i : i + rows] = np.rint(scaled * 255.0)
     if COLORMAPS[name] < 0:
         gray: NDArray[np.uint8] = np.repeat(levels[:, :, np.newaxis], 3, axis=2)
         return gray

@@ -73,14 +73,22 @@ def guided_halo(radius: int, subsample: int = 1) -> int:
 
 
 def guided_filter_plane(
-    guide: FloatArray, src: FloatArray, radius: int, eps: float, subsample: int
+    guide: FloatArray,
+    src: FloatArray,
+    radius: int,
+    eps: float,
+    subsample: int,
+    *,
+    coarse_src: bool = False,
 ) -> FloatArray:
     """Guided-filter one float 2-D plane ``src`` with a float H×W×C guide (C = 1 or 3).
 
     A radius larger than the image gives the same result as the image's longest side (every
     window then covers the whole image), so it is clamped to that. ``eps`` is checked here
     too (``ValueError`` below :data:`~dehaze._validate.MIN_EPS`), as the pipelines call this
-    directly with their own ``eps``.
+    directly with their own ``eps``. With ``coarse_src`` (and ``subsample`` > 1) ``src`` is
+    given on the coarse grid only, ``src[::s, ::s]`` of the full plane: the fast filter
+    never reads the rest, so a caller need not compute it.
     """
     eps = check_eps(eps)
     height, width, channels = guide.shape
@@ -94,7 +102,14 @@ def guided_filter_plane(
         # every subsample-th pixel from the first: the coarse grid of a tile whose origin is
         # a multiple of subsample is part of the whole image's (exact tiles)
         small_guide = np.ascontiguousarray(guide[::subsample, ::subsample])
-        small_src = np.ascontiguousarray(src[::subsample, ::subsample])
+        if coarse_src:  # given on the coarse grid already (src[::s, ::s] of the full plane)
+            if src.shape != small_guide.shape[:2]:
+                raise ValueError(
+                    f"a coarse src must have shape {small_guide.shape[:2]}, got {src.shape}"
+                )
+            small_src = np.ascontiguousarray(src)
+        else:
+            small_src = np.ascontiguousarray(src[::subsample, ::subsample])
         small_r = max(1, round(radius / subsample)) if radius > 0 else 0
     sh, sw = small_src.shape
     small_r = min(small_r, max(sh, sw))

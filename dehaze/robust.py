@@ -62,6 +62,12 @@ class RobustScene(LightScene):
     tolerance: float | None
 
 
+#: The sky test :meth:`RobustDCP.tolerance_for` measures: window radius, largest local
+#: standard deviation of the luma, largest distance of the luma from A's
+#: (:func:`dehaze.sky_fraction`'s defaults).
+SKY_TEST = (7, 0.02, 0.2)
+
+
 def _check_sky_range(value: Any) -> tuple[float, float]:
     if not isinstance(value, tuple) or len(value) != 2:
         raise TypeError(f"sky_range must be a tuple (f_low, f_high), got {value!r}")
@@ -201,11 +207,22 @@ class RobustDCP:
         """
         if self.tolerance is None:
             raise ValueError("tolerance is None: the tolerance rule is disabled")
+        if self.sky_tolerance is None:
+            return float(self.tolerance)
+        return self.tolerance_for_fraction(luma_sky_fraction(gray, light_luma(light), *SKY_TEST))
+
+    def tolerance_for_fraction(self, fraction: float) -> float:
+        """Return K for an image whose :func:`dehaze.sky_fraction` is ``fraction``.
+
+        The rule of :meth:`tolerance_for` once the fraction is known (a tiled estimate
+        counts it tile by tile, :mod:`dehaze.tiles`).
+        """
+        if self.tolerance is None:
+            raise ValueError("tolerance is None: the tolerance rule is disabled")
         base = float(self.tolerance)
         if self.sky_tolerance is None:
             return base
         low, high = (float(v) for v in self.sky_range)
-        fraction = luma_sky_fraction(gray, light_luma(light), 7, 0.02, 0.2)
         weight = min(max((fraction - low) / (high - low), 0.0), 1.0)
         return base + weight * (float(self.sky_tolerance) - base)
 
@@ -301,9 +318,10 @@ class RobustDCP:
     ) -> DehazeResult:
         if dark is None and "dark_channel" in wanted:
             dark = dark_channel_plane(px, self.patch_radius, unit=unit)
-        raw_t = raw_transmission(px, light, self.omega, self.patch_radius, unit)
+        step = self.subsample  # > 1: raw t only where the fast guided filter reads it
+        raw_t = raw_transmission(px, light, self.omega, self.patch_radius, unit, step)
         t = guided_filter_plane(
-            as_channels(gray), raw_t, self.guided_radius, self.eps, self.subsample
+            as_channels(gray), raw_t, self.guided_radius, self.eps, step, coarse_src=step > 1
         )
         distance = None
         if tolerance is not None:

@@ -48,18 +48,20 @@ def dark_channel_plane(
     scale: FloatArray | None = None,
     unit: float = 1.0,
     affine: tuple[float, float] = (1.0, 0.0),
+    step: int = 1,
 ) -> FloatArray:
     """Dark channel of validated pixels (float, or unsigned int with ``unit``).
 
     Of ``image · unit · scale`` per channel when ``scale`` is given; ``affine = (m, a)``
-    gives m · dark + a in the same pass.
+    gives m · dark + a in the same pass. ``step`` > 1: only at every step-th row and
+    column (the full-size values there; see :func:`dehaze.filters.min_filter_plane`).
     """
     if scale is None and unit == 1.0:
-        return min_filter_plane(image, radius, affine=affine)
+        return min_filter_plane(image, radius, affine=affine, step=step)
     channels = 1 if image.ndim == 2 else image.shape[2]
     factors = np.ones(channels) if scale is None else np.asarray(scale, dtype=np.float64)
     # rounded to the working dtype once: for scale None, the factor as_float_image uses
-    return min_filter_plane(image, radius, factors * unit, affine)
+    return min_filter_plane(image, radius, factors * unit, affine, step)
 
 
 def dark_channel(image: ArrayLike, patch_radius: int = 7) -> FloatArray:
@@ -100,10 +102,19 @@ def dark_channel(image: ArrayLike, patch_radius: int = 7) -> FloatArray:
 
 
 def raw_transmission(
-    image: FloatArray, light: FloatArray, omega: float, radius: int, unit: float = 1.0
+    image: FloatArray,
+    light: FloatArray,
+    omega: float,
+    radius: int,
+    unit: float = 1.0,
+    step: int = 1,
 ) -> FloatArray:
-    """1 − ω · dark(I / A) of validated pixels (float, or unsigned int with ``unit``)."""
-    return dark_channel_plane(image, radius, 1.0 / light.astype(np.float64), unit, (-omega, 1.0))
+    """1 − ω · dark(I / A) of validated pixels (float, or unsigned int with ``unit``).
+
+    ``step`` > 1: only at every step-th row and column (what the fast guided filter reads).
+    """
+    scale = 1.0 / light.astype(np.float64)
+    return dark_channel_plane(image, radius, scale, unit, (-omega, 1.0), step)
 
 
 def transmission(

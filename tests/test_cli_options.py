@@ -215,3 +215,16 @@ def test_the_command_says_when_an_image_was_left_nearly_as_it_was(tmp_path, caps
     assert mean_change(flat_in, imread(tmp_path / "o" / "flat.png")) < LITTLE_CHANGE
     assert mean_change(np.zeros((2, 2), np.uint16), np.full((2, 2), 65535, np.uint16)) == 255.0
     assert mean_change(np.zeros(3), np.full(3, 0.5)) == pytest.approx(127.5)
+
+
+def test_mean_change_by_bands_equals_the_whole_mean(monkeypatch):
+    import dehaze.cli as cli
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (37, 23, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (37, 23, 3), dtype=np.uint8)
+    want = float(np.abs(a.astype(float) - b.astype(float)).mean())
+    monkeypatch.setattr(cli, "MEAN_CHANGE_BAND", 100)  # a band of one or two rows
+    assert cli.mean_change(a, b) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="same shape"):
+        cli.mean_change(a, b[:-1])

