@@ -751,9 +751,9 @@ def _process_tiled(
     current = [""]  # the phase shown: "estimate" (the scene pass) then "dehaze"
 
     def progress(phase: str, done: int, total: int) -> None:
-        if phase != current[0] or done <= bar.n:  # a new phase, or another scene pass
+        if phase != current[0]:  # the scene passes (tiles read, total unknown), then output
             current[0] = phase
-            bar.reset(total=total)
+            bar.reset(total=total or None)
             bar.set_description(f"{job.source.name} ({'scene' if phase == 'estimate' else phase})")
         bar.update(done - bar.n)
         _stop_if_terminated()  # between tiles: the temporary file is removed

@@ -770,9 +770,9 @@ def dehaze_file_tiled(
         Replace an existing ``dst`` (default False: FileExistsError before any work).
     progress : callable, optional
         Called as ``progress(phase, done, total)`` after every tile: phase ``"estimate"``
-        for the passes over the image that compute the scene (one for ClearHaze, a few for
-        the dark-channel methods: ``done`` starts again at 1 on each), then ``"dehaze"``
-        for the output tiles.
+        while the scene is computed (one pass over the image for ClearHaze, a few for the
+        dark-channel methods; ``done`` counts the tiles read, ``total`` is 0: not known in
+        advance), then ``"dehaze"`` for the ``total`` output tiles.
     compression : {None, "zlib"}, optional
         Compression of the output.
     cache_bytes : int, optional
@@ -804,11 +804,14 @@ def dehaze_file_tiled(
         _check_space(source, target, compression)
         color, alpha = source.color, source.alpha
 
+        read = [0]  # tiles read by the scene passes so far (tiles hands them over in chunks)
+
         def mapper(func: Callable[[Any, Any], Any], image: Any, plan: Sequence[Any]) -> list[Any]:
             results = []  # small per-tile statistics; one block in memory at a time
-            for number, piece in enumerate(plan, start=1):
+            for piece in plan:
                 results.append(func(piece, _tiles.read_block(image, piece.read)))
-                report("estimate", number, len(plan))
+                read[0] += 1
+                report("estimate", read[0], 0)
             return results
 
         # the scene (and ClearHaze's working planes), exactly, one tile at a time
