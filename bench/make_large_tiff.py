@@ -11,7 +11,7 @@ Usage::
     python bench/make_large_tiff.py OUT.tif [--size 30000] [--tile 512] [--layout tiled]
 
 ``--layout striped`` writes contiguous uncompressed strips instead of tiles (the layout many
-tools write; :class:`dehaze.largeimage.TiffSource` memory-maps it row band by row band).
+tools write; :class:`dehaze.largeimage.TiffSource` reads it in blocks of rows).
 """
 
 from __future__ import annotations

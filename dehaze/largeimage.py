@@ -3,8 +3,8 @@
 :class:`TiffSource` reads a TIFF or BigTIFF (uint8/uint16, RGB or gray, optionally with an
 alpha channel; tiled or striped; uncompressed, Deflate or LZMA) without loading
 the whole image: ``source[y0:y1, x0:x1]`` decodes only the strips or tiles that the region
-touches (uncompressed striped data is read through a short-lived memory map of just those
-rows). :func:`write_tiled_tiff` writes a tiled TIFF from an iterator of tiles in row-major
+touches (uncompressed strips, of any size, in blocks of just the rows needed: the file
+offset of a row is known without decoding). :func:`write_tiled_tiff` writes a tiled TIFF from an iterator of tiles in row-major
 order through the project's atomic writer (a ``.part`` file beside the target, then
 linked into place; never replacing a file without ``overwrite``).
 :func:`dehaze_file_tiled` joins them with :mod:`dehaze.tiles`: the scene is estimated
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import lzma
 import math
-import mmap
 import os
 import shutil
 import zlib
@@ -41,6 +40,7 @@ from dehaze.result import Method
 __all__ = [
     "DEFAULT_CACHE_BYTES",
     "MAX_SEGMENT_BYTES",
+    "ROW_BLOCK_BYTES",
     "TIFF_SUFFIXES",
     "TIFF_TILE_GRID",
     "TiffSource",
@@ -61,6 +61,9 @@ MAX_SEGMENT_BYTES = 256 * 2**20
 #: output tiles read overlapping input regions (the halo) and striped files share strips
 #: between all tiles of a row.
 DEFAULT_CACHE_BYTES = 256 * 2**20
+#: Bytes of uncompressed strips read at once (whole rows): uncompressed strips of any
+#: size, even one strip for the whole image, are read in blocks of rows this large.
+ROW_BLOCK_BYTES = 4 * 2**20
 #: TIFF tiles must have sides that are multiples of 16 (TIFF 6.0, section 15).
 TIFF_TILE_GRID = 16
 
@@ -215,6 +218,7 @@ class TiffSource:
             raise ValueError(f"cannot read {self.path} as a TIFF file ({exc})") from None
         try:
             self._open_page()
+            self._raw = open(self.path, "rb")  # noqa: SIM115 - closed by close()
         except BaseException:
             self._tiff.close()
             raise
@@ -308,7 +312,9 @@ class TiffSource:
         if orientation >= 5:
             height, width = width, height
         self.shape: tuple[int, ...] = (height, width) if samples == 1 else (height, width, samples)
-        self._contiguous = self._rows_are_contiguous()
+        layout = self._layout
+        self._row_bytes = layout.width * layout.samples * self._stored_dtype.itemsize
+        self._block_rows = max(1, ROW_BLOCK_BYTES // self._row_bytes)
 
     def _read_layout(self, page: Any, samples: int) -> _Layout:
         height, width = int(page.imagelength), int(page.imagewidth)
@@ -325,7 +331,10 @@ class TiffSource:
             raise self._refuse(f"declares empty strips or tiles ({cols}×{rows})")
         per_segment = samples if planar == _CONTIG else 1
         segment_bytes = rows * cols * per_segment * self._stored_dtype.itemsize
-        if segment_bytes > MAX_SEGMENT_BYTES:
+        # uncompressed strips are read in blocks of rows: only a row must fit
+        self._row_blocks = self._compression == _NONE and not page.is_tiled and planar == _CONTIG
+        decoded = cols * per_segment * self._stored_dtype.itemsize if self._row_blocks else 0
+        if max(decoded, 0 if self._row_blocks else segment_bytes) > MAX_SEGMENT_BYTES:
             kind = "tiles" if page.is_tiled else "strips"
             raise self._refuse(
                 f"has {kind} of {cols}×{rows} pixels ({segment_bytes / 2**20:.0f} MiB decoded), "
@@ -378,17 +387,6 @@ class TiffSource:
             need[layout.per_plane - 1 :: layout.per_plane] = last_rows * row_bytes
         short = np.flatnonzero((layout.counts > 0) & (layout.counts < need))
         return int(short[0]) if short.size else None
-
-    def _rows_are_contiguous(self) -> bool:
-        """Whether uncompressed strips are stored back to back in row order (memory-map)."""
-        layout = self._layout
-        if self._compression != _NONE or layout.tiled or layout.planar != _CONTIG:
-            return False
-        row_bytes = layout.width * layout.samples * self._stored_dtype.itemsize
-        starts = layout.offsets[0] + np.arange(layout.offsets.size) * (
-            layout.segment_rows * row_bytes
-        )
-        return bool(np.array_equal(layout.offsets, starts)) and bool(np.all(layout.counts > 0))
 
     # --- the ImageSource protocol -------------------------------------------------------
 
@@ -447,15 +445,16 @@ class TiffSource:
         out = np.empty((y1 - y0, x1 - x0, layout.samples), dtype=self.dtype)
         if out.size == 0:
             return out
-        if self._contiguous:
-            self._read_mapped(out, y0, y1, x0, x1)
-            return out
-        rows, cols = layout.segment_rows, layout.segment_cols
+        if self._row_blocks:  # blocks of whole rows (uncompressed strips): a 1-wide grid
+            rows, cols, across, per_plane = self._block_rows, layout.width, 1, 0
+        else:
+            rows, cols = layout.segment_rows, layout.segment_cols
+            across, per_plane = layout.cols_of_segments, layout.per_plane
         for plane in range(layout.planes):
             channels = slice(plane, plane + 1) if layout.planar == _SEPARATE else slice(None)
             for sy in range(y0 // rows, (y1 - 1) // rows + 1):
                 for sx in range(x0 // cols, (x1 - 1) // cols + 1):
-                    index = plane * layout.per_plane + sy * layout.cols_of_segments + sx
+                    index = plane * per_plane + sy * across + sx
                     segment = self._segment(index)
                     top, left = sy * rows, sx * cols
                     a0, a1 = max(y0, top), min(y1, top + rows)
@@ -467,37 +466,38 @@ class TiffSource:
                         target[...] = segment[a0 - top : a1 - top, b0 - left : b1 - left]
         return out
 
-    def _read_mapped(self, out: NDArray[Any], y0: int, y1: int, x0: int, x1: int) -> None:
-        """Copy rows y0:y1 of contiguous uncompressed data through a short-lived mmap.
+    def _read_rows(self, block: int) -> NDArray[Any]:
+        """Return rows block·R:(block + 1)·R of uncompressed strips as (rows, W, samples).
 
-        Only these rows are mapped and the map is closed before returning, so the pages
-        read do not stay in the process's resident memory.
+        The rows are read straight from the file (a strip is stored row after row), so a
+        strip of any size, even one for the whole image, costs no more than these rows.
         """
-        layout = self._layout
-        row_bytes = layout.width * layout.samples * self._stored_dtype.itemsize
-        start = int(layout.offsets[0]) + y0 * row_bytes
-        aligned = start - start % mmap.ALLOCATIONGRANULARITY
-        length = (y1 - y0) * row_bytes + (start - aligned)
-        with open(self.path, "rb") as fh:
-            mapped = mmap.mmap(fh.fileno(), length, access=mmap.ACCESS_READ, offset=aligned)
-        try:
-            rows = np.frombuffer(
-                mapped,
-                dtype=self._stored_dtype,
-                count=(y1 - y0) * row_bytes // self.dtype.itemsize,
-                offset=start - aligned,
-            ).reshape(y1 - y0, layout.width, layout.samples)
-            out[...] = rows[:, x0:x1]
-            del rows
-        finally:
-            mapped.close()
+        layout, row_bytes = self._layout, self._row_bytes
+        r0 = block * self._block_rows
+        r1 = min(layout.height, r0 + self._block_rows)
+        buffer = bytearray((r1 - r0) * row_bytes)  # zeros: what an empty (sparse) strip gives
+        view = memoryview(buffer)
+        fh, strip_rows = self._raw, layout.segment_rows
+        for strip in range(r0 // strip_rows, (r1 - 1) // strip_rows + 1):
+            top = strip * strip_rows
+            a0, a1 = max(r0, top), min(r1, top + strip_rows)
+            part = view[(a0 - r0) * row_bytes : (a1 - r0) * row_bytes]
+            if layout.counts[strip] == 0:
+                continue  # an empty (sparse) strip: zeros, as tifffile reads it
+            fh.seek(int(layout.offsets[strip]) + (a0 - top) * row_bytes)
+            if fh.readinto(part) != len(part):
+                raise self._refuse(f"is truncated: strip {strip} ends past the end of the file")
+        rows = np.frombuffer(buffer, dtype=self._stored_dtype).reshape(
+            r1 - r0, layout.width, layout.samples
+        )
+        return rows if rows.dtype.isnative else rows.astype(self.dtype)
 
     def _segment(self, index: int) -> NDArray[Any] | None:
         """Return strip or tile ``index`` decoded as (rows, cols, samples), through the cache."""
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
-        segment = self._decode(index)
+        segment = self._read_rows(index) if self._row_blocks else self._decode(index)
         size = 0 if segment is None else segment.nbytes
         if size <= self._cache_limit:
             self._cache[index] = segment
@@ -573,6 +573,7 @@ class TiffSource:
         self._cache.clear()
         self._cached_bytes = 0
         self._tiff.close()
+        self._raw.close()
 
     def __enter__(self) -> TiffSource:
         return self

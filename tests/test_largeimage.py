@@ -59,7 +59,12 @@ def write_tiff(path: Path, image: np.ndarray, **options: Any) -> Path:
 @pytest.mark.parametrize("channels", [1, 3, 4, 2])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_regions_equal_tifffile(
-    tmp_path: Path, rng: np.random.Generator, layout: str, channels: int, dtype: type
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+    channels: int,
+    dtype: type,
 ) -> None:
     shape = (53, 71) if channels == 1 else (53, 71, channels)
     image = random_image(rng, shape, dtype)
@@ -68,7 +73,9 @@ def test_regions_equal_tifffile(
     if whole.shape != image.shape:  # tifffile gives separate planes first
         whole = np.moveaxis(whole, 0, -1)
     assert np.array_equal(whole, image)  # the file holds what we meant to write
-    with TiffSource(path, cache_bytes=2000) as source:  # a small cache: evictions too
+    # small row blocks (uncompressed strips) that cross strip borders, a small cache
+    monkeypatch.setattr(largeimage, "ROW_BLOCK_BYTES", 1000)
+    with TiffSource(path, cache_bytes=2000) as source:
         assert source.shape == image.shape and source.dtype == np.dtype(dtype)
         assert source.has_alpha == (channels in (2, 4))
         for y0, y1, x0, x1 in REGIONS:
@@ -92,13 +99,28 @@ def test_regions_equal_tifffile(
             assert alpha is None
 
 
-def test_contiguous_strips_are_memory_mapped_and_others_decoded(tmp_path: Path) -> None:
+def test_uncompressed_strips_are_read_in_row_blocks_of_any_strip_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One strip for a whole image is common; only the rows a region needs are read."""
     image = np.arange(40 * 30 * 3, dtype=np.uint16).reshape(40, 30, 3)
-    with TiffSource(write_tiff(tmp_path / "s.tif", image, rowsperstrip=4)) as source:
-        assert source._contiguous
+    monkeypatch.setattr(largeimage, "MAX_SEGMENT_BYTES", 1000)  # the image is 7200 bytes
+    monkeypatch.setattr(largeimage, "ROW_BLOCK_BYTES", 1000)  # 5 rows of 180 bytes a block
+    with TiffSource(write_tiff(tmp_path / "one.tif", image)) as source:
+        assert source._row_blocks and source._block_rows == 5
         np.testing.assert_array_equal(source[3:37, 1:29], image[3:37, 1:29])
-    with TiffSource(write_tiff(tmp_path / "t.tif", image, tile=(16, 16))) as source:
-        assert not source._contiguous
+        assert all(block.shape[0] <= 5 for block in source._cache.values() if block is not None)
+    with pytest.raises(ValueError, match="MiB decoded"):  # a compressed strip is decoded whole
+        TiffSource(write_tiff(tmp_path / "z.tif", image, compression="zlib"))
+    sparse = write_tiff(tmp_path / "sparse.tif", image, rowsperstrip=8)
+    with tifffile.TiffFile(sparse, mode="r+") as tiff:
+        counts = list(tiff.pages[0].databytecounts)
+        counts[1] = 0  # rows 8-15 not stored: read as zeros, as tifffile does
+        tiff.pages[0].tags[279].overwrite(counts)
+    expected = image.copy()
+    expected[8:16] = 0
+    with TiffSource(sparse) as source:
+        np.testing.assert_array_equal(source[:, :], expected)
 
 
 def test_region_keys(tmp_path: Path) -> None:
@@ -451,6 +473,28 @@ def test_file_to_file_refuses_bad_tiles_and_existing_outputs(tmp_path: Path) -> 
     with pytest.raises(FileExistsError):
         dehaze_file_tiled(DCP, src, tmp_path / "out.tif")
     assert (tmp_path / "out.tif").read_bytes() == b"old"
+
+
+def test_file_to_file_refuses_an_output_the_disk_cannot_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collections
+
+    src = write_tiff(tmp_path / "in.tif", np.zeros((20, 30, 3), np.uint16))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(largeimage.shutil, "disk_usage", lambda path: usage(10**9, 0, 3599))
+    with pytest.raises(ValueError, match="needs 0.00 GB for its output but"):
+        dehaze_file_tiled(DCP, src, tmp_path / "new" / "out.tif")  # 3600 bytes needed
+    assert not (tmp_path / "new" / "out.tif").exists()
+    monkeypatch.setattr(largeimage.shutil, "disk_usage", lambda path: usage(10**9, 0, 3600))
+    assert dehaze_file_tiled(DCP, src, tmp_path / "out.tif").is_file()
+
+
+def test_tiff_pixels_reads_the_header_only(tmp_path: Path) -> None:
+    path = write_tiff(tmp_path / "a.tif", np.zeros((20, 30), np.uint8), tile=(16, 16))
+    assert tiff_pixels(path) == 600
+    imwrite(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    assert tiff_pixels(tmp_path / "a.png") is None
 
 
 class _CountingSource(TiffSource):
