@@ -706,15 +706,26 @@ def _process_image(
 
 
 def _streamed(job: Job, args: argparse.Namespace) -> bool:
-    """Whether an image job takes the tiled file-to-file path (large TIFF, or ``--tile``)."""
-    from dehaze.largeimage import TIFF_SUFFIXES, tiff_pixels
+    """Whether an image job takes the tiled file-to-file path (large TIFF, or ``--tile``).
+
+    A large TIFF the tiled reader cannot decode (LZW or JPEG compression, say) that is
+    within the pixel limit is still read whole, as before the tiled path existed.
+    """
+    from dehaze.largeimage import TIFF_SUFFIXES, TiffSource, tiff_pixels
 
     if job.source.suffix.lower() not in TIFF_SUFFIXES:
         return False
     if args.tile is not None:
         return True
     pixels = tiff_pixels(job.source)
-    return pixels is not None and pixels > TILED_PIXELS
+    if pixels is None or pixels <= TILED_PIXELS:
+        return False
+    limit = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    try:
+        TiffSource(job.source).close()  # the header only
+    except (OSError, ValueError):
+        return pixels > limit  # too large to read whole: the tiled path reports why
+    return True
 
 
 def _process_tiled(

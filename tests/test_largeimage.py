@@ -695,6 +695,31 @@ def test_cli_tiled_path_safety(
     assert "--max-pixels" in capsys.readouterr().err
 
 
+def test_cli_large_tiffs_the_tiled_reader_refuses_are_read_whole_within_the_limit(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from PIL import Image
+
+    image = hazy_image(rng, (30, 40, 3), np.uint8)
+    src = tmp_path / "packbits.tif"
+    Image.fromarray(image).save(src, compression="packbits")  # OpenCV reads it, we do not
+    with pytest.raises(ValueError, match="PackBits"):
+        TiffSource(src)
+    monkeypatch.setattr(cli, "TILED_PIXELS", 100)
+    out = tmp_path / "out"
+    assert cli.main([str(src), "-o", str(out), "-q", "--method", "dcp"]) == 0
+    np.testing.assert_array_equal(
+        imread(out / "packbits.tif"), dehaze.DarkChannelPrior()(image).image
+    )
+    # above the pixel limit there is no way but the tiled path, which says why it cannot
+    monkeypatch.setattr(cli, "DEFAULT_MAX_PIXELS", 1000)
+    assert cli.main([str(src), "-o", str(out), "-q", "--overwrite"]) == 1
+    assert "PackBits" in capsys.readouterr().err
+
+
 def test_cli_tile_must_be_a_multiple_of_16(
     large_tiff: tuple[Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
