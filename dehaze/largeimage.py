@@ -4,9 +4,10 @@
 alpha channel; tiled or striped; uncompressed, Deflate or LZMA) without loading
 the whole image: ``source[y0:y1, x0:x1]`` decodes only the strips or tiles that the region
 touches (uncompressed strips, of any size, in blocks of just the rows needed: the file
-offset of a row is known without decoding). :func:`write_tiled_tiff` writes a tiled TIFF from an iterator of tiles in row-major
-order through the project's atomic writer (a ``.part`` file beside the target, then
-linked into place; never replacing a file without ``overwrite``).
+offset of a row is known without decoding). :func:`write_tiled_tiff` writes a tiled TIFF
+from an iterator of tiles in row-major order through the project's atomic writer (a
+``.part`` file beside the target, then linked into place; never replacing a file without
+``overwrite``).
 :func:`dehaze_file_tiled` joins them with :mod:`dehaze.tiles`: the scene is estimated
 exactly over the whole image one tile at a time, then each output tile is computed from
 its input tile plus the method's halo and written at once.
@@ -21,7 +22,9 @@ from __future__ import annotations
 import lzma
 import math
 import os
+import queue
 import shutil
+import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -831,16 +834,86 @@ def dehaze_file_tiled(
                 report("dehaze", number, len(plan))  # computed; written as it is taken
                 yield image
 
-        return write_tiled_tiff(
-            target,
-            blocks(),
-            shape=source.shape,
-            dtype=source.dtype,
-            tile=step,
-            extrasample=source.extrasample,
-            overwrite=overwrite,
-            compression=compression,
-        )
+        def write(tiles: Iterable[NDArray[Any]]) -> Path:
+            return write_tiled_tiff(
+                target,
+                tiles,
+                shape=source.shape,
+                dtype=source.dtype,
+                tile=step,
+                extrasample=source.extrasample,
+                overwrite=overwrite,
+                compression=compression,
+            )
+
+        return _write_behind(write, blocks())
+
+
+class _Aborted(Exception):
+    """Stops the writer thread when the tiles' producer failed."""
+
+
+#: Output tiles waiting for the writer thread at most.
+_WRITE_QUEUE = 2
+
+
+def _write_behind(write: Callable[[Iterable[NDArray[Any]]], Path], tiles: Iterator[Any]) -> Path:
+    """Run ``write`` on ``tiles`` in a thread while this thread computes the next tiles.
+
+    Writing (a memory copy into the file system's cache) then overlaps the computation of
+    the next tile instead of adding to it; at most ``_WRITE_QUEUE`` tiles wait. Whatever
+    fails first, the other side stops: a failing producer (a method error, SIGTERM's
+    exception, Ctrl-C) makes the writer raise, so the temporary file is removed; a failing
+    writer (a full disk) stops the producer. The producer's exception, else the writer's,
+    is raised here.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=_WRITE_QUEUE)
+    end, abort = object(), object()
+    outcome: dict[str, Any] = {}
+
+    def items() -> Iterator[NDArray[Any]]:
+        while True:
+            item = handoff.get()
+            if item is end:
+                return
+            if item is abort:
+                raise _Aborted("the tiles' producer failed")
+            yield item
+
+    def run() -> None:
+        try:
+            outcome["path"] = write(items())
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    def hand(item: Any) -> bool:
+        """Queue ``item`` unless the writer has stopped; return whether it was queued."""
+        while writer.is_alive():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    writer = threading.Thread(target=run, name="dehaze-tiff-writer", daemon=True)
+    writer.start()
+    try:
+        for tile in tiles:
+            if not hand(tile):
+                break  # the writer failed: its error is raised below
+            del tile
+        else:
+            hand(end)
+    except BaseException:
+        hand(abort)
+        writer.join()
+        raise
+    writer.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    path: Path = outcome["path"]
+    return path
 
 
 def _round_up(value: int, step: int) -> int:

@@ -475,6 +475,25 @@ def test_file_to_file_refuses_bad_tiles_and_existing_outputs(tmp_path: Path) -> 
     assert (tmp_path / "out.tif").read_bytes() == b"old"
 
 
+def test_a_failing_writer_stops_the_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = write_tiff(tmp_path / "in.tif", np.zeros((64, 96, 3), np.uint8))
+
+    def full_disk(path: Path, tiles: Any, **options: Any) -> Path:
+        for number, _ in enumerate(tiles):
+            if number == 1:
+                raise OSError("no space left on device")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    monkeypatch.setattr(largeimage, "write_tiled_tiff", full_disk)
+    calls: list[tuple[str, int, int]] = []
+    with pytest.raises(OSError, match="no space left"):
+        dehaze_file_tiled(
+            DCP, src, tmp_path / "out.tif", tile=16, progress=lambda *a: calls.append(a)
+        )
+    made = [c for c in calls if c[0] == "dehaze"]
+    assert 2 <= len(made) < 24  # the tiles stopped soon after the writer failed (24 in all)
+
+
 def test_file_to_file_refuses_an_output_the_disk_cannot_hold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
