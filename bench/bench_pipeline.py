@@ -37,6 +37,15 @@ def test_pipeline(benchmark, image, size, impl):
     run(benchmark, func, slow=impl in ("reference", "opencv"))
 
 
+@pytest.mark.parametrize("dtype", ("uint8", "float32", "float64"))
+def test_pipeline_input_dtypes(benchmark, image, size, dtype):
+    # issue 14: float64 input at most 1.3x the float32 time (same run)
+    benchmark.group = f"pipeline dtype {size}"
+    data = image if dtype == "uint8" else (image / 255.0).astype(dtype)
+    method = dehaze.DarkChannelPrior()
+    run(benchmark, lambda: method(data, outputs=()))
+
+
 @pytest.mark.parametrize("guide", ("gray", "color"))
 def test_pipeline_guides(benchmark, image, size, guide):
     benchmark.group = f"pipeline guide {size}"

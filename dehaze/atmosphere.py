@@ -8,12 +8,12 @@ functions without that contract validate their inputs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import atmosphere as _atm
+from dehaze._lazy import lazy_module
 from dehaze._parallel import fixed_threads, run_bands
 from dehaze._validate import (
     FloatArray,
@@ -26,6 +26,11 @@ from dehaze._validate import (
 )
 from dehaze.filters import min_filter_plane
 from dehaze.transmission_map import dark_channel_plane
+
+if TYPE_CHECKING:
+    from dehaze._kernels import atmosphere as _atm
+else:
+    _atm = lazy_module("dehaze._kernels.atmosphere")  # Numba is imported on first use
 
 __all__ = [
     "LIGHT_RULES",

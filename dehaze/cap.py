@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import restore as _rk
+from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
@@ -39,6 +39,11 @@ from dehaze.guided import GUIDES, guided_filter_plane, guided_halo, to_gray
 from dehaze.recovery import recover_pixels
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 from dehaze.transmission_map import distance_to_light, weaken_haze_removal
+
+if TYPE_CHECKING:
+    from dehaze._kernels import restore as _rk
+else:
+    _rk = lazy_module("dehaze._kernels.restore")  # Numba is imported on first use
 
 __all__ = ["CAP_COEFFICIENTS", "ColorAttenuationPrior", "cap_depth"]
 

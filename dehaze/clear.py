@@ -49,13 +49,12 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import clear as _ck
+from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
@@ -69,11 +68,18 @@ from dehaze._validate import (
 )
 from dehaze.atmosphere import he_light
 from dehaze.depth import depth_plane
-from dehaze.filters import min_filter_plane
 from dehaze.guided import GRAY_WEIGHTS, grid_weights, guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
-from dehaze.transmission_map import boundary_transmission, dark_channel_plane, raw_transmission
+from dehaze.transmission_map import boundary_transmission
+
+if TYPE_CHECKING:
+    import cv2
+
+    from dehaze._kernels import clear as _ck
+else:
+    cv2 = lazy_module("cv2")  # OpenCV too (dehaze/_lazy.py)
+    _ck = lazy_module("dehaze._kernels.clear")  # Numba is imported on first use
 
 __all__ = ["ClearHaze", "ClearPlanes", "ClearScene", "dehaze"]
 
@@ -169,7 +175,56 @@ def _box_mean(plane: FloatArray, radius: int) -> FloatArray:
 
 
 def _luma(image: FloatArray) -> FloatArray:
-    return to_gray(np.ascontiguousarray(image)) if image.ndim == 3 else image
+    """Rec. 601 luma of a working image (a gray one is returned as is).
+
+    float32 through OpenCV (the same weights as :func:`dehaze.guided.to_gray`, within one
+    float32 ulp of it, tested), which needs no kernel compiled; float64 through ``to_gray``.
+    """
+    if image.ndim == 2:
+        return image
+    if image.dtype == np.float32 and image.shape[2] == 3:
+        return cast(FloatArray, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY))
+    return to_gray(np.ascontiguousarray(image))
+
+
+def _window(plane: FloatArray, radius: int) -> NDArray[np.uint8]:
+    """Return the (2r + 1)² structuring element of a min/max filter, clipped to the plane."""
+    height, width = plane.shape
+    return np.ones((2 * min(radius, height - 1) + 1, 2 * min(radius, width - 1) + 1), np.uint8)
+
+
+def _min_window(plane: FloatArray, radius: int) -> FloatArray:
+    """Minimum over the (2r + 1)² window clipped to the plane.
+
+    OpenCV's erosion: its default border (+∞ outside) makes the windows the clipped ones
+    of :func:`dehaze.filters.min_filter_plane`, and a minimum is exact, so the two agree
+    bit for bit (tested); at the working scale it is as fast, and compiles nothing.
+    """
+    return cast(FloatArray, cv2.erode(plane, _window(plane, radius)))
+
+
+def _max_window(plane: FloatArray, radius: int) -> FloatArray:
+    """Maximum over the (2r + 1)² window clipped to the plane (OpenCV's dilation)."""
+    return cast(FloatArray, cv2.dilate(plane, _window(plane, radius)))
+
+
+def _dark_channel(image: FloatArray, radius: int, scale: FloatArray | None = None) -> FloatArray:
+    """Dark channel of a float working image: min over channels (of I_c · scale_c), then window.
+
+    The products and minima are those of :func:`dehaze.transmission_map.dark_channel_plane`
+    (``scale`` rounded to the image's dtype first), so the result is the same.
+    """
+    dtype = image.dtype
+    factors = None if scale is None else np.asarray(scale, dtype=np.float64).astype(dtype)
+    if image.ndim == 2:
+        channel_min = image if factors is None else image * factors[0]
+    else:
+        channel_min = image[:, :, 0] if factors is None else image[:, :, 0] * factors[0]
+        channel_min = np.array(channel_min, dtype=dtype)  # a C-contiguous copy
+        for c in range(1, image.shape[2]):
+            plane = image[:, :, c] if factors is None else image[:, :, c] * factors[c]
+            np.minimum(channel_min, plane, out=channel_min)
+    return _min_window(np.ascontiguousarray(channel_min), radius)
 
 
 def _distance_to(image: FloatArray, light: FloatArray) -> FloatArray:
@@ -468,7 +523,7 @@ class ClearHaze:
         """Return the scene from the working image, and the working luma."""
         extent = min(work.shape[:2]) / self.working_size
         radii = self._radii(extent)
-        dark = dark_channel_plane(work, radii.patch)
+        dark = _dark_channel(work, radii.patch)
         light = he_light(work, dark, self.top_fraction)
         work_luma = _luma(work)
         sigma = noise_sigma(work_luma)
@@ -576,7 +631,10 @@ class ClearHaze:
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """Working-scale physical t, recovery weight, detail weight and base layer."""
         dtype = work.dtype
-        raw = raw_transmission(work, light, self.omega, radii.patch)
+        # 1 − ω · dark(I / A), as raw_transmission computes it
+        inverse_light = 1.0 / light.astype(np.float64)
+        dark = _dark_channel(work, radii.patch, inverse_light)
+        raw = dark * dtype.type(-self.omega) + dtype.type(1.0)
         physical = np.clip(np.maximum(raw, boundary_transmission(work, light)), 0.0, 1.0)
         # detail SNR: Wiener gain of the high-pass energy against (k σ)²
         blurred = cv2.GaussianBlur(work, (0, 0), radii.sigma, borderType=cv2.BORDER_REFLECT)
@@ -587,9 +645,8 @@ class ClearHaze:
         detail_weight: FloatArray = np.clip(1.0 - noise / np.maximum(energy, 1e-12), 0.0, 1.0)
         weight: FloatArray = detail_weight
         if radii.reach > 0:
-            # a max filter (the O(N) min filter of the negated plane; its clipped windows
-            # give the same maxima as a reflected border)
-            weight = -min_filter_plane(np.ascontiguousarray(-weight), radii.reach)
+            # a max filter (its clipped windows give the same maxima as a reflected border)
+            weight = _max_window(np.ascontiguousarray(weight), radii.reach)
         # distance to A: flat but clearly not airlight
         mean = _box_mean(work, radii.signal).reshape(work.shape)
         distance = _distance_to(mean, light)

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,13 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _build_method(args: argparse.Namespace) -> Dehazer:
-    """Build the method of ``--method NAME[:key=value,...]`` with the parameter options."""
+def _method_spec(args: argparse.Namespace) -> MethodSpec:
+    """Return the spec of ``--method NAME[:key=value,...]`` with the parameter options merged in.
+
+    The spec (with :class:`MethodContext`) is what :func:`build_method` builds from; it is
+    small and picklable, so ``--scheduler`` sends it to the workers, which build the method
+    themselves.
+    """
     try:
         spec = parse_method_spec(args.method)
     except ValueError as exc:
@@ -132,8 +137,14 @@ def _build_method(args: argparse.Namespace) -> Dehazer:
         if not weights.is_file():
             raise UsageError(f"--weights: no such file: {weights}")
         options["weights"] = str(weights)
+    return MethodSpec(spec.label, spec.name, options)
+
+
+def _build_method(args: argparse.Namespace) -> Dehazer:
+    """Build the method of ``--method NAME[:key=value,...]`` with the parameter options."""
+    spec = _method_spec(args)
     try:
-        return build_method(MethodSpec(spec.label, spec.name, options), MethodContext())
+        return build_method(spec, MethodContext())
     except FileNotFoundError as exc:
         raise UsageError(
             f"--method {spec.name} needs weights: pass --weights PATH ({exc}; set DEHAZE_DATA "
@@ -246,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(COLORMAPS),
         default="turbo",
         help="colour map of --save-depth (default: turbo)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the batch on a Dask cluster, one task per file: the address of a running "
+        "scheduler (tcp://host:8786; the workers must see the same paths), or local:N for N "
+        "worker processes on this machine (local: one per CPU). Needs pip install "
+        "'dehaze-dcp[dask]'",
     )
     parser.add_argument(
         "-q",
@@ -840,6 +859,42 @@ def _clean_stale(jobs: Sequence[Job], args: argparse.Namespace, started: float) 
         )
 
 
+def _run_job(
+    job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, show: bool
+) -> str | None:
+    """Process one job, counting it into ``tally``; return what to report about it, if anything.
+
+    An input whose outputs exist is skipped (reported unless ``--skip-existing``, which
+    writes only the missing side outputs of an image); an error of the file is reported
+    and counted, never a traceback. The caller prints ``dehaze: SOURCE: <returned text>``.
+    ``--scheduler`` runs this same function on the workers.
+    """
+    targets = _targets(job, args)
+    existing = [t for t in targets if t.exists()]
+    wanted = set(targets)
+    if existing and not args.overwrite:
+        if args.skip_existing and not job.is_video and len(existing) < len(targets):
+            wanted -= set(existing)  # resume: only the missing side outputs
+        else:
+            tally.skipped += 1
+            if args.skip_existing:
+                return None
+            return (
+                f"skipped, {existing[0]} exists "
+                "(--overwrite replaces it, --skip-existing skips quietly)"
+            )
+    try:
+        if job.is_video:
+            _process_video(job, method, args, tally, show)
+        else:
+            _process_image(job, method, args, tally, wanted, show)
+    except Exception as exc:  # bad input is a line and a count, never a traceback
+        tally.failed += 1
+        return _describe(exc)
+    tally.done += 1
+    return None
+
+
 def _run_jobs(
     jobs: Sequence[Job],
     bar: Any,
@@ -854,31 +909,43 @@ def _run_jobs(
     single = len(jobs) == 1
     for job in bar:
         _stop_if_terminated()
-        targets = _targets(job, args)
-        existing = [t for t in targets if t.exists()]
-        wanted = set(targets)
-        if existing and not args.overwrite:
-            if args.skip_existing and not job.is_video and len(existing) < len(targets):
-                wanted -= set(existing)  # resume: only the missing side outputs
-            else:
-                tally.skipped += 1
-                if not args.skip_existing:
-                    tqdm.write(
-                        f"dehaze: {job.source}: skipped, {existing[0]} exists "
-                        "(--overwrite replaces it, --skip-existing skips quietly)",
-                        file=sys.stderr,
-                    )
-                continue
-        try:
-            if job.is_video:
-                _process_video(job, method, args, tally, show and single)
-            else:
-                _process_image(job, method, args, tally, wanted, show)
-        except Exception as exc:  # bad input is a line and a count, never a traceback
-            tally.failed += 1
-            tqdm.write(f"dehaze: {job.source}: {_describe(exc)}", file=sys.stderr)
-        else:
-            tally.done += 1
+        report = _run_job(job, method, args, tally, show and single)
+        if report is not None:
+            tqdm.write(f"dehaze: {job.source}: {report}", file=sys.stderr)
+
+
+#: Said once on stderr when a kernel is about to be compiled (nothing is said on a warm cache).
+COMPILING_MESSAGE = "dehaze: compiling kernels (first run only)…"
+
+
+@contextmanager
+def _announce_compilation() -> Iterator[None]:
+    """Say :data:`COMPILING_MESSAGE` once if a kernel is compiled inside the block.
+
+    Numba raises its ``numba:compile`` event only when the cache has no copy of a kernel
+    for the types it is called with, right before compiling it (a kernel loaded from the
+    cache raises none), so the message appears on a cold cache and never on a warm one:
+    the cache's own verdict, not a guess from timing.
+    """
+    from numba.core import event
+    from tqdm import tqdm
+
+    said = threading.Lock()
+
+    class Announce(event.Listener):
+        def on_start(self, ev: event.Event) -> None:
+            if said.acquire(blocking=False):  # once, from whichever thread compiles first
+                tqdm.write(COMPILING_MESSAGE, file=sys.stderr)
+
+        def on_end(self, ev: event.Event) -> None:
+            pass
+
+    listener = Announce()
+    event.register("numba:compile", listener)
+    try:
+        yield
+    finally:
+        event.unregister("numba:compile", listener)
 
 
 class _Terminated(BaseException):
@@ -924,6 +991,53 @@ def _terminate_cleanly() -> Iterator[None]:
         _TERMINATION.clear()
 
 
+#: What ``--scheduler`` says when Dask is not installed.
+DASK_MISSING = "--scheduler needs Dask: pip install 'dehaze-dcp[dask]'"
+
+
+def _check_scheduler(scheduler: str) -> None:
+    """Refuse ``--scheduler`` without Dask installed, or with a bad ``local:N``."""
+    try:
+        from dehaze import distributed
+    except ImportError as exc:
+        raise UsageError(f"{DASK_MISSING} ({exc})") from exc
+    try:
+        distributed.scheduler_workers(scheduler)
+    except ValueError as exc:
+        raise UsageError(f"--scheduler: {exc}") from exc
+
+
+def _run_on_cluster(
+    jobs: Sequence[Job], spec: MethodSpec, args: argparse.Namespace, tally: Tally, show: bool
+) -> None:
+    """Run the batch on a Dask cluster (``--scheduler``), one task per file, into ``tally``."""
+    from tqdm import tqdm
+
+    from dehaze import distributed
+
+    with ExitStack() as stack:
+        try:
+            client = stack.enter_context(distributed.open_client(args.scheduler))
+        except Exception as exc:  # no scheduler there, a timeout: a usage error, one line
+            raise UsageError(f"--scheduler {args.scheduler}: {_describe(exc)}") from exc
+        for status in distributed.run_jobs(
+            client, jobs, spec, args, progress=None if show else False, stop=_stop_if_terminated
+        ):
+            if status.status == "done":
+                tally.done += 1
+            elif status.status == "skipped":
+                tally.skipped += 1
+            else:
+                tally.failed += 1
+            tally.megapixels += status.megapixels
+            tally.video_frames += status.video_frames
+            tally.video_seconds += status.video_seconds
+            tally.notes.extend(status.notes)
+            tally.warnings.update(status.warnings)
+            if status.message is not None:
+                tqdm.write(f"dehaze: {status.source}: {status.message}", file=sys.stderr)
+
+
 def _run_files(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
@@ -957,6 +1071,9 @@ def _run_files(argv: Sequence[str]) -> int:
             raise
         except Exception as exc:  # e.g. damaged weights: a message, never a traceback
             raise UsageError(f"--method {args.method}: {_describe(exc)}") from exc
+        spec = _method_spec(args)  # what --scheduler sends to the workers
+        if args.scheduler is not None:
+            _check_scheduler(args.scheduler)
     except UsageError as exc:
         parser.error(str(exc))  # exits with status 2
     except KeyboardInterrupt:
@@ -971,22 +1088,30 @@ def _run_files(argv: Sequence[str]) -> int:
     _clean_stale(jobs, args, started)
     show = not args.quiet
     start = time.perf_counter()
-    # disable=None: a bar only when stderr is a terminal (tqdm's rule), never in logs
-    bar = tqdm(
-        jobs, unit="file", disable=True if len(jobs) <= 1 or not show else None, file=sys.stderr
-    )
-    with _terminate_cleanly():
+    with _terminate_cleanly(), _announce_compilation():
         try:
-            _run_jobs(jobs, bar, method, args, tally, show)
+            if args.scheduler is None:
+                # disable=None: a bar only when stderr is a terminal (tqdm's rule), never in logs
+                bar = tqdm(
+                    jobs,
+                    unit="file",
+                    disable=True if len(jobs) <= 1 or not show else None,
+                    file=sys.stderr,
+                )
+                try:
+                    _run_jobs(jobs, bar, method, args, tally, show)
+                finally:
+                    bar.close()
+            else:
+                _run_on_cluster(jobs, spec, args, tally, show and len(jobs) > 1)
+        except UsageError as exc:
+            parser.error(str(exc))  # exits with status 2
         except KeyboardInterrupt:
-            bar.close()
             print("dehaze: interrupted", file=sys.stderr)
             return 130
         except _Terminated:
-            bar.close()
             print("dehaze: terminated", file=sys.stderr)
             return 143
-    bar.close()
     elapsed = time.perf_counter() - start
     for note in tally.notes:
         print(f"dehaze: {note}", file=sys.stderr)

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-import cv2
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import depth as _dk
+from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
 from dehaze._validate import FloatArray, check_choice, check_float_map, check_real
 
+if TYPE_CHECKING:
+    import cv2
+
+    from dehaze._kernels import depth as _dk
+else:
+    cv2 = lazy_module("cv2")  # OpenCV too (dehaze/_lazy.py)
+    _dk = lazy_module("dehaze._kernels.depth")  # Numba is imported on first use
+
 __all__ = ["colorize_depth", "depth_map", "depth_plane"]
 
-COLORMAPS: dict[str, int] = {
-    "turbo": cv2.COLORMAP_TURBO,
-    "inferno": cv2.COLORMAP_INFERNO,
-    "magma": cv2.COLORMAP_MAGMA,
-    "viridis": cv2.COLORMAP_VIRIDIS,
-    "jet": cv2.COLORMAP_JET,
-    "gray": -1,
+#: Colour maps of :func:`colorize_depth`: name -> OpenCV's colour-map constant (looked up
+#: when used, so that importing this module does not import OpenCV); "" for plain gray.
+COLORMAPS: dict[str, str] = {
+    "turbo": "COLORMAP_TURBO",
+    "inferno": "COLORMAP_INFERNO",
+    "magma": "COLORMAP_MAGMA",
+    "viridis": "COLORMAP_VIRIDIS",
+    "jet": "COLORMAP_JET",
+    "gray": "",
 }
 
 
@@ -109,9 +120,9 @@ def colorize_depth(
         for i in range(0, d.shape[0], rows):
             scaled = np.clip(d[i : i + rows].astype(np.float64) / top, 0.0, 1.0)
             levels[i : i + rows] = np.rint(scaled * 255.0)
-    if COLORMAPS[name] < 0:
+    if not COLORMAPS[name]:
         gray: NDArray[np.uint8] = np.repeat(levels[:, :, np.newaxis], 3, axis=2)
         return gray
-    bgr = cv2.applyColorMap(levels, COLORMAPS[name])
+    bgr = cv2.applyColorMap(levels, getattr(cv2, COLORMAPS[name]))
     rgb: NDArray[np.uint8] = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
     return rgb

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import boxfilter as _box
-from dehaze._kernels import minfilter as _min
+from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
 from dehaze._validate import SUPPORTED_DTYPES, FloatArray, check_radius, working_dtype
+
+if TYPE_CHECKING:
+    from dehaze._kernels import boxfilter as _box
+    from dehaze._kernels import minfilter as _min
+else:
+    _box = lazy_module("dehaze._kernels.boxfilter")  # Numba is imported on first use
+    _min = lazy_module("dehaze._kernels.minfilter")  # Numba is imported on first use
 
 __all__ = ["box_filter", "min_filter"]
 

@@ -5,12 +5,12 @@ Also its fast subsampled variant (He & Sun 2015).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import guided as _gk
+from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
@@ -21,6 +21,14 @@ from dehaze._validate import (
     working_dtype,
 )
 from dehaze.filters import box_mean_planes
+
+if TYPE_CHECKING:
+    import cv2
+
+    from dehaze._kernels import guided as _gk
+else:
+    cv2 = lazy_module("cv2")  # OpenCV too (dehaze/_lazy.py)
+    _gk = lazy_module("dehaze._kernels.guided")  # Numba is imported on first use
 
 __all__ = [
     "GUIDES",

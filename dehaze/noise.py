@@ -8,12 +8,18 @@ amplification where the local signal is at the noise level needs the noise level
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
+from dehaze._lazy import lazy_module
 from dehaze._validate import check_float_map, check_real
+
+if TYPE_CHECKING:
+    import cv2
+else:
+    cv2 = lazy_module("cv2")  # imported on first use: `import dehaze` stays light
 
 __all__ = ["NOISE_MASK", "QUANTISATION_SIGMA", "noise_sigma"]
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dehaze._kernels import recover as _rec
+from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
@@ -18,6 +18,11 @@ from dehaze._validate import (
     check_real,
     working_dtype,
 )
+
+if TYPE_CHECKING:
+    from dehaze._kernels import recover as _rec
+else:
+    _rec = lazy_module("dehaze._kernels.recover")  # Numba is imported on first use
 
 __all__ = ["recover", "recover_pixels"]
 

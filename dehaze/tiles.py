@@ -557,7 +557,8 @@ def prepare(
     """Estimate the scene (unless given) and everything else tiles share.
 
     For ClearHaze this reads the image once to build its working image and computes the
-    working-scale maps (small: about ``working_size``² pixels whatever the image's size).
+    working-scale maps (small: about working_size × working_size pixels, whatever the
+    image's size).
     """
     run = serial_mapper if mapper is None else mapper
     height, width, _ = _check_source(image)

@@ -8,10 +8,12 @@ without that contract validate their inputs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-from dehaze._kernels import restore as _rk
+from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
@@ -24,6 +26,11 @@ from dehaze._validate import (
 )
 from dehaze.filters import min_filter_plane
 from dehaze.guided import GRAY_WEIGHTS, to_gray
+
+if TYPE_CHECKING:
+    from dehaze._kernels import restore as _rk
+else:
+    _rk = lazy_module("dehaze._kernels.restore")  # Numba is imported on first use
 
 __all__ = [
     "apply_tolerance",

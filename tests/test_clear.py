@@ -169,3 +169,34 @@ def test_noise_level_matches_its_reference(rng, shape):
     for scale in (0.0, 0.01, 0.05):
         plane = np.clip(0.5 + scale * rng.normal(size=shape) + 0.1 * rng.random(shape), 0, 1)
         assert noise_sigma(plane) == pytest.approx(noise_sigma_ref(plane), rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 3, 3), (40, 70, 3), (61, 37), (200, 90, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_working_scale_filters_equal_the_kernels(rng, shape, dtype):
+    # ClearHaze's working-scale dark channel, raw transmission, max filter and luma go
+    # through OpenCV (nothing to compile); they must equal the Numba kernels'.
+    from dehaze import clear
+    from dehaze.filters import min_filter_plane
+    from dehaze.guided import to_gray
+    from dehaze.transmission_map import dark_channel_plane, raw_transmission
+
+    image = rng.random(shape).astype(dtype)
+    light = rng.random(shape[2] if len(shape) == 3 else 1) * 0.5 + 0.5
+    plane = np.ascontiguousarray(image[..., 0] if image.ndim == 3 else image)
+    for radius in (0, 1, 4, 100):
+        np.testing.assert_array_equal(
+            clear._dark_channel(image, radius), dark_channel_plane(image, radius)
+        )
+        raw = clear._dark_channel(image, radius, 1.0 / light) * dtype(-0.95) + dtype(1.0)
+        expected = raw_transmission(image, light, 0.95, radius)
+        # the kernel may fuse the multiply-add (one rounding instead of two)
+        np.testing.assert_allclose(raw, expected, atol=np.finfo(dtype).eps, rtol=0)
+        np.testing.assert_array_equal(
+            clear._max_window(plane, radius),
+            -min_filter_plane(np.ascontiguousarray(-plane), radius),
+        )
+    if image.ndim == 3:
+        np.testing.assert_allclose(
+            clear._luma(image), to_gray(image), atol=np.finfo(dtype).eps, rtol=0
+        )

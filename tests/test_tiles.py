@@ -193,3 +193,21 @@ def test_apply_tile_checks_the_block(rng):
     tile = prepared.plan(16)[0]
     with pytest.raises(ValueError, match="block has shape"):
         tiles.apply_tile(prepared, image, tile)
+
+
+@pytest.mark.parametrize("tile", [5, 23, 64])
+def test_networks_tile_exactly(rng, tile):
+    # AOD-Net's receptive field is finite (halo 7) and its scene empty; DehazeNet's scene
+    # (A from the network's t over the whole image) is given, its apply is tiled
+    from test_models import random_aodnet_weights, random_dehazenet_weights
+
+    from dehaze.models import AODNet, DehazeNet
+
+    image = hazy(rng, 47, 66, np.uint8)
+    aod = AODNet(random_aodnet_weights(rng))
+    assert_same(aod(image), tiles.dehaze_tiled(aod, image, tile=tile), exact=True)
+    net = DehazeNet(random_dehazenet_weights(rng), guided_radius=6)
+    scene = net.estimate(image)
+    with pytest.raises(TypeError, match="no tiled estimate for DehazeNet"):
+        tiles.estimate_tiled(net, image)
+    assert_same(net(image), tiles.dehaze_tiled(net, image, scene=scene, tile=tile), exact=True)

@@ -1,9 +1,11 @@
 """The few network layers the adapters need, on C-contiguous (C, H, W) float planes.
 
 Convolutions are correlations (the kernel is not flipped, as in PyTorch, Caffe and MATLAB's
-``imfilter``) computed with one ``cv2.filter2D`` call per (input, output) channel pair and
-accumulated in place: at the channel counts of AOD-Net and DehazeNet (≤ 48) and kernels
-≤ 7 × 7 this is faster than im2col + BLAS, whose column matrix is memory-bound.
+``imfilter``) of the padded input, summed by a Numba kernel in one fixed order per output
+value (:mod:`dehaze._kernels.conv`), so a tile read with the receptive field reproduces the
+whole image bit for bit (:mod:`dehaze.tiles`); rows run on the thread bands. At the channel
+counts of AOD-Net and DehazeNet (≤ 48) and kernels ≤ 7 × 7 this direct form beats im2col +
+BLAS, whose column matrix is memory-bound.
 
 The anchor of a k × k kernel is ``(k - 1) // 2``: the centre of an odd kernel (PyTorch's
 ``padding = (k - 1) / 2``), and for an even kernel MATLAB's ``'same'`` anchor
@@ -17,19 +19,43 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from dehaze._kernels import conv as _conv
+from dehaze._parallel import run_bands
 from dehaze._validate import FloatArray
 
 Border = Literal["zero", "symmetric"]
 
-#: OpenCV border rules: "zero" pads with 0 (PyTorch/Caffe ``padding``), "symmetric"
-#: mirrors including the edge pixel (MATLAB ``padarray(..., 'symmetric')``, NumPy
+#: Border rules: "zero" pads with 0 (PyTorch/Caffe ``padding``), "symmetric" mirrors
+#: including the edge pixel (MATLAB ``padarray(..., 'symmetric')``, NumPy
 #: ``np.pad(mode="symmetric")``, OpenCV ``BORDER_REFLECT``).
-_BORDERS: dict[str, int] = {"zero": cv2.BORDER_CONSTANT, "symmetric": cv2.BORDER_REFLECT}
+BORDERS = ("symmetric", "zero")
 
 
 def anchor(size: int) -> int:
     """Offset of the output pixel inside a kernel of ``size`` taps (see module notes)."""
     return (size - 1) // 2
+
+
+def pad_planes(planes: FloatArray, kh: int, kw: int, border: Border) -> FloatArray:
+    """Pad (C, H, W) planes for a 'same' correlation with a kh × kw kernel (see anchors)."""
+    ay, ax = anchor(kh), anchor(kw)
+    widths = ((0, 0), (ay, kh - 1 - ay), (ax, kw - 1 - ax))
+    if border == "zero":
+        return np.pad(planes, widths, mode="constant")
+    if border == "symmetric":
+        return np.pad(planes, widths, mode="symmetric")
+    raise ValueError(f"border must be one of ['symmetric', 'zero'], got {border!r}")
+
+
+def _correlate_padded(
+    padded: FloatArray, weight: FloatArray, bias: FloatArray, out: FloatArray
+) -> FloatArray:
+    weight = np.ascontiguousarray(weight, dtype=padded.dtype)
+    bias = np.ascontiguousarray(bias, dtype=padded.dtype)
+    run_bands(
+        lambda i0, i1: _conv.correlate_planes(padded, weight, bias, out, i0, i1), out.shape[1]
+    )
+    return out
 
 
 def correlate(
@@ -45,19 +71,11 @@ def correlate(
     Written into ``out`` (C-contiguous, dtype and shape of ``plane``) when given.
     """
     kh, kw = kernel.shape
-    result: FloatArray = cv2.filter2D(  # type: ignore[assignment]
-        plane,
-        -1,
-        kernel,
-        dst=out,
-        anchor=(anchor(kw), anchor(kh)),
-        delta=delta,
-        borderType=_BORDERS[border],
-    )
-    if out is not None and result is not out:  # pragma: no cover - OpenCV reallocated
-        out[...] = result
-        return out
-    return result
+    target = np.empty_like(plane) if out is None else out
+    padded = pad_planes(plane[np.newaxis], kh, kw, border)
+    bias = np.array([delta], dtype=plane.dtype)
+    _correlate_padded(padded, kernel[np.newaxis, np.newaxis], bias, target[np.newaxis])
+    return target
 
 
 def correlate_accumulate(
@@ -93,7 +111,7 @@ def conv2d(
     bias : (C_out,) ndarray
         Biases, same dtype.
     border : {"zero", "symmetric"}
-        Padding rule (see ``_BORDERS``).
+        Padding rule (see ``BORDERS``).
     out_channels : slice, optional
         Compute only these output channels (default all).
 
@@ -102,17 +120,23 @@ def conv2d(
     (C_sel, H, W) ndarray
         The selected output channels, dtype of ``planes``.
     """
-    indices = list(range(weight.shape[0]))
+    padded = pad_planes(planes, weight.shape[2], weight.shape[3], border)
+    return conv2d_padded(padded, weight, bias, out_channels)
+
+
+def conv2d_padded(
+    padded: FloatArray,
+    weight: FloatArray,
+    bias: FloatArray,
+    out_channels: slice | None = None,
+) -> FloatArray:
+    """:func:`conv2d` of planes already padded by :func:`pad_planes` (pad once, reuse)."""
     if out_channels is not None:
-        indices = indices[out_channels]
-    height, width = planes.shape[1:]
-    out = np.empty((len(indices), height, width), dtype=planes.dtype)
-    scratch = np.empty((height, width), dtype=planes.dtype)
-    for row, o in enumerate(indices):
-        correlate(planes[0], weight[o, 0], border, delta=float(bias[o]), out=out[row])
-        for i in range(1, planes.shape[0]):
-            correlate_accumulate(planes[i], weight[o, i], out[row], border, scratch)
-    return out
+        weight, bias = weight[out_channels], bias[out_channels]
+    height = padded.shape[1] - weight.shape[2] + 1
+    width = padded.shape[2] - weight.shape[3] + 1
+    out = np.empty((weight.shape[0], height, width), dtype=padded.dtype)
+    return _correlate_padded(padded, weight, bias, out)
 
 
 def relu_(planes: FloatArray) -> FloatArray:

@@ -44,7 +44,13 @@ from dehaze.models._common import (
     to_planes,
     weights_repr,
 )
-from dehaze.models._layers import conv2d, correlate_accumulate, max_filter
+from dehaze.models._layers import (
+    conv2d,
+    conv2d_padded,
+    correlate_accumulate,
+    max_filter,
+    pad_planes,
+)
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
 
 __all__ = ["DehazeNet", "DehazeNetWeights"]
@@ -229,8 +235,9 @@ class DehazeNet:
         scratch = np.empty_like(t)
         for b, branch in enumerate(_BRANCHES):
             weight, bias = w[f"{branch}_weight"], w[f"{branch}_bias"]
+            padded = pad_planes(f1, weight.shape[2], weight.shape[3], "symmetric")
             for o in range(weight.shape[0]):
-                f2 = conv2d(f1, weight, bias, "symmetric", slice(o, o + 1))[0]
+                f2 = conv2d_padded(padded, weight, bias, slice(o, o + 1))[0]
                 f3 = max_filter(f2, MAX_FILTER_SIZE)
                 correlate_accumulate(f3, kernels[b * weight.shape[0] + o], t, "symmetric", scratch)
         return np.clip(t, dtype.type(0.0), dtype.type(1.0), out=t)
@@ -304,7 +311,11 @@ class DehazeNet:
 
     @staticmethod
     def _gray(img: FloatArray) -> FloatArray:
-        return np.ascontiguousarray(img @ np.asarray(MATLAB_GRAY_WEIGHTS, dtype=img.dtype))
+        # channel by channel, not ``img @ weights``: BLAS may sum a matrix-vector product in
+        # an order that depends on the array's size, and a tile must give the same bits
+        w = [img.dtype.type(v) for v in MATLAB_GRAY_WEIGHTS]
+        gray: FloatArray = img[:, :, 0] * w[0] + img[:, :, 1] * w[1] + img[:, :, 2] * w[2]
+        return np.ascontiguousarray(gray)
 
     def _apply(
         self,
