@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dehaze._files import AtomicFile
-from dehaze.io import _orient, merge_alpha
+from dehaze.io import merge_alpha
 from dehaze.result import Method
 
 __all__ = [
@@ -139,6 +139,24 @@ def tiff_pixels(path: StrPath) -> int | None:
             return int(page.imagelength) * int(page.imagewidth)
     except Exception:  # not a TIFF, or a damaged one: the normal reader reports it
         return None
+
+
+def _upright(block: NDArray[Any], orientation: int) -> NDArray[Any]:
+    """Apply a TIFF/EXIF orientation (1–8) to a stored H×W×C block (a view, no copy).
+
+    The same transform as Pillow's ``exif_transpose`` and :func:`dehaze.io.imread`; here
+    on a block whose stored rows and columns :meth:`TiffSource._stored_region` mapped.
+    """
+    if orientation in (5, 6, 7, 8):
+        block = np.swapaxes(block, 0, 1)  # upright rows are stored columns
+        orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]  # then the flips of 1–4
+    if orientation == 2:
+        return block[:, ::-1]
+    if orientation == 3:
+        return block[::-1, ::-1]
+    if orientation == 4:
+        return block[::-1]
+    return block
 
 
 def _name(value: Any) -> str:
@@ -418,7 +436,7 @@ class TiffSource:
         y1, x1 = max(y1, y0), max(x1, x0)
         rows, cols = self._stored_region(y0, y1, x0, x1)
         block = self._read_stored(*rows, *cols)
-        upright = _orient(block, self.orientation)
+        upright = _upright(block, self.orientation)
         out = np.ascontiguousarray(upright)
         return out[:, :, 0] if out.ndim == 3 and self.shape[2:] == () else out
 
