@@ -739,6 +739,25 @@ def test_cli_large_tiffs_the_tiled_reader_refuses_are_read_whole_within_the_limi
     assert "PackBits" in capsys.readouterr().err
 
 
+def test_cli_sigterm_between_tiles_leaves_no_file(
+    large_tiff: tuple[Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dehaze import tiles
+
+    src, _ = large_tiff
+    real_apply = tiles.apply_tile
+
+    def terminated_at_tile_3(prepared: Any, block: Any, tile: Any, **options: Any) -> Any:
+        if tile.index == 3:
+            cli._TERMINATION.set()  # what the SIGTERM handler does
+        return real_apply(prepared, block, tile, **options)
+
+    monkeypatch.setattr(tiles, "apply_tile", terminated_at_tile_3)
+    out = tmp_path / "out"
+    assert cli.main([str(src), "-o", str(out), "-q", "--method", "dcp", "--tile", "16"]) == 143
+    assert not list(out.iterdir())  # neither the output nor its temporary file
+
+
 def test_cli_tile_must_be_a_multiple_of_16(
     large_tiff: tuple[Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
