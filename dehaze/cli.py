@@ -74,6 +74,10 @@ SUBCOMMANDS = ("demo", "bench")
 FAST_SUBSAMPLE = 4
 #: Working size used by ``--fast`` for methods that work at a fixed resolution (clear).
 FAST_WORKING_SIZE = 200
+#: TIFF inputs larger than this (width × height) are dehazed from file to file one tile at
+#: a time (:func:`dehaze.largeimage.dehaze_file_tiled`), as all TIFF inputs are with
+#: ``--tile``: 100 megapixels take 1–2 GB in memory at once, a tiled pass about 0.2 GB.
+TILED_PIXELS = 100_000_000
 
 #: Options of the command line that set a method's parameters (each is the dataclass field
 #: of the same name; an option the chosen method does not have is a usage error).
@@ -226,11 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-pixels",
         type=int,
-        default=DEFAULT_MAX_PIXELS,
+        default=None,
         metavar="N",
         help="refuse images (and video frames) larger than N pixels (width × height), checked "
-        "before decoding "
-        f"(default {DEFAULT_MAX_PIXELS:_}: 200 megapixels)",
+        f"before decoding (default {DEFAULT_MAX_PIXELS:_}: 200 megapixels, except for TIFF "
+        "files dehazed tile by tile, which are not limited unless N is given)",
+    )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dehaze in N×N tiles (a multiple of 16), with the same result: TIFF inputs from "
+        "file to file holding one tile at a time (done anyway for TIFFs above "
+        f"{TILED_PIXELS // 1_000_000} megapixels, with the default tile of "
+        "1024), other images in memory tile by tile",
     )
     parser.add_argument(
         "--save-transmission", action="store_true", help="also write NAME_transmission.png"
@@ -642,15 +656,34 @@ def _targets(job: Job, args: argparse.Namespace) -> list[Path]:
 
 
 def _process_image(
-    job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, wanted: set[Path]
+    job: Job,
+    method: Dehazer,
+    args: argparse.Namespace,
+    tally: Tally,
+    wanted: set[Path],
+    show: bool = False,
 ) -> None:
     """Dehaze one image and write the targets in ``wanted`` (all of them unless resuming).
 
     An alpha channel is split off, the colour (or gray) part is dehazed and the alpha is
     put back unchanged; an output format that cannot store alpha is an error for the file.
+    Large TIFF files (and all TIFF files with ``--tile``) go from file to file tile by tile
+    (:func:`_process_tiled`).
     """
     extra = _sidecars(job, args)
-    image = imread(job.source, max_pixels=args.max_pixels)
+    if _streamed(job, args):
+        _process_tiled(job, method, args, tally, wanted, show)
+        return
+    limit = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    try:
+        image = imread(job.source, max_pixels=limit)
+    except ValueError as exc:
+        if "more than the limit" not in str(exc):
+            raise
+        raise ValueError(
+            f"{exc}, or convert it to TIFF: TIFF files are dehazed tile by tile without being "
+            "loaded whole"
+        ) from None
     color, alpha = split_alpha(image)
     suffix = job.output.suffix.lower()
     if alpha is not None and job.output in wanted and suffix not in ALPHA_SUFFIXES:
@@ -660,7 +693,14 @@ def _process_image(
         )
     outputs = {name for name in ("transmission", "depth") if name in extra}
     # only the planes this job saves are computed (every registered method takes outputs=)
-    result = method(color, outputs=outputs) if isinstance(method, Method) else method(color)
+    if args.tile is not None and isinstance(method, Method):
+        from dehaze.tiles import dehaze_tiled
+
+        result = dehaze_tiled(method, color, tile=args.tile, outputs=outputs)
+    elif isinstance(method, Method):
+        result = method(color, outputs=outputs)
+    else:
+        result = method(color)
     change = mean_change(color, result.image)
     if change < LITTLE_CHANGE:
         tally.notes.append(
@@ -682,6 +722,84 @@ def _process_image(
         if target in wanted:
             imwrite(target, picture, overwrite=args.overwrite)
     tally.megapixels += image.shape[0] * image.shape[1] / 1e6
+
+
+def _streamed(job: Job, args: argparse.Namespace) -> bool:
+    """Whether an image job takes the tiled file-to-file path (large TIFF, or ``--tile``).
+
+    A large TIFF the tiled reader cannot decode (LZW or JPEG compression, say) that is
+    within the pixel limit is still read whole, as before the tiled path existed.
+    """
+    from dehaze.largeimage import TIFF_SUFFIXES, TiffSource, tiff_pixels
+
+    if job.source.suffix.lower() not in TIFF_SUFFIXES:
+        return False
+    if args.tile is not None:
+        return True
+    pixels = tiff_pixels(job.source)
+    if pixels is None or pixels <= TILED_PIXELS:
+        return False
+    limit = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    try:
+        TiffSource(job.source).close()  # the header only
+    except (OSError, ValueError):
+        return pixels > limit  # too large to read whole: the tiled path reports why
+    return True
+
+
+def _process_tiled(
+    job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, wanted: set[Path], show: bool
+) -> None:
+    """Dehaze a TIFF from file to file one tile at a time, with a progress bar over tiles."""
+    from tqdm import tqdm
+
+    from dehaze.largeimage import dehaze_file_tiled, tiff_pixels
+
+    if set(_sidecars(job, args).values()) & wanted:
+        raise ValueError(
+            "--save-transmission and --save-depth are not available for images dehazed tile "
+            f"by tile (TIFF files above {TILED_PIXELS // 1_000_000} megapixels, or --tile): "
+            "the depth colours need the whole map; run without them"
+        )
+    if not isinstance(method, Method):
+        raise ValueError(f"--method {args.method} cannot be run tile by tile")
+    pixels = tiff_pixels(job.source) or 0
+    if args.max_pixels is not None and pixels > args.max_pixels:
+        raise ValueError(
+            f"{job.source} has {pixels / 1e6:.1f} megapixels, more than the limit of "
+            f"{args.max_pixels / 1e6:g} megapixels (--max-pixels)"
+        )
+    # disable=None: a bar only when stderr is a terminal, never in logs
+    bar = tqdm(
+        desc=job.source.name,
+        unit="tile",
+        disable=None if show else True,
+        file=sys.stderr,
+        leave=False,
+    )
+
+    current = [""]  # the phase shown: "estimate" (the scene pass) then "dehaze"
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase != current[0]:  # the scene passes (tiles read, total unknown), then output
+            current[0] = phase
+            bar.reset(total=total or None)
+            bar.set_description(f"{job.source.name} ({'scene' if phase == 'estimate' else phase})")
+        bar.update(done - bar.n)
+        _stop_if_terminated()  # between tiles: the temporary file is removed
+
+    try:
+        dehaze_file_tiled(
+            method,
+            job.source,
+            job.output,
+            tile=args.tile,
+            overwrite=args.overwrite,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    tally.megapixels += pixels / 1e6
 
 
 def _process_video(
@@ -719,7 +837,7 @@ def _process_video(
             overwrite=args.overwrite,
             light_log=extra.get("light"),
             progress=progress,
-            max_pixels=args.max_pixels,
+            max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
         )
     finally:
         bar.close()
@@ -769,7 +887,7 @@ def run_job(
         if job.is_video:
             _process_video(job, method, args, tally, show)
         else:
-            _process_image(job, method, args, tally, wanted)
+            _process_image(job, method, args, tally, wanted, show)
     except Exception as exc:  # bad input is a line and a count, never a traceback
         tally.failed += 1
         return describe_error(exc)
@@ -932,8 +1050,10 @@ def _run_files(argv: Sequence[str]) -> int:
         out_dir = Path(args.output)
         if out_dir.exists() and not out_dir.is_dir():
             raise UsageError(f"-o {out_dir} exists and is not a folder")
-        if args.max_pixels < 1:
+        if args.max_pixels is not None and args.max_pixels < 1:
             raise UsageError(f"--max-pixels must be a positive integer, got {args.max_pixels}")
+        if args.tile is not None and (args.tile < 16 or args.tile % 16):
+            raise UsageError(f"--tile must be a positive multiple of 16, got {args.tile}")
         collected = collect_jobs(args.inputs, out_dir)
         jobs = collected.jobs
         check_targets(jobs, args)

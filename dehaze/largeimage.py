@@ -1,0 +1,954 @@
+"""Large TIFF/BigTIFF files dehazed from file to file, one tile in memory at a time.
+
+:class:`TiffSource` reads a TIFF or BigTIFF (uint8/uint16, RGB or gray, optionally with an
+alpha channel; tiled or striped; uncompressed, Deflate or LZMA) without loading
+the whole image: ``source[y0:y1, x0:x1]`` decodes only the strips or tiles that the region
+touches (uncompressed strips, of any size, in blocks of just the rows needed: the file
+offset of a row is known without decoding). :func:`write_tiled_tiff` writes a tiled TIFF
+from an iterator of tiles in row-major order through the project's atomic writer (a
+``.part`` file beside the target, then linked into place; never replacing a file without
+``overwrite``).
+:func:`dehaze_file_tiled` joins them with :mod:`dehaze.tiles`: the scene is estimated
+exactly over the whole image one tile at a time, then each output tile is computed from
+its input tile plus the method's halo and written at once.
+
+The halo rule: an output tile depends on the input tile grown by the method's halo on
+every side (clipped at the image border), so the result equals ``method(image)`` on the
+whole image, bit for bit for integer images.
+"""
+
+from __future__ import annotations
+
+import lzma
+import math
+import os
+import queue
+import shutil
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dehaze._files import AtomicFile
+from dehaze.io import merge_alpha
+from dehaze.result import Method
+
+__all__ = [
+    "DEFAULT_CACHE_BYTES",
+    "MAX_SEGMENT_BYTES",
+    "ROW_BLOCK_BYTES",
+    "TIFF_SUFFIXES",
+    "TIFF_TILE_GRID",
+    "TiffSource",
+    "dehaze_file_tiled",
+    "tiff_pixels",
+    "write_tiled_tiff",
+]
+
+StrPath = str | os.PathLike[str]
+
+#: File suffixes read by :class:`TiffSource` (and taken by the command line's tiled path).
+TIFF_SUFFIXES = (".tif", ".tiff")
+#: Largest decoded strip or tile accepted (bytes): a file declaring bigger segments (a
+#: crafted header, or a whole compressed image in one strip) is refused before anything
+#: is allocated for it.
+MAX_SEGMENT_BYTES = 256 * 2**20
+#: Decoded strips/tiles kept for reuse by :class:`TiffSource` (bytes); neighbouring
+#: output tiles read overlapping input regions (the halo) and striped files share strips
+#: between all tiles of a row.
+DEFAULT_CACHE_BYTES = 256 * 2**20
+#: Bytes of uncompressed strips read at once (whole rows): uncompressed strips of any
+#: size, even one strip for the whole image, are read in blocks of rows this large.
+ROW_BLOCK_BYTES = 4 * 2**20
+#: TIFF tiles must have sides that are multiples of 16 (TIFF 6.0, section 15).
+TIFF_TILE_GRID = 16
+
+# TIFF tags and values used below (TIFF 6.0)
+_MINISBLACK, _RGB = 1, 2
+_CONTIG, _SEPARATE = 1, 2
+_UNSPECIFIED_ALPHA, _ASSOCIATED_ALPHA, _UNASSOCIATED_ALPHA = 0, 1, 2
+_NONE, _DEFLATE, _ADOBE_DEFLATE, _LZMA = 1, 8, 32946, 34925
+_COMPRESSIONS = {_NONE: "none", _DEFLATE: "Deflate", _ADOBE_DEFLATE: "Deflate", _LZMA: "LZMA"}
+_ORIENTATION_TAG = 274
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the pixels of a page are: segment grid, sizes and byte ranges."""
+
+    height: int  # stored (not oriented) size
+    width: int
+    samples: int
+    planar: int
+    tiled: bool
+    segment_rows: int  # tile length, or rows per strip
+    segment_cols: int  # tile width, or the image width
+    offsets: NDArray[np.int64]
+    counts: NDArray[np.int64]
+
+    @property
+    def rows_of_segments(self) -> int:
+        return math.ceil(self.height / self.segment_rows)
+
+    @property
+    def cols_of_segments(self) -> int:
+        return math.ceil(self.width / self.segment_cols)
+
+    @property
+    def per_plane(self) -> int:
+        return self.rows_of_segments * self.cols_of_segments
+
+    @property
+    def planes(self) -> int:
+        return self.samples if self.planar == _SEPARATE else 1
+
+    @property
+    def segment_samples(self) -> int:
+        return 1 if self.planar == _SEPARATE else self.samples
+
+
+def tiff_pixels(path: StrPath) -> int | None:
+    """Return width × height of a TIFF file's first image from its header, None if unreadable.
+
+    Only the header is read (no pixel is decoded), so this is cheap for any file size.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    int or None
+        The pixel count, or None when the file is not a readable TIFF.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            if not isinstance(page, tifffile.TiffPage):  # pragma: no cover
+                return None
+            return int(page.imagelength) * int(page.imagewidth)
+    except Exception:  # not a TIFF, or a damaged one: the normal reader reports it
+        return None
+
+
+def _upright(block: NDArray[Any], orientation: int) -> NDArray[Any]:
+    """Apply a TIFF/EXIF orientation (1–8) to a stored H×W×C block (a view, no copy).
+
+    The same transform as Pillow's ``exif_transpose`` and :func:`dehaze.io.imread`; here
+    on a block whose stored rows and columns :meth:`TiffSource._stored_region` mapped.
+    """
+    if orientation in (5, 6, 7, 8):
+        block = np.swapaxes(block, 0, 1)  # upright rows are stored columns
+        orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]  # then the flips of 1–4
+    if orientation == 2:
+        return block[:, ::-1]
+    if orientation == 3:
+        return block[::-1, ::-1]
+    if orientation == 4:
+        return block[::-1]
+    return block
+
+
+def _name(value: Any) -> str:
+    """Return the name of a tifffile enum value (a plain int for values it does not know)."""
+    return str(getattr(value, "name", value))
+
+
+class TiffSource:
+    """A TIFF or BigTIFF file read region by region, without loading the whole image.
+
+    ``source[y0:y1, x0:x1]`` (steps of 1 only) returns the pixels of that region as a new
+    C-contiguous array in native byte order, decoding only the strips or tiles it touches;
+    decoded segments are kept in a small cache (``cache_bytes``) because neighbouring
+    tiles overlap by their halo. The image is the one a viewer shows: the TIFF
+    orientation tag is applied (rows and columns of the stored image are mapped, nothing
+    is decoded twice).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A TIFF or BigTIFF file holding one image (reduced-resolution pages of a pyramid
+        after it are ignored).
+    cache_bytes : int, optional
+        Bytes of decoded strips/tiles kept for reuse (default ``DEFAULT_CACHE_BYTES``);
+        0 keeps none.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        (H, W) gray, (H, W, 3) RGB, (H, W, 2) gray+alpha or (H, W, 4) RGBA, upright.
+    dtype : numpy.dtype
+        uint8 or uint16 (native byte order).
+    has_alpha : bool
+        Whether the last channel is an (unassociated) alpha channel.
+    extrasample : int or None
+        The TIFF ExtraSamples value of the alpha channel (0 unspecified, 2 unassociated),
+        None without alpha.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a TIFF, or holds something this reader does not decode (the
+        message names the file and the property): several full-size pages, a sample type
+        other than unsigned 8/16-bit, a photometric interpretation other than gray
+        (MinIsBlack) or RGB, premultiplied (associated) alpha or more than one extra
+        sample, a compression other than none, Deflate or LZMA (LZW, JPEG and PackBits
+        need the ``imagecodecs`` package, which ``dehaze`` does not use), a predictor
+        other than horizontal differencing, bit fill order 2, strips or tiles larger than
+        ``MAX_SEGMENT_BYTES`` when decoded, or segments beyond the end of the file
+        (truncated).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib, tifffile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.tif"
+    >>> image = np.arange(48 * 40 * 3, dtype=np.uint16).reshape(48, 40, 3)
+    >>> tifffile.imwrite(path, image, tile=(16, 16), compression="zlib")
+    >>> with TiffSource(path) as source:
+    ...     bool(np.array_equal(source[5:30, 7:33], image[5:30, 7:33]))
+    True
+    """
+
+    def __init__(self, path: StrPath, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        import tifffile
+
+        self.path = Path(path)
+        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be an integer ≥ 0, got {cache_bytes!r}")
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no such TIFF file: {self.path}")
+        self._cache_limit = cache_bytes
+        self._cache: OrderedDict[int, NDArray[Any] | None] = OrderedDict()
+        self._cached_bytes = 0
+        self._file_size = self.path.stat().st_size
+        try:
+            self._tiff = tifffile.TiffFile(self.path)
+        except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error...
+            raise ValueError(f"cannot read {self.path} as a TIFF file ({exc})") from None
+        try:
+            self._open_page()
+            self._raw = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        except BaseException:
+            self._tiff.close()
+            raise
+
+    # --- validation -------------------------------------------------------------------
+
+    def _refuse(self, what: str) -> ValueError:
+        return ValueError(f"{self.path}: {what}")
+
+    def _open_page(self) -> None:
+        import tifffile
+
+        tiff = self._tiff
+        try:
+            pages = tiff.pages
+            page = pages[0]
+            extra_pages = [pages[i] for i in range(1, len(pages))]
+        except Exception as exc:
+            raise self._refuse(f"cannot read the TIFF structure ({exc})") from None
+        if not isinstance(page, tifffile.TiffPage):  # pragma: no cover - the first is a page
+            raise self._refuse("has no readable first page")
+        full_size = [p for p in extra_pages if not getattr(p, "is_reduced", False)]
+        if full_size:
+            raise self._refuse(
+                f"holds {1 + len(full_size)} full-size pages (a multi-page TIFF); only single "
+                "images are read: extract the page you want"
+            )
+        if page.imagedepth != 1:
+            raise self._refuse(f"is a volume ({page.imagedepth} planes deep); only 2-D images")
+        if page.sampleformat != 1 or page.bitspersample not in (8, 16):
+            raise self._refuse(
+                f"has {page.bitspersample}-bit samples of format {int(page.sampleformat)} "
+                "(1 = unsigned integer); only unsigned 8- and 16-bit images are read"
+            )
+        if page.fillorder != 1:
+            raise self._refuse("uses bit fill order 2 (LSB first), which is not read")
+        photometric = int(page.photometric)
+        samples = int(page.samplesperpixel)
+        extras = tuple(int(e) for e in page.extrasamples)
+        colour = {_MINISBLACK: 1, _RGB: 3}.get(photometric)
+        if colour is None:
+            raise self._refuse(
+                f"has photometric interpretation {photometric} ({_name(page.photometric)}); "
+                "only gray (MinIsBlack, 1) and RGB (2) are read: convert it first"
+            )
+        if samples != colour + len(extras):
+            raise self._refuse(
+                f"has {samples} samples per pixel for {_name(page.photometric)} with "
+                f"{len(extras)} extra samples; expected {colour + len(extras)}"
+            )
+        if len(extras) > 1:
+            raise self._refuse(
+                f"has {len(extras)} extra samples {extras}; only one alpha channel is carried"
+            )
+        if extras and extras[0] == _ASSOCIATED_ALPHA:
+            raise self._refuse(
+                "has premultiplied (associated) alpha; dehazing premultiplied colours would "
+                "change them wrongly: store unassociated alpha instead"
+            )
+        if extras and extras[0] not in (_UNSPECIFIED_ALPHA, _UNASSOCIATED_ALPHA):
+            raise self._refuse(f"has an extra sample of unknown kind {extras[0]}")
+        self.has_alpha = bool(extras)
+        self.extrasample: int | None = extras[0] if extras else None
+        compression = int(page.compression)
+        if compression not in _COMPRESSIONS:
+            raise self._refuse(
+                f"is compressed with {_name(page.compression)} ({compression}); only none, "
+                "Deflate (zlib) and LZMA are decoded here (LZW, JPEG and PackBits would "
+                "need the imagecodecs package): convert it, e.g. with `tiffcp -c zip`"
+            )
+        self._compression = compression
+        predictor = int(page.predictor)
+        if predictor not in (1, 2) or (predictor == 2 and compression == _NONE):
+            raise self._refuse(
+                f"uses predictor {predictor}; only none (1) and horizontal differencing (2) "
+                "with compression are read"
+            )
+        self._predictor = predictor
+        orientation_tag = page.tags.get(_ORIENTATION_TAG)
+        orientation = 1 if orientation_tag is None else int(orientation_tag.value)
+        if not 1 <= orientation <= 8:
+            raise self._refuse(f"has an invalid orientation tag {orientation} (expected 1–8)")
+        self.orientation = orientation
+        if page.dtype is None:  # pragma: no cover - excluded by the sample checks above
+            raise self._refuse("has a sample type tifffile cannot map to a NumPy dtype")
+        self._stored_dtype = np.dtype(tiff.byteorder + page.dtype.char)
+        self.dtype: np.dtype[Any] = self._stored_dtype.newbyteorder("=")
+        self._layout = self._read_layout(page, samples)
+        self._page = page
+        height, width = self._layout.height, self._layout.width
+        if orientation >= 5:
+            height, width = width, height
+        self.shape: tuple[int, ...] = (height, width) if samples == 1 else (height, width, samples)
+        layout = self._layout
+        self._row_bytes = layout.width * layout.samples * self._stored_dtype.itemsize
+        self._block_rows = max(1, ROW_BLOCK_BYTES // self._row_bytes)
+
+    def _read_layout(self, page: Any, samples: int) -> _Layout:
+        height, width = int(page.imagelength), int(page.imagewidth)
+        if height < 1 or width < 1:
+            raise self._refuse(f"declares an empty image ({width}×{height})")
+        planar = int(page.planarconfig)
+        if planar not in (_CONTIG, _SEPARATE):
+            raise self._refuse(f"has an unknown planar configuration {planar}")
+        if page.is_tiled:
+            rows, cols = int(page.tilelength), int(page.tilewidth)
+        else:
+            rows, cols = min(int(page.rowsperstrip), height), width
+        if rows < 1 or cols < 1:
+            raise self._refuse(f"declares empty strips or tiles ({cols}×{rows})")
+        per_segment = samples if planar == _CONTIG else 1
+        segment_bytes = rows * cols * per_segment * self._stored_dtype.itemsize
+        # uncompressed strips are read in blocks of rows: only a row must fit
+        self._row_blocks = self._compression == _NONE and not page.is_tiled and planar == _CONTIG
+        decoded = cols * per_segment * self._stored_dtype.itemsize if self._row_blocks else 0
+        if max(decoded, 0 if self._row_blocks else segment_bytes) > MAX_SEGMENT_BYTES:
+            kind = "tiles" if page.is_tiled else "strips"
+            raise self._refuse(
+                f"has {kind} of {cols}×{rows} pixels ({segment_bytes / 2**20:.0f} MiB decoded), "
+                f"more than the {MAX_SEGMENT_BYTES // 2**20} MiB read at once; write it as a "
+                "tiled TIFF (e.g. 512×512 tiles) first"
+            )
+        layout = _Layout(
+            height,
+            width,
+            samples,
+            planar,
+            bool(page.is_tiled),
+            rows,
+            cols,
+            np.asarray(page.dataoffsets, dtype=np.int64),
+            np.asarray(page.databytecounts, dtype=np.int64),
+        )
+        expected = layout.per_plane * layout.planes
+        if layout.offsets.size != expected or layout.counts.size != expected:
+            raise self._refuse(
+                f"lists {layout.offsets.size} data offsets and {layout.counts.size} byte "
+                f"counts for an image of {expected} strips/tiles (corrupt header)"
+            )
+        if np.any(layout.offsets < 0) or np.any(layout.counts < 0):
+            raise self._refuse("has negative data offsets or byte counts (corrupt header)")
+        ends = layout.offsets + layout.counts
+        if ends.size and int(ends.max()) > self._file_size:
+            raise self._refuse(
+                f"is truncated: its image data reaches byte {int(ends.max())} of a "
+                f"{self._file_size}-byte file"
+            )
+        limit = 2 * segment_bytes + 4096  # no valid compressed segment is twice as big
+        if int(layout.counts.max(initial=0)) > limit:
+            raise self._refuse("declares a strip or tile larger than its pixels could need")
+        if self._compression == _NONE:
+            short = self._short_uncompressed(layout, segment_bytes)
+            if short is not None:
+                raise self._refuse(
+                    f"is truncated or corrupt: uncompressed strip/tile {short} holds fewer "
+                    "bytes than its pixels need"
+                )
+        return layout
+
+    def _short_uncompressed(self, layout: _Layout, segment_bytes: int) -> int | None:
+        """Index of the first non-empty uncompressed segment shorter than its pixels."""
+        need = np.full(layout.counts.shape, segment_bytes, dtype=np.int64)
+        if not layout.tiled:  # the last strip of each plane may be shorter
+            last_rows = layout.height - (layout.rows_of_segments - 1) * layout.segment_rows
+            row_bytes = segment_bytes // layout.segment_rows
+            need[layout.per_plane - 1 :: layout.per_plane] = last_rows * row_bytes
+        short = np.flatnonzero((layout.counts > 0) & (layout.counts < need))
+        return int(short[0]) if short.size else None
+
+    # --- the ImageSource protocol -------------------------------------------------------
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of :attr:`shape`."""
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> NDArray[Any]:
+        """Return the region ``[y0:y1, x0:x1]`` (slices with step 1) of the upright image."""
+        if not isinstance(key, tuple):
+            key = (key,)
+        if len(key) > 2 or not all(isinstance(k, slice) for k in key):
+            raise TypeError(
+                f"{type(self).__name__} takes [y0:y1] or [y0:y1, x0:x1] slices, got {key!r}"
+            )
+        key = key + (slice(None),) * (2 - len(key))
+        (y0, y1, ystep), (x0, x1, xstep) = (
+            k.indices(n) for k, n in zip(key, self.shape[:2], strict=True)
+        )
+        if ystep != 1 or xstep != 1:
+            raise ValueError(f"{type(self).__name__} reads slices with step 1 only, got {key!r}")
+        y1, x1 = max(y1, y0), max(x1, x0)
+        rows, cols = self._stored_region(y0, y1, x0, x1)
+        block = self._read_stored(*rows, *cols)
+        upright = _upright(block, self.orientation)
+        out = np.ascontiguousarray(upright)
+        return out[:, :, 0] if out.ndim == 3 and self.shape[2:] == () else out
+
+    def _stored_region(
+        self, y0: int, y1: int, x0: int, x1: int
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Map an upright region to the stored rows and columns it comes from."""
+        h, w = self._layout.height, self._layout.width
+        o = self.orientation
+        flip_rows = o in (3, 4, 6, 7)  # stored rows read backwards
+        flip_cols = o in (2, 3, 7, 8)
+        if o >= 5:  # transposed: upright rows are stored columns
+            r, c = (x0, x1), (y0, y1)
+        else:
+            r, c = (y0, y1), (x0, x1)
+        if flip_rows:
+            r = (h - r[1], h - r[0])
+        if flip_cols:
+            c = (w - c[1], w - c[0])
+        return r, c
+
+    # --- decoding -----------------------------------------------------------------------
+
+    def _read_stored(self, y0: int, y1: int, x0: int, x1: int) -> NDArray[Any]:
+        """Return stored pixels [y0:y1, x0:x1] as an (h, w, samples) native-order array."""
+        layout = self._layout
+        out = np.empty((y1 - y0, x1 - x0, layout.samples), dtype=self.dtype)
+        if out.size == 0:
+            return out
+        if self._row_blocks:  # blocks of whole rows (uncompressed strips): a 1-wide grid
+            rows, cols, across, per_plane = self._block_rows, layout.width, 1, 0
+        else:
+            rows, cols = layout.segment_rows, layout.segment_cols
+            across, per_plane = layout.cols_of_segments, layout.per_plane
+        for plane in range(layout.planes):
+            channels = slice(plane, plane + 1) if layout.planar == _SEPARATE else slice(None)
+            for sy in range(y0 // rows, (y1 - 1) // rows + 1):
+                for sx in range(x0 // cols, (x1 - 1) // cols + 1):
+                    index = plane * per_plane + sy * across + sx
+                    segment = self._segment(index)
+                    top, left = sy * rows, sx * cols
+                    a0, a1 = max(y0, top), min(y1, top + rows)
+                    b0, b1 = max(x0, left), min(x1, left + cols)
+                    target = out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0, channels]
+                    if segment is None:
+                        target[...] = 0  # an empty (sparse) segment: zeros, as tifffile reads it
+                    else:
+                        target[...] = segment[a0 - top : a1 - top, b0 - left : b1 - left]
+        return out
+
+    def _read_rows(self, block: int) -> NDArray[Any]:
+        """Return rows block·R:(block + 1)·R of uncompressed strips as (rows, W, samples).
+
+        The rows are read straight from the file (a strip is stored row after row), so a
+        strip of any size, even one for the whole image, costs no more than these rows.
+        """
+        layout, row_bytes = self._layout, self._row_bytes
+        r0 = block * self._block_rows
+        r1 = min(layout.height, r0 + self._block_rows)
+        buffer = bytearray((r1 - r0) * row_bytes)  # zeros: what an empty (sparse) strip gives
+        view = memoryview(buffer)
+        fh, strip_rows = self._raw, layout.segment_rows
+        for strip in range(r0 // strip_rows, (r1 - 1) // strip_rows + 1):
+            top = strip * strip_rows
+            a0, a1 = max(r0, top), min(r1, top + strip_rows)
+            part = view[(a0 - r0) * row_bytes : (a1 - r0) * row_bytes]
+            if layout.counts[strip] == 0:
+                continue  # an empty (sparse) strip: zeros, as tifffile reads it
+            fh.seek(int(layout.offsets[strip]) + (a0 - top) * row_bytes)
+            if fh.readinto(part) != len(part):
+                raise self._refuse(f"is truncated: strip {strip} ends past the end of the file")
+        rows = np.frombuffer(buffer, dtype=self._stored_dtype).reshape(
+            r1 - r0, layout.width, layout.samples
+        )
+        return rows if rows.dtype.isnative else rows.astype(self.dtype)
+
+    def _segment(self, index: int) -> NDArray[Any] | None:
+        """Return strip or tile ``index`` decoded as (rows, cols, samples), through the cache."""
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        segment = self._read_rows(index) if self._row_blocks else self._decode(index)
+        size = 0 if segment is None else segment.nbytes
+        if size <= self._cache_limit:
+            self._cache[index] = segment
+            self._cached_bytes += size
+            while self._cached_bytes > self._cache_limit:
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_bytes -= 0 if dropped is None else dropped.nbytes
+        return segment
+
+    def _segment_shape(self, index: int) -> tuple[int, int, int]:
+        """Return the (rows, cols, samples) of segment ``index`` (the last strip is shorter)."""
+        layout = self._layout
+        rows = layout.segment_rows
+        if not layout.tiled:
+            sy = index % layout.per_plane
+            rows = min(rows, layout.height - sy * rows)
+        return rows, layout.segment_cols, layout.segment_samples
+
+    def _decode(self, index: int) -> NDArray[Any] | None:
+        layout = self._layout
+        count = int(layout.counts[index])
+        if count == 0:
+            return None
+        fh = self._tiff.filehandle
+        fh.seek(int(layout.offsets[index]))
+        data = fh.read(count)
+        if len(data) != count:
+            raise self._refuse(f"is truncated: strip/tile {index} ends past the end of the file")
+        shape = self._segment_shape(index)
+        size = math.prod(shape)
+        nbytes = size * self._stored_dtype.itemsize
+        if self._compression == _NONE:
+            raw: bytes = data[:nbytes]
+        elif self._compression in (_DEFLATE, _ADOBE_DEFLATE):
+            raw = self._inflate(zlib.decompressobj(), data, nbytes, index)
+        else:
+            raw = self._inflate(lzma.LZMADecompressor(), data, nbytes, index)
+        if len(raw) < nbytes:
+            raise self._refuse(
+                f"strip/tile {index} decodes to {len(raw)} bytes, fewer than its "
+                f"{nbytes} (corrupt or truncated data)"
+            )
+        segment = np.frombuffer(raw, dtype=self._stored_dtype, count=size).reshape(shape)
+        if self._predictor == 2:  # horizontal differencing: a running sum along each row
+            segment = np.cumsum(segment, axis=1, dtype=self._stored_dtype)
+        # a read-only view of the bytes read when the byte order is native: only copied out
+        return segment if segment.dtype.isnative else segment.astype(self.dtype)
+
+    def _inflate(self, decoder: Any, data: bytes, nbytes: int, index: int) -> bytes:
+        """Decompress at most ``nbytes`` (a crafted stream cannot allocate more)."""
+        try:
+            raw: bytes = decoder.decompress(data, nbytes)
+        except (zlib.error, lzma.LZMAError) as exc:
+            raise self._refuse(f"strip/tile {index} cannot be decompressed ({exc})") from None
+        return raw
+
+    # --- views and lifetime -------------------------------------------------------------
+
+    @property
+    def color(self) -> _Channels:
+        """The colour (or gray) part: (H, W, 3) or (H, W), without the alpha channel."""
+        channels = self.shape[2] if len(self.shape) == 3 else 1
+        colour = channels - 1 if self.has_alpha else channels
+        return _Channels(self, slice(0, 3) if colour == 3 else 0)
+
+    @property
+    def alpha(self) -> _Channels | None:
+        """The alpha channel as an (H, W) source, or None."""
+        return _Channels(self, self.shape[2] - 1) if self.has_alpha else None
+
+    def close(self) -> None:
+        """Close the file and drop the cache."""
+        self._cache.clear()
+        self._cached_bytes = 0
+        self._tiff.close()
+        self._raw.close()
+
+    def __enter__(self) -> TiffSource:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TiffSource({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+class _Channels:
+    """Some channels of a :class:`TiffSource`, itself an image source."""
+
+    def __init__(self, source: TiffSource, channels: slice | int) -> None:
+        self.source = source
+        self.channels = channels
+        picked = np.empty(source.shape[2:], dtype=np.uint8)[channels] if source.ndim == 3 else None
+        extra = () if picked is None else picked.shape
+        self.shape: tuple[int, ...] = (*source.shape[:2], *extra)
+        self.dtype = source.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key: Any) -> NDArray[Any]:
+        block = self.source[key]
+        if block.ndim == 2:
+            return block
+        return np.ascontiguousarray(block[:, :, self.channels])
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+def write_tiled_tiff(
+    path: StrPath,
+    tiles: Iterable[NDArray[Any]],
+    *,
+    shape: tuple[int, ...],
+    dtype: Any,
+    tile: int,
+    extrasample: int | None = None,
+    overwrite: bool = False,
+    compression: str | None = None,
+) -> Path:
+    """Write a tiled TIFF (BigTIFF above 2 GiB) from tiles given in row-major order.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write. It appears complete or not at all: the data goes to a
+        temporary ``.NAME.XXXXXXXX.part.tif`` beside it, linked into place at the end.
+    tiles : iterable of ndarray
+        The tiles, row by row, each ``tile`` × ``tile`` (edge tiles may be smaller; they
+        are zero-padded in the file as TIFF requires and cropped by readers).
+        Consumed lazily: only the tile being written is held.
+    shape : tuple of int
+        (H, W) gray, (H, W, 3) RGB, (H, W, 2) gray+alpha or (H, W, 4) RGBA.
+    dtype : dtype
+        uint8 or uint16.
+    tile : int
+        Tile side, a positive multiple of 16 (``TIFF_TILE_GRID``).
+    extrasample : int, optional
+        TIFF ExtraSamples value of the alpha channel (0 unspecified, 2 unassociated,
+        default 2) for shapes with an alpha channel.
+    overwrite : bool, optional
+        Replace an existing file (default False: FileExistsError).
+    compression : {None, "zlib"}, optional
+        None (default, fastest) or Deflate.
+
+    Returns
+    -------
+    Path
+        The written path.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If the shape, dtype, tile or compression is not one of the accepted values, or
+        the tiles do not match the shape (the temporary file is removed).
+    """
+    import tifffile
+
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    kind = np.dtype(dtype)
+    if kind not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ValueError(f"dtype must be uint8 or uint16, got {kind}")
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (2, 3, 4)):
+        raise ValueError(f"shape must be (H, W) or (H, W, C) with C in 2–4, got {shape}")
+    if min(shape[:2]) < 1:
+        raise ValueError(f"shape must have a positive height and width, got {shape}")
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1 or tile % TIFF_TILE_GRID:
+        raise ValueError(f"tile must be a positive multiple of {TIFF_TILE_GRID}, got {tile!r}")
+    if compression not in (None, "zlib"):
+        raise ValueError(f"compression must be None or 'zlib', got {compression!r}")
+    channels = shape[2] if len(shape) == 3 else 1
+    photometric = "rgb" if channels >= 3 else "minisblack"
+    extras = [2 if extrasample is None else extrasample] if channels in (2, 4) else None
+    nbytes = math.prod(shape) * kind.itemsize
+    expected = math.ceil(shape[0] / tile) * math.ceil(shape[1] / tile)
+    tile_shape = (tile, tile) + tuple(shape[2:])
+
+    def checked() -> Iterator[NDArray[Any]]:
+        count = 0
+        for block in tiles:
+            block = np.asarray(block)
+            row, col = divmod(count, math.ceil(shape[1] / tile))
+            want = (
+                min(tile, shape[0] - row * tile),
+                min(tile, shape[1] - col * tile),
+                *shape[2:],
+            )
+            if block.shape != want or block.dtype != kind:
+                raise ValueError(
+                    f"tile {count} has shape {block.shape} and dtype {block.dtype}; expected "
+                    f"{want} and {kind}"
+                )
+            if block.shape != tile_shape:
+                padded = np.zeros(tile_shape, dtype=kind)
+                padded[: want[0], : want[1]] = block
+                block = padded
+            count += 1
+            yield block
+        if count != expected:
+            raise ValueError(f"got {count} tiles; expected {expected}")
+
+    with AtomicFile(target, overwrite=overwrite, suffix=".tif") as tmp:
+        with tifffile.TiffWriter(tmp.name, bigtiff=nbytes > 2**31) as writer:
+            writer.write(
+                checked(),
+                shape=tuple(shape),
+                dtype=kind,
+                tile=(tile, tile),
+                photometric=photometric,
+                planarconfig="contig",
+                extrasamples=extras,
+                compression=compression,
+                metadata=None,
+            )
+    return target
+
+
+# --- file to file ----------------------------------------------------------------------
+
+#: ``progress(phase, done, total)``: phase is "estimate" (the scene pass over the image)
+#: or "dehaze" (the output tiles).
+Progress = Callable[[str, int, int], None]
+
+
+def dehaze_file_tiled(
+    method: Method[Any],
+    src: StrPath,
+    dst: StrPath,
+    *,
+    tile: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    compression: str | None = None,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+) -> Path:
+    """Dehaze a TIFF file into a tiled TIFF, holding about one tile at a time.
+
+    The scene (atmospheric light, …; ClearHaze's small working planes) is computed exactly
+    over the whole image by :func:`dehaze.tiles.prepare`, reading one tile at a time; then
+    every output tile is computed from its input tile grown by the method's halo
+    (:func:`dehaze.tiles.apply_tile`) and written at once. The result equals
+    ``method(image)`` on the whole image, bit for bit (the output dtype is the input's).
+    An alpha channel is carried through unchanged.
+
+    Parameters
+    ----------
+    method : Method
+        A two-phase method (``estimate``/``apply``/``halo``): every registered one.
+    src : str or path-like
+        The input TIFF/BigTIFF (see :class:`TiffSource` for what is read).
+    dst : str or path-like
+        The output TIFF (tiled, uncompressed unless ``compression``; BigTIFF above 2 GiB),
+        written atomically.
+    tile : int, optional
+        Output tile side, a positive multiple of 16 (default: ``dehaze.tiles.DEFAULT_TILE``);
+        rounded up to a multiple of the method's alignment (the fast guided filter's
+        ``subsample``) when that does not divide it. It is also the written file's tile.
+    overwrite : bool, optional
+        Replace an existing ``dst`` (default False: FileExistsError before any work).
+    progress : callable, optional
+        Called as ``progress(phase, done, total)`` after every tile: phase ``"estimate"``
+        while the scene is computed (one pass over the image for ClearHaze, a few for the
+        dark-channel methods; ``done`` counts the tiles read, ``total`` is 0: not known in
+        advance), then ``"dehaze"`` for the ``total`` output tiles.
+    compression : {None, "zlib"}, optional
+        Compression of the output.
+    cache_bytes : int, optional
+        Decoded input strips/tiles kept for reuse (see :class:`TiffSource`).
+
+    Returns
+    -------
+    Path
+        ``dst``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``dst`` exists and ``overwrite`` is False.
+    ValueError
+        If the input cannot be read (see :class:`TiffSource`), ``tile`` is not a positive
+        multiple of 16, or the output folder lacks the space for the uncompressed result.
+    """
+    from dehaze import tiles as _tiles
+
+    side = _tiles.DEFAULT_TILE if tile is None else tile
+    if isinstance(side, bool) or not isinstance(side, int) or side < 1 or side % TIFF_TILE_GRID:
+        raise ValueError(f"tile must be a positive multiple of {TIFF_TILE_GRID}, got {tile!r}")
+    target = Path(dst)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    report = progress if progress is not None else (lambda phase, done, total: None)
+    with TiffSource(src, cache_bytes=cache_bytes) as source:
+        _check_space(source, target, compression)
+        color, alpha = source.color, source.alpha
+
+        read = [0]  # tiles read by the scene passes so far (tiles hands them over in chunks)
+
+        def mapper(func: Callable[[Any, Any], Any], image: Any, plan: Sequence[Any]) -> list[Any]:
+            results = []  # small per-tile statistics; one block in memory at a time
+            for piece in plan:
+                results.append(func(piece, _tiles.read_block(image, piece.read)))
+                read[0] += 1
+                report("estimate", read[0], 0)
+            return results
+
+        # the scene (and ClearHaze's working planes), exactly, one tile at a time
+        prepared = _tiles.prepare(method, color, tile=side, mapper=mapper)
+        # output tiles on the file's tile grid and on the method's (the fast guided filter)
+        step = _round_up(side, math.lcm(TIFF_TILE_GRID, int(prepared.align)))
+        plan = _tiles.plan_tiles(source.shape, step, prepared.halo, prepared.align)
+
+        def blocks() -> Iterator[NDArray[Any]]:
+            for number, piece in enumerate(plan, start=1):
+                block = _tiles.read_block(color, piece.read)
+                image = _tiles.apply_tile(prepared, block, piece).image
+                del block
+                if alpha is not None:
+                    image = merge_alpha(image, alpha[piece.out])
+                report("dehaze", number, len(plan))  # computed; written as it is taken
+                yield image
+
+        def write(tiles: Iterable[NDArray[Any]]) -> Path:
+            return write_tiled_tiff(
+                target,
+                tiles,
+                shape=source.shape,
+                dtype=source.dtype,
+                tile=step,
+                extrasample=source.extrasample,
+                overwrite=overwrite,
+                compression=compression,
+            )
+
+        return _write_behind(write, blocks())
+
+
+class _Aborted(Exception):
+    """Stops the writer thread when the tiles' producer failed."""
+
+
+#: Output tiles waiting for the writer thread at most.
+_WRITE_QUEUE = 2
+
+
+def _write_behind(write: Callable[[Iterable[NDArray[Any]]], Path], tiles: Iterator[Any]) -> Path:
+    """Run ``write`` on ``tiles`` in a thread while this thread computes the next tiles.
+
+    Writing (a memory copy into the file system's cache) then overlaps the computation of
+    the next tile instead of adding to it; at most ``_WRITE_QUEUE`` tiles wait. Whatever
+    fails first, the other side stops: a failing producer (a method error, SIGTERM's
+    exception, Ctrl-C) makes the writer raise, so the temporary file is removed; a failing
+    writer (a full disk) stops the producer. The producer's exception, else the writer's,
+    is raised here.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=_WRITE_QUEUE)
+    end, abort = object(), object()
+    outcome: dict[str, Any] = {}
+
+    def items() -> Iterator[NDArray[Any]]:
+        while True:
+            item = handoff.get()
+            if item is end:
+                return
+            if item is abort:
+                raise _Aborted("the tiles' producer failed")
+            yield item
+
+    def run() -> None:
+        try:
+            outcome["path"] = write(items())
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    def hand(item: Any) -> bool:
+        """Queue ``item`` unless the writer has stopped; return whether it was queued."""
+        while writer.is_alive():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    writer = threading.Thread(target=run, name="dehaze-tiff-writer", daemon=True)
+    writer.start()
+    try:
+        for tile in tiles:
+            if not hand(tile):
+                break  # the writer failed: its error is raised below
+            del tile
+        else:
+            hand(end)
+    except BaseException:
+        hand(abort)
+        writer.join()
+        raise
+    writer.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    path: Path = outcome["path"]
+    return path
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+def _check_space(source: TiffSource, target: Path, compression: str | None) -> None:
+    """Refuse an uncompressed output that the target's file system cannot hold."""
+    if compression is not None:
+        return
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    need = math.prod(source.shape) * source.dtype.itemsize
+    if need > free:
+        raise ValueError(
+            f"{source.path} needs {need / 1e9:.2f} GB for its output but {folder} has "
+            f"{free / 1e9:.2f} GB free"
+        )

@@ -1,0 +1,788 @@
+"""Large TIFF files: region reader, tiled writer, file-to-file dehazing and the CLI path."""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+
+import dehaze
+from dehaze import cli, largeimage
+from dehaze.io import _orient, imread, imwrite
+from dehaze.largeimage import TiffSource, dehaze_file_tiled, tiff_pixels, write_tiled_tiff
+
+from helpers import random_image
+
+#: Small parameters, so that the halo (patch + guided radius) is a few pixels and a small
+#: image spans many tiles.
+DCP = dehaze.DarkChannelPrior(patch_radius=2, guided_radius=5)
+
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "tiled": {"tile": (16, 32)},
+    "striped": {"rowsperstrip": 7},
+    "one-strip": {},
+    "tiled-zlib-predictor": {"tile": (16, 16), "compression": "zlib", "predictor": True},
+    "striped-lzma": {"rowsperstrip": 5, "compression": "lzma"},
+    "striped-separate": {"rowsperstrip": 5, "planarconfig": "separate"},
+    "tiled-separate-zlib": {"tile": (32, 16), "planarconfig": "separate", "compression": "zlib"},
+    "big-endian": {"rowsperstrip": 9, "byteorder": ">"},
+    "bigtiff-tiled": {"tile": (16, 16), "bigtiff": True},
+}
+REGIONS = [(0, 53, 0, 71), (3, 20, 5, 60), (16, 17, 31, 33), (50, 53, 0, 71), (7, 7, 3, 9)]
+
+
+def write_tiff(path: Path, image: np.ndarray, **options: Any) -> Path:
+    """Write ``image`` (H×W or H×W×C) as a TIFF; alpha as an unassociated extra sample."""
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    extra = {"extrasamples": ["unassalpha"]} if channels in (2, 4) else {}
+    photometric = "rgb" if channels >= 3 else "minisblack"
+    data = image
+    if options.get("planarconfig") == "separate":
+        if channels == 1:
+            options = {k: v for k, v in options.items() if k != "planarconfig"}
+        else:
+            data = np.moveaxis(image, -1, 0)
+    tifffile.imwrite(path, data, photometric=photometric, metadata=None, **options, **extra)
+    return path
+
+
+# --- the reader -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("channels", [1, 3, 4, 2])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_regions_equal_tifffile(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+    channels: int,
+    dtype: type,
+) -> None:
+    shape = (53, 71) if channels == 1 else (53, 71, channels)
+    image = random_image(rng, shape, dtype)
+    path = write_tiff(tmp_path / "a.tif", image, **LAYOUTS[layout])
+    whole = tifffile.imread(path)
+    if whole.shape != image.shape:  # tifffile gives separate planes first
+        whole = np.moveaxis(whole, 0, -1)
+    assert np.array_equal(whole, image)  # the file holds what we meant to write
+    # small row blocks (uncompressed strips) that cross strip borders, a small cache
+    monkeypatch.setattr(largeimage, "ROW_BLOCK_BYTES", 1000)
+    with TiffSource(path, cache_bytes=2000) as source:
+        assert source.shape == image.shape and source.dtype == np.dtype(dtype)
+        assert source.has_alpha == (channels in (2, 4))
+        for y0, y1, x0, x1 in REGIONS:
+            block = source[y0:y1, x0:x1]
+            assert block.dtype == np.dtype(dtype) and block.dtype.isnative
+            assert block.flags.c_contiguous
+            np.testing.assert_array_equal(block, whole[y0:y1, x0:x1])
+        np.testing.assert_array_equal(source[40:], whole[40:])
+        np.testing.assert_array_equal(source[-10:, -20:-3], whole[-10:, -20:-3])
+        color, alpha = source.color, source.alpha
+        colour = 3 if channels >= 3 else 1
+        expected_color = whole if channels in (1, 3) else whole[..., :colour]
+        if colour == 1 and expected_color.ndim == 3:
+            expected_color = expected_color[..., 0]
+        assert color.shape == expected_color.shape
+        np.testing.assert_array_equal(color[5:40, 9:70], expected_color[5:40, 9:70])
+        if channels in (2, 4):
+            assert alpha is not None and alpha.shape == shape[:2]
+            np.testing.assert_array_equal(alpha[1:50, 2:3], whole[1:50, 2:3, -1])
+        else:
+            assert alpha is None
+
+
+def test_uncompressed_strips_are_read_in_row_blocks_of_any_strip_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One strip for a whole image is common; only the rows a region needs are read."""
+    image = np.arange(40 * 30 * 3, dtype=np.uint16).reshape(40, 30, 3)
+    monkeypatch.setattr(largeimage, "MAX_SEGMENT_BYTES", 1000)  # the image is 7200 bytes
+    monkeypatch.setattr(largeimage, "ROW_BLOCK_BYTES", 1000)  # 5 rows of 180 bytes a block
+    with TiffSource(write_tiff(tmp_path / "one.tif", image)) as source:
+        assert source._row_blocks and source._block_rows == 5
+        np.testing.assert_array_equal(source[3:37, 1:29], image[3:37, 1:29])
+        assert all(block.shape[0] <= 5 for block in source._cache.values() if block is not None)
+    with pytest.raises(ValueError, match="MiB decoded"):  # a compressed strip is decoded whole
+        TiffSource(write_tiff(tmp_path / "z.tif", image, compression="zlib"))
+    sparse = write_tiff(tmp_path / "sparse.tif", image, rowsperstrip=8)
+    with tifffile.TiffFile(sparse, mode="r+") as tiff:
+        counts = list(tiff.pages[0].databytecounts)
+        counts[1] = 0  # rows 8-15 not stored: read as zeros, as tifffile does
+        tiff.pages[0].tags[279].overwrite(counts)
+    expected = image.copy()
+    expected[8:16] = 0
+    with TiffSource(sparse) as source:
+        np.testing.assert_array_equal(source[:, :], expected)
+
+
+def test_region_keys(tmp_path: Path) -> None:
+    image = np.arange(20 * 30, dtype=np.uint8).reshape(20, 30)
+    with TiffSource(write_tiff(tmp_path / "a.tif", image)) as source:
+        assert source.ndim == 2 and len(source) == 20
+        np.testing.assert_array_equal(source[5:100, 25:], image[5:, 25:])  # clipped as numpy
+        assert source[8:3, 2:9].shape == (0, 7)
+        with pytest.raises(ValueError, match="step 1"):
+            source[::2, :]
+        with pytest.raises(TypeError, match="slices"):
+            source[3, 4]
+        with pytest.raises(TypeError, match="slices"):
+            source[1:2, 1:2, 0:1]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_is_applied_as_the_in_memory_reader_does(
+    tmp_path: Path, rng: np.random.Generator, orientation: int
+) -> None:
+    image = random_image(rng, (37, 50, 3), np.uint8)
+    tag = [(274, "H", 1, orientation, True)]
+    striped = write_tiff(tmp_path / "s.tif", image, rowsperstrip=4, extratags=tag)
+    tiled = write_tiff(tmp_path / "t.tif", image, tile=(16, 16), extratags=tag)
+    upright = imread(striped)  # OpenCV applies the TIFF orientation itself
+    np.testing.assert_array_equal(upright, _orient(image, orientation))
+    for path in (striped, tiled):
+        with TiffSource(path) as source:
+            assert source.shape == upright.shape
+            np.testing.assert_array_equal(source[:, :], upright)
+            h, w = upright.shape[:2]
+            np.testing.assert_array_equal(
+                source[3 : h - 5, 7 : w - 2], upright[3 : h - 5, 7 : w - 2]
+            )
+
+
+def _pages(path: Path, count: int) -> None:
+    for _ in range(count):
+        tifffile.imwrite(path, np.zeros((8, 8), np.uint8), append=True, metadata=None)
+
+
+def _patch_tag(path: Path, code: int, value: Any) -> None:
+    with tifffile.TiffFile(path, mode="r+") as tiff:
+        tiff.pages[0].tags[code].overwrite(value)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: write_tiff(p, np.zeros((8, 8), np.float32)), "only unsigned 8- and 16-bit"),
+        (lambda p: write_tiff(p, np.zeros((8, 8), np.int16)), "only unsigned 8- and 16-bit"),
+        (
+            lambda p: tifffile.imwrite(p, np.zeros((8, 8, 4), np.uint8), photometric="separated"),
+            "photometric interpretation 5",
+        ),
+        (
+            lambda p: tifffile.imwrite(p, np.zeros((8, 8), np.uint8), photometric="miniswhite"),
+            "photometric interpretation 0",
+        ),
+        (
+            lambda p: tifffile.imwrite(
+                p, np.zeros((8, 8, 4), np.uint8), photometric="rgb", extrasamples=["assocalpha"]
+            ),
+            "premultiplied",
+        ),
+        (
+            lambda p: tifffile.imwrite(
+                p, np.zeros((8, 8, 5), np.uint8), photometric="rgb", extrasamples=[2, 0]
+            ),
+            "only one alpha channel",
+        ),
+        (lambda p: _pages(p, 3), "3 full-size pages"),
+        (lambda p: (write_tiff(p, np.zeros((8, 8), np.uint8)), _patch_tag(p, 259, 5)), "LZW"),
+        (
+            lambda p: write_tiff(p, np.zeros((8, 8), np.uint8), extratags=[(274, "H", 1, 9, True)]),
+            "1–8",
+        ),
+        (lambda p: p.write_bytes(b"II*\x00 not really a tiff at all"), "cannot read"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n"), "cannot read"),
+    ],
+)
+def test_unsupported_files_are_refused_naming_the_file(
+    tmp_path: Path, make: Any, message: str
+) -> None:
+    path = tmp_path / "bad.tif"
+    make(path)
+    with pytest.raises(ValueError, match=message) as info:
+        TiffSource(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such TIFF"):
+        TiffSource(tmp_path / "missing.tif")
+    with pytest.raises(ValueError, match="cache_bytes"):
+        TiffSource(tmp_path / "missing.tif", cache_bytes=-1)
+    assert tiff_pixels(tmp_path / "missing.tif") is None
+
+
+def _crafted(path: Path, kind: str) -> None:
+    """A small valid file, then damaged: a header declaring far more than the file holds."""
+    image = np.full((64, 64, 3), 100, np.uint8)
+    if kind == "huge-size":  # 10^6 × 10^6 pixels declared, 16 tiles listed
+        write_tiff(path, image, tile=(16, 16))
+        _patch_tag(path, 256, 1_000_000)
+        _patch_tag(path, 257, 1_000_000)
+    elif kind == "huge-tiles":  # one tile declared 2^20 × 2^20 (3 TB decoded)
+        write_tiff(path, np.full((16, 16, 3), 1, np.uint8), tile=(16, 16))
+        _patch_tag(path, 322, 2**20)
+        _patch_tag(path, 323, 2**20)
+    elif kind == "huge-strips":  # one compressed strip declared to hold 10^7 rows (1.9 GB)
+        write_tiff(path, image, rowsperstrip=64, compression="zlib")
+        _patch_tag(path, 278, 10_000_000)
+        _patch_tag(path, 257, 10_000_000)
+    elif kind == "truncated":
+        write_tiff(path, image, tile=(16, 16))
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "truncated-compressed":
+        write_tiff(
+            path,
+            np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8),
+            tile=(16, 16),
+            compression="zlib",
+        )
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) - 2000])
+    elif kind == "short-uncompressed":  # byte counts smaller than the pixels need
+        write_tiff(path, image, tile=(16, 16))
+        with tifffile.TiffFile(path, mode="r+") as tiff:
+            tiff.pages[0].tags[325].overwrite([100] * 16)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("huge-size", "corrupt header"),
+        ("huge-tiles", "MiB decoded"),
+        ("huge-strips", "MiB decoded"),
+        ("truncated", "truncated"),
+        ("truncated-compressed", "truncated"),
+        ("short-uncompressed", "fewer bytes than its pixels need"),
+    ],
+)
+def test_crafted_headers_are_refused_without_allocating(
+    tmp_path: Path, kind: str, message: str
+) -> None:
+    path = tmp_path / "crafted.tif"
+    _crafted(path, kind)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=message) as info:
+            with TiffSource(path) as source:
+                source[0:16, 0:16]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value)
+    assert peak < 2 * 2**20  # nothing near the declared size was allocated
+
+
+def test_corrupt_compressed_data_is_an_error(tmp_path: Path) -> None:
+    image = np.random.default_rng(1).integers(0, 255, (32, 32), np.uint8)
+    path = write_tiff(tmp_path / "a.tif", image, tile=(16, 16), compression="zlib")
+    with tifffile.TiffFile(path) as tiff:
+        offset = tiff.pages[0].dataoffsets[1]
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 8] = b"\xff" * 8  # not a zlib stream any more
+    path.write_bytes(bytes(data))
+    with TiffSource(path) as source:
+        np.testing.assert_array_equal(source[0:16, 0:16], image[0:16, 0:16])  # tile 0 is fine
+        with pytest.raises(ValueError, match="cannot be decompressed"):
+            source[0:16, 16:32]
+
+
+def test_a_decompression_bomb_decodes_no_more_than_a_tile(tmp_path: Path) -> None:
+    """A Deflate tile that inflates to 64 MB is cut at the tile's 768 bytes."""
+    import zlib
+
+    path = write_tiff(
+        tmp_path / "a.tif", np.zeros((16, 16, 3), np.uint8), tile=(16, 16), compression="zlib"
+    )
+    bomb = zlib.compress(b"\x07" * (64 * 2**20), 9)  # ~64 kB
+    with tifffile.TiffFile(path, mode="r+") as tiff:
+        page = tiff.pages[0]
+        offset = page.dataoffsets[0]
+    data = path.read_bytes()
+    end = len(data)
+    path.write_bytes(data + bomb)
+    with tifffile.TiffFile(path, mode="r+") as tiff:
+        tiff.pages[0].tags[324].overwrite([end])
+        tiff.pages[0].tags[325].overwrite([len(bomb)])
+    assert offset != end
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="larger than its pixels could need"):
+            TiffSource(path)  # 64 kB for a 768-byte tile: refused before decoding
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+# --- the writer -------------------------------------------------------------------------
+
+
+def _tiles(image: np.ndarray, tile: int):  # type: ignore[no-untyped-def]
+    for y in range(0, image.shape[0], tile):
+        for x in range(0, image.shape[1], tile):
+            yield image[y : y + tile, x : x + tile]
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_writer_round_trip(
+    tmp_path: Path, rng: np.random.Generator, channels: int, compression: str | None
+) -> None:
+    shape = (50, 70) if channels == 1 else (50, 70, channels)
+    image = random_image(rng, shape, np.uint16)
+    path = write_tiled_tiff(
+        tmp_path / "o.tif",
+        _tiles(image, 32),
+        shape=shape,
+        dtype=np.uint16,
+        tile=32,
+        compression=compression,
+    )
+    np.testing.assert_array_equal(tifffile.imread(path), image)
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages[0]
+        assert page.is_tiled and (page.tilelength, page.tilewidth) == (32, 32)
+        assert tuple(page.extrasamples) == ((2,) if channels in (2, 4) else ())
+    if channels in (1, 3):
+        np.testing.assert_array_equal(imread(path), image)  # OpenCV reads it too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.tif"]
+
+
+def test_writer_never_overwrites_and_leaves_no_part_file(tmp_path: Path) -> None:
+    image = np.ones((40, 40, 3), np.uint8)
+    target = tmp_path / "o.tif"
+    target.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="exists"):
+        write_tiled_tiff(target, _tiles(image, 16), shape=image.shape, dtype=np.uint8, tile=16)
+    assert target.read_bytes() == b"keep me"
+    write_tiled_tiff(
+        target, _tiles(image, 16), shape=image.shape, dtype=np.uint8, tile=16, overwrite=True
+    )
+    np.testing.assert_array_equal(tifffile.imread(target), image)
+
+    def failing():  # type: ignore[no-untyped-def]
+        yield from itertools.islice(_tiles(image, 16), 4)
+        raise RuntimeError("the method failed on tile 4")
+
+    fresh = tmp_path / "fresh.tif"
+    with pytest.raises(RuntimeError, match="tile 4"):
+        write_tiled_tiff(fresh, failing(), shape=image.shape, dtype=np.uint8, tile=16)
+    wrong = (np.ones((16, 16, 3), np.uint16) for _ in range(9))
+    with pytest.raises(ValueError, match="tile 0 has shape"):
+        write_tiled_tiff(fresh, wrong, shape=image.shape, dtype=np.uint8, tile=16)
+    few = itertools.islice(_tiles(image, 16), 5)
+    with pytest.raises(ValueError, match="got 5 tiles; expected 9"):
+        write_tiled_tiff(fresh, few, shape=image.shape, dtype=np.uint8, tile=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.tif"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tile": 20}, "multiple of 16"),
+        ({"tile": 0}, "multiple of 16"),
+        ({"dtype": np.float32}, "uint8 or uint16"),
+        ({"shape": (10, 10, 5)}, "C in 2–4"),
+        ({"shape": (0, 10)}, "positive height"),
+        ({"compression": "lzw"}, "compression"),
+    ],
+)
+def test_writer_checks_its_arguments(tmp_path: Path, options: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {"shape": (10, 10), "dtype": np.uint8, "tile": 16, **options}
+    with pytest.raises(ValueError, match=message):
+        write_tiled_tiff(tmp_path / "o.tif", iter(()), **arguments)
+    assert not list(tmp_path.iterdir())
+
+
+# --- file to file -----------------------------------------------------------------------
+
+METHODS = {
+    "dcp": DCP,
+    "dcp-fast": dehaze.DarkChannelPrior(patch_radius=2, guided_radius=6, subsample=2),
+    "clear": dehaze.ClearHaze(),
+    "robust": dehaze.RobustDCP(patch_radius=2, guided_radius=5),
+    "cap": dehaze.ColorAttenuationPrior(guided_radius=4),
+}
+
+
+def hazy_image(rng: np.random.Generator, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """A smooth scene under haze that thickens towards the top, in ``dtype``."""
+    top = float(np.iinfo(dtype).max)
+    t = np.linspace(0.3, 0.95, shape[0])[:, None]
+    scene = rng.random(shape) * 0.6
+    t = t if len(shape) == 2 else t[:, :, None]
+    return np.rint((scene * t + 0.9 * (1 - t)) * top).astype(dtype)
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_file_to_file_equals_the_whole_image(
+    tmp_path: Path, rng: np.random.Generator, name: str, dtype: type
+) -> None:
+    method = METHODS[name]
+    image = hazy_image(rng, (75, 101, 3), dtype)
+    src = write_tiff(tmp_path / "in.tif", image, tile=(16, 16), compression="zlib")
+    calls: list[tuple[str, int, int]] = []
+    out = dehaze_file_tiled(
+        method, src, tmp_path / "out.tif", tile=32, progress=lambda *a: calls.append(a)
+    )
+    result = tifffile.imread(out)
+    assert result.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(result, method(image).image)
+    tiles = 3 * 4
+    assert calls[-1] == ("dehaze", tiles, tiles)
+    assert [c for c in calls if c[0] == "dehaze"] == [("dehaze", i, tiles) for i in range(1, 13)]
+    scene = [c for c in calls if c[0] == "estimate"]
+    assert calls[: len(scene)] == scene  # the scene first, then the output
+    assert scene == [("estimate", i, 0) for i in range(1, len(scene) + 1)]
+    assert len(scene) >= tiles or name == "clear"  # He's rule reads every tile, a few times
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_file_to_file_gray_and_alpha(
+    tmp_path: Path, rng: np.random.Generator, channels: int
+) -> None:
+    image = hazy_image(rng, (70, 50) if channels == 1 else (70, 50, channels), np.uint16)
+    src = write_tiff(tmp_path / "in.tif", image, rowsperstrip=3)
+    out = tifffile.imread(dehaze_file_tiled(DCP, src, tmp_path / "out.tif", tile=16))
+    color = image if channels == 1 else image[..., : 3 if channels == 4 else 1]
+    color = color[..., 0] if color.ndim == 3 and color.shape[2] == 1 else color
+    expected = DCP(color).image
+    if channels == 1:
+        np.testing.assert_array_equal(out, expected)
+    else:
+        np.testing.assert_array_equal(out[..., :-1].reshape(expected.shape), expected)
+        np.testing.assert_array_equal(out[..., -1], image[..., -1])  # alpha unchanged
+
+
+def test_file_to_file_refuses_bad_tiles_and_existing_outputs(tmp_path: Path) -> None:
+    src = write_tiff(tmp_path / "in.tif", np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        dehaze_file_tiled(DCP, src, tmp_path / "out.tif", tile=24)
+    (tmp_path / "out.tif").write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        dehaze_file_tiled(DCP, src, tmp_path / "out.tif")
+    assert (tmp_path / "out.tif").read_bytes() == b"old"
+
+
+def test_a_failing_writer_stops_the_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = write_tiff(tmp_path / "in.tif", np.zeros((64, 96, 3), np.uint8))
+
+    def full_disk(path: Path, tiles: Any, **options: Any) -> Path:
+        for number, _ in enumerate(tiles):
+            if number == 1:
+                raise OSError("no space left on device")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    monkeypatch.setattr(largeimage, "write_tiled_tiff", full_disk)
+    calls: list[tuple[str, int, int]] = []
+    with pytest.raises(OSError, match="no space left"):
+        dehaze_file_tiled(
+            DCP, src, tmp_path / "out.tif", tile=16, progress=lambda *a: calls.append(a)
+        )
+    made = [c for c in calls if c[0] == "dehaze"]
+    assert 2 <= len(made) < 24  # the tiles stopped soon after the writer failed (24 in all)
+
+
+def test_file_to_file_refuses_an_output_the_disk_cannot_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collections
+
+    src = write_tiff(tmp_path / "in.tif", np.zeros((20, 30, 3), np.uint16))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(largeimage.shutil, "disk_usage", lambda path: usage(10**9, 0, 3599))
+    with pytest.raises(ValueError, match="needs 0.00 GB for its output but"):
+        dehaze_file_tiled(DCP, src, tmp_path / "new" / "out.tif")  # 3600 bytes needed
+    assert not (tmp_path / "new" / "out.tif").exists()
+    monkeypatch.setattr(largeimage.shutil, "disk_usage", lambda path: usage(10**9, 0, 3600))
+    assert dehaze_file_tiled(DCP, src, tmp_path / "out.tif").is_file()
+
+
+def test_tiff_pixels_reads_the_header_only(tmp_path: Path) -> None:
+    path = write_tiff(tmp_path / "a.tif", np.zeros((20, 30), np.uint8), tile=(16, 16))
+    assert tiff_pixels(path) == 600
+    imwrite(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    assert tiff_pixels(tmp_path / "a.png") is None
+
+
+class _CountingSource(TiffSource):
+    """Counts the blocks read and how many of them are alive at once."""
+
+    reads: list[tuple[int, int]] = []
+    alive = 0
+    most_alive = 0
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        block = super().__getitem__(key)
+        cls = _CountingSource
+        cls.reads.append(block.shape[:2])
+        cls.alive += 1
+        cls.most_alive = max(cls.most_alive, cls.alive)
+        weakref.finalize(block, _CountingSource._released)
+        return block
+
+    @staticmethod
+    def _released() -> None:
+        _CountingSource.alive -= 1
+
+
+@pytest.mark.parametrize("name", ["dcp", "clear"])
+def test_the_tiled_path_holds_a_bounded_number_of_tiles(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    method = METHODS[name]
+    image = hazy_image(rng, (256, 320, 3), np.uint8)
+    src = write_tiff(tmp_path / "in.tif", image, tile=(32, 32))
+    monkeypatch.setattr(largeimage, "TiffSource", _CountingSource)
+    monkeypatch.setattr(_CountingSource, "reads", [])
+    monkeypatch.setattr(_CountingSource, "alive", 0)
+    monkeypatch.setattr(_CountingSource, "most_alive", 0)
+    out = dehaze_file_tiled(method, src, tmp_path / "out.tif", tile=32, cache_bytes=0)
+    np.testing.assert_array_equal(tifffile.imread(out), method(image).image)
+    halo = method.halo_for(method.estimate(image))
+    side = 32 + 2 * halo
+    tiles = (256 // 32) * (320 // 32)
+    assert len(_CountingSource.reads) >= 2 * tiles  # the scene pass(es), then the output
+    assert all(h <= side and w <= side for h, w in _CountingSource.reads)
+    assert _CountingSource.most_alive <= 2
+
+
+def _peak_memory(method: Any, src: Path, dst: Path) -> int:
+    dehaze_file_tiled(method, src, dst.with_name("warm.tif"), tile=64)  # JIT compiled first
+    dst.with_name("warm.tif").unlink()
+    tracemalloc.start()
+    try:
+        dehaze_file_tiled(method, src, dst, tile=64, cache_bytes=0)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name", ["clear", "dcp"])
+def test_memory_does_not_grow_with_the_image(
+    tmp_path: Path, rng: np.random.Generator, name: str
+) -> None:
+    """16 times the pixels, the same memory: what is held is per tile, not per image.
+
+    Both sizes have at least 64 tiles of 64 px (``tiles.MAP_CHUNK``: He's rule adds the
+    per-tile histograms of that many tiles at a time).
+    """
+    method = METHODS[name]
+    peaks = []
+    for size in (512, 2048):
+        src = write_tiff(tmp_path / f"{size}.tif", hazy_image(rng, (size, size, 3), np.uint8))
+        peaks.append(_peak_memory(method, src, tmp_path / f"out{size}.tif"))
+    small, large = peaks
+    assert large < 2 * small + 2**20, peaks
+    assert large < 2048 * 2048 * 3 * 4  # below one float32 copy of the image
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+@pytest.fixture
+def large_tiff(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, np.ndarray]:
+    image = hazy_image(rng, (90, 120, 3), np.uint8)
+    (tmp_path / "in").mkdir()
+    return write_tiff(tmp_path / "in" / "big.tif", image, tile=(16, 16)), image
+
+
+def test_cli_tile_option_goes_file_to_file(
+    large_tiff: tuple[Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, image = large_tiff
+    used: list[int | None] = []
+    real = largeimage.dehaze_file_tiled
+
+    def spy(*args: Any, **kwargs: Any) -> Path:
+        used.append(kwargs["tile"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(largeimage, "dehaze_file_tiled", spy)
+    out = tmp_path / "out"
+    assert cli.main([str(src), "-o", str(out), "-q", "--method", "dcp", "--tile", "48"]) == 0
+    assert used == [48]
+    np.testing.assert_array_equal(
+        tifffile.imread(out / "big.tif"), dehaze.DarkChannelPrior()(image).image
+    )
+
+
+def test_cli_large_tiffs_go_tiled_automatically_with_progress(
+    large_tiff: tuple[Path, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import tqdm
+
+    src, image = large_tiff
+    small = tmp_path / "in" / "small.tif"
+    write_tiff(small, image[:20, :20])
+    monkeypatch.setattr(cli, "TILED_PIXELS", 20 * 20)  # big.tif is above, small.tif is not
+    bars: list[dict[str, Any]] = []
+    real_tqdm = tqdm.tqdm
+
+    class Recording(real_tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = False  # stderr is no terminal under pytest: show it anyway
+            super().__init__(*args, **kwargs)
+            self.record: dict[str, Any] = {"unit": kwargs.get("unit"), "phases": []}
+            bars.append(self.record)
+
+        def reset(self, total: Any = None) -> None:
+            self.record["phases"].append(total)
+            super().reset(total=total)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            result = super().update(n)
+            self.record["last"] = self.n
+            return result
+
+    monkeypatch.setattr(tqdm, "tqdm", Recording)
+    tiled: list[Path] = []
+    real = largeimage.dehaze_file_tiled
+
+    def spy(method: Any, source: Path, target: Path, **options: Any) -> Path:
+        tiled.append(Path(source))
+        return real(method, source, target, **options)
+
+    monkeypatch.setattr(largeimage, "dehaze_file_tiled", spy)
+    out = tmp_path / "out"
+    assert cli.main([str(tmp_path / "in"), "-o", str(out), "--method", "dcp"]) == 0
+    assert tiled == [src]
+    method = dehaze.DarkChannelPrior()
+    np.testing.assert_array_equal(tifffile.imread(out / "big.tif"), method(image).image)
+    np.testing.assert_array_equal(imread(out / "small.tif"), method(image[:20, :20]).image)
+    tile_bars = [b for b in bars if b["unit"] == "tile"]
+    # one bar: the scene passes (tiles read, no total: He's rule takes a few passes), then
+    # the output tiles (one here: 90×120 is less than the default tile)
+    assert len(tile_bars) == 1 and tile_bars[0]["phases"] == [None, 1]
+    assert tile_bars[0]["last"] == 1
+    assert "2 done" in capsys.readouterr().err
+
+
+def test_cli_tiled_path_safety(
+    large_tiff: tuple[Path, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src, image = large_tiff
+    out = tmp_path / "out"
+    base = [str(src), "-o", str(out), "-q", "--method", "dcp", "--tile", "32"]
+    # side outputs are refused for the tiled path (the depth colours need the whole map)
+    assert cli.main([*base, "--save-depth"]) == 1
+    assert "not available for images dehazed tile by tile" in capsys.readouterr().err
+    assert not out.exists() or not list(out.iterdir())
+    # a failure in the middle leaves neither the output nor a temporary file
+    from dehaze import tiles
+
+    real_apply = tiles.apply_tile
+
+    def failing(prepared: Any, block: Any, tile: Any, **options: Any) -> Any:
+        if tile.index == 3:
+            raise RuntimeError("disk on fire")
+        return real_apply(prepared, block, tile, **options)
+
+    monkeypatch.setattr(tiles, "apply_tile", failing)
+    assert cli.main(base) == 1
+    assert "disk on fire" in capsys.readouterr().err
+    assert not list(out.iterdir())
+    monkeypatch.setattr(tiles, "apply_tile", real_apply)
+    # an existing output is skipped, never replaced without --overwrite
+    (out / "big.tif").write_bytes(b"old")
+    assert cli.main(base) == 0
+    assert "skipped" in capsys.readouterr().err and (out / "big.tif").read_bytes() == b"old"
+    assert cli.main([*base, "--overwrite"]) == 0
+    np.testing.assert_array_equal(
+        tifffile.imread(out / "big.tif"), dehaze.DarkChannelPrior()(image).image
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["big.tif"]
+    # an explicit --max-pixels applies to streamed TIFFs too
+    assert cli.main([*base, "--overwrite", "--max-pixels", "1000"]) == 1
+    assert "--max-pixels" in capsys.readouterr().err
+
+
+def test_cli_large_tiffs_the_tiled_reader_refuses_are_read_whole_within_the_limit(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from PIL import Image
+
+    image = hazy_image(rng, (30, 40, 3), np.uint8)
+    src = tmp_path / "packbits.tif"
+    Image.fromarray(image).save(src, compression="packbits")  # OpenCV reads it, we do not
+    with pytest.raises(ValueError, match="PackBits"):
+        TiffSource(src)
+    monkeypatch.setattr(cli, "TILED_PIXELS", 100)
+    out = tmp_path / "out"
+    assert cli.main([str(src), "-o", str(out), "-q", "--method", "dcp"]) == 0
+    np.testing.assert_array_equal(
+        imread(out / "packbits.tif"), dehaze.DarkChannelPrior()(image).image
+    )
+    # above the pixel limit there is no way but the tiled path, which says why it cannot
+    monkeypatch.setattr(cli, "DEFAULT_MAX_PIXELS", 1000)
+    assert cli.main([str(src), "-o", str(out), "-q", "--overwrite"]) == 1
+    assert "PackBits" in capsys.readouterr().err
+
+
+def test_cli_sigterm_between_tiles_leaves_no_file(
+    large_tiff: tuple[Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dehaze import tiles
+
+    src, _ = large_tiff
+    real_apply = tiles.apply_tile
+
+    def terminated_at_tile_3(prepared: Any, block: Any, tile: Any, **options: Any) -> Any:
+        if tile.index == 3:
+            cli._TERMINATION.set()  # what the SIGTERM handler does
+        return real_apply(prepared, block, tile, **options)
+
+    monkeypatch.setattr(tiles, "apply_tile", terminated_at_tile_3)
+    out = tmp_path / "out"
+    assert cli.main([str(src), "-o", str(out), "-q", "--method", "dcp", "--tile", "16"]) == 143
+    assert not list(out.iterdir())  # neither the output nor its temporary file
+
+
+def test_cli_tile_must_be_a_multiple_of_16(
+    large_tiff: tuple[Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, _ = large_tiff
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(src), "-o", str(tmp_path / "out"), "--tile", "100"])
+    assert exc.value.code == 2 and "multiple of 16" in capsys.readouterr().err
+
+
+def test_cli_tile_in_memory_for_other_formats(tmp_path: Path, rng: np.random.Generator) -> None:
+    image = hazy_image(rng, (60, 90, 3), np.uint8)
+    imwrite(tmp_path / "in" / "a.png", image)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "in" / "a.png"), "-o", str(out), "-q", "--method", "dcp"]
+    assert cli.main([*args, "--tile", "32", "--save-transmission"]) == 0
+    np.testing.assert_array_equal(imread(out / "a.png"), dehaze.DarkChannelPrior()(image).image)
+    assert (out / "a_transmission.png").is_file()
+
+
+def test_cli_other_formats_above_the_limit_suggest_tiff(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imwrite(tmp_path / "a.png", np.zeros((40, 40, 3), np.uint8))
+    assert (
+        cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--max-pixels", "100"]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "more than the limit" in err and "convert it to TIFF" in err
