@@ -139,12 +139,16 @@ def _round_up(value: int, step: int) -> int:
     return -(-value // step) * step
 
 
-def plan_tiles(shape: Sequence[int], tile: int, halo: int, align: int = 1) -> list[Tile]:
+def plan_tiles(
+    shape: Sequence[int], tile: int, halo: int, align: int = 1, *, strips: bool = False
+) -> list[Tile]:
     """Cut an image of ``shape`` into output tiles of side ``tile`` read with ``halo``.
 
     Tile sides and the halo are rounded up to multiples of ``align`` (the fast guided
     filter's factor, ClearHaze's block size), so every read region starts on the aligned
-    grid. Tiles at the right and bottom edges are cut by the image.
+    grid. Tiles at the right and bottom edges are cut by the image. With ``strips`` the
+    tiles span the image's width, with about ``tile``² pixels each: a strip of a C-ordered
+    array is contiguous, so reading it copies nothing (for methods without a halo).
 
     Examples
     --------
@@ -157,11 +161,14 @@ def plan_tiles(shape: Sequence[int], tile: int, halo: int, align: int = 1) -> li
     height, width = int(shape[0]), int(shape[1])
     step = _round_up(check_radius(tile, "tile", minimum=1), check_radius(align, "align", minimum=1))
     margin = _round_up(check_radius(halo, "halo"), align)
+    step_y, step_x = step, step
+    if strips:
+        step_y, step_x = _round_up(max(1, step * step // width), align), width
     tiles: list[Tile] = []
-    for y0 in range(0, height, step):
-        y1 = min(y0 + step, height)
-        for x0 in range(0, width, step):
-            x1 = min(x0 + step, width)
+    for y0 in range(0, height, step_y):
+        y1 = min(y0 + step_y, height)
+        for x0 in range(0, width, step_x):
+            x1 = min(x0 + step_x, width)
             read = (
                 slice(max(0, y0 - margin), min(height, y1 + margin)),
                 slice(max(0, x0 - margin), min(width, x1 + margin)),
@@ -187,6 +194,11 @@ def serial_mapper(
 
 
 Mapper = Callable[[Callable[[Tile, NDArray[Any]], Any], ImageSource, Sequence[Tile]], list[Any]]
+
+
+def _reads_free(image: ImageSource) -> bool:
+    """Whether full-width strips of ``image`` are views (a C-ordered array in memory)."""
+    return isinstance(image, np.ndarray) and bool(image.flags.c_contiguous)
 
 
 def _check_source(image: ImageSource) -> tuple[int, int, int]:
@@ -446,7 +458,7 @@ def _working_image(
 ) -> tuple[FloatArray, int]:
     height, width, channels = _check_source(image)
     factor = method.working_factor((height, width))
-    tiles = plan_tiles((height, width), tile, 0, align=factor)
+    tiles = plan_tiles((height, width), tile, 0, align=factor, strips=_reads_free(image))
     parts = mapper(functools.partial(_block_part, method, factor), image, tiles)
     small = (-(-height // factor), -(-width // factor))
     work = np.empty(small + ((channels,) if len(image.shape) == 3 else ()), parts[0].dtype)
@@ -532,6 +544,9 @@ class Prepared:
         Tile origins must be multiples of this (the fast guided filter's factor).
     planes : ClearPlanes or None
         ClearHaze's working-scale maps of the whole image.
+    strips : bool
+        Plan full-width strips instead of square tiles: set when there is no halo and the
+        source is a C-ordered array in memory, whose strips are read without a copy.
     """
 
     method: Any
@@ -540,10 +555,14 @@ class Prepared:
     halo: int
     align: int
     planes: ClearPlanes | None = None
+    strips: bool = False
 
     def plan(self, tile: int = DEFAULT_TILE) -> list[Tile]:
-        """Return the tiles of the whole image, read with this halo and alignment."""
-        return plan_tiles(self.shape, tile, self.halo, self.align)
+        """Return the tiles of the whole image, read with this halo and alignment.
+
+        Full-width strips of about ``tile``² pixels when :attr:`strips` is set.
+        """
+        return plan_tiles(self.shape, tile, self.halo, self.align, strips=self.strips)
 
 
 def prepare(
@@ -567,7 +586,7 @@ def prepare(
         if scene is None:
             scene = method.estimate_working(work, factor)
         planes = method.working_planes(work, scene)  # type: ignore[arg-type]
-        return Prepared(method, scene, (height, width), 0, 1, planes)
+        return Prepared(method, scene, (height, width), 0, 1, planes, _reads_free(image))
     if scene is None:
         scene = estimate_tiled(method, image, tile=tile, mapper=run)
     align = int(getattr(method, "subsample", 1))

@@ -211,3 +211,14 @@ def test_networks_tile_exactly(rng, tile):
     with pytest.raises(TypeError, match="no tiled estimate for DehazeNet"):
         tiles.estimate_tiled(net, image)
     assert_same(net(image), tiles.dehaze_tiled(net, image, scene=scene, tile=tile), exact=True)
+
+
+def test_strips_span_the_width_and_cover_the_image_once():
+    plan = tiles.plan_tiles((37, 50), 16, 0, align=3, strips=True)
+    covered = np.zeros((37, 50), int)
+    for t in plan:
+        covered[t.out] += 1
+        assert t.out[1] == slice(0, 50) and t.out[0].start % 3 == 0
+    assert (covered == 1).all()
+    # about tile² pixels a strip: 16² // 50 = 5 rows, rounded up to the alignment: 6
+    assert plan[0].out[0] == slice(0, 6)
