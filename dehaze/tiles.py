@@ -147,7 +147,7 @@ def plan_tiles(
     Tile sides and the halo are rounded up to multiples of ``align`` (the fast guided
     filter's factor, ClearHaze's block size), so every read region starts on the aligned
     grid. Tiles at the right and bottom edges are cut by the image. With ``strips`` the
-    tiles span the image's width, with about ``tile``² pixels each: a strip of a C-ordered
+    tiles span the image's width, with about tile × tile pixels each: a strip of a C-ordered
     array is contiguous, so reading it copies nothing (for methods without a halo).
 
     Examples
@@ -560,7 +560,7 @@ class Prepared:
     def plan(self, tile: int = DEFAULT_TILE) -> list[Tile]:
         """Return the tiles of the whole image, read with this halo and alignment.
 
-        Full-width strips of about ``tile``² pixels when :attr:`strips` is set.
+        Full-width strips of about tile × tile pixels when :attr:`strips` is set.
         """
         return plan_tiles(self.shape, tile, self.halo, self.align, strips=self.strips)
 
