@@ -43,6 +43,24 @@ def test_the_command_says_it_compiles_on_a_cold_cache_only(tmp_path: Path) -> No
     assert "1 done" in warm.stderr
 
 
+@pytest.mark.slow
+def test_the_demo_says_it_compiles_on_a_cold_cache_only(tmp_path: Path) -> None:
+    # `dehaze demo` is the README's first command: its first run compiles for seconds
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+
+    def demo() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "dehaze", "demo", "-o", str(tmp_path / "demo")]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+    cold = demo()
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stderr.count(COMPILING_MESSAGE) == 1
+    warm = demo()
+    assert warm.returncode == 0, warm.stderr
+    assert COMPILING_MESSAGE not in warm.stderr
+    assert "wrote" in warm.stdout
+
+
 #: Imported on first use only: `import dehaze` must not load them (dehaze/_lazy.py).
 LAZY = (
     "numba",
