@@ -477,6 +477,7 @@ class ClearHaze:
         origin: tuple[int, int] = (0, 0),
         shape: tuple[int, int] | None = None,
         outputs: Collection[str] = ALL_OUTPUTS,
+        out: NDArray[Any] | None = None,
     ) -> DehazeResult:
         """Dehaze a region of an image from the whole image's :meth:`working_planes`.
 
@@ -492,6 +493,9 @@ class ClearHaze:
             The whole image's height and width (default: the region is the whole image).
         outputs : collection of str, optional
             As for :meth:`apply`.
+        out : ndarray, optional
+            A C-contiguous array of the region's shape and dtype to write the image into
+            (returned as ``result.image``): a tiled run writes straight into its output.
 
         Returns
         -------
@@ -515,7 +519,14 @@ class ClearHaze:
                 f"planes are for an image of {small_h}×{small_w} blocks of {k} pixels, not "
                 f"for shape {(height, width)}"
             )
-        return self._recover(arr, px, unit, planes, (y0, x0), wanted, (height, width))
+        if out is not None and (
+            out.shape != arr.shape or out.dtype != arr.dtype or not out.flags.c_contiguous
+        ):
+            raise ValueError(
+                f"out must be a C-contiguous {arr.dtype} array of shape {arr.shape}, got "
+                f"{out.dtype} {out.shape}"
+            )
+        return self._recover(arr, px, unit, planes, (y0, x0), wanted, (height, width), out)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -561,6 +572,7 @@ class ClearHaze:
         origin: tuple[int, int],
         wanted: Collection[str],
         shape: tuple[int, int] | None = None,
+        out_image: NDArray[Any] | None = None,
     ) -> DehazeResult:
         """Run the full-resolution pass over ``px``, a region at ``origin`` of ``shape``."""
         planes = plan.planes
@@ -589,7 +601,10 @@ class ClearHaze:
             luma_weights = (np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit).astype(dtype)
         else:
             luma_weights = np.full(channels, unit, dtype=dtype)
-        out = np.empty((height, width * channels), dtype=arr.dtype)
+        if out_image is None:
+            out = np.empty((height, width * channels), dtype=arr.dtype)
+        else:
+            out = out_image.reshape(height, width * channels)  # C-contiguous: a view
         out_scale = float(np.iinfo(arr.dtype).max) if arr.dtype.kind == "u" else 0.0
         t_rec = np.empty((height, width) if "transmission" in wanted else (0, 0), dtype=dtype)
         t = np.empty((height, width) if "depth" in wanted else (0, 0), dtype=dtype)

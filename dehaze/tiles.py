@@ -612,10 +612,13 @@ def apply_tile(
     tile: Tile,
     *,
     outputs: Collection[str] = frozenset(),
+    out: NDArray[Any] | None = None,
 ) -> DehazeResult:
     """Dehaze one tile: ``block`` is the input read over ``tile.read``.
 
-    Returns the fields of the whole-image result over ``tile.out`` (bit for bit).
+    Returns the fields of the whole-image result over ``tile.out`` (bit for bit). ``out``
+    (ClearHaze only, where the tile reads no halo): a C-contiguous array of the tile's shape
+    and dtype that receives the image, which is then ``result.image``.
     """
     wanted = check_outputs(outputs)
     arr = np.asarray(block)
@@ -632,8 +635,11 @@ def apply_tile(
             origin=(ry.start, rx.start),
             shape=prepared.shape,
             outputs=wanted,
+            out=out,
         )
     else:
+        if out is not None:
+            raise ValueError("out is accepted for methods without a halo (ClearHaze) only")
         result = prepared.method.apply(arr, prepared.scene, outputs=wanted)
     return _crop(result, tile.inner)
 
@@ -675,15 +681,21 @@ def dehaze_tiled(
     height, width, channels = _check_source(image)
     fields: dict[str, NDArray[Any] | None] = {}
     light = None
-    for t, part in iter_tiles(method, image, scene=scene, tile=tile, outputs=wanted):
+    result = np.empty(tuple(image.shape), dtype=np.dtype(image.dtype))
+    prepared = prepare(method, image, scene, tile=tile)
+    for t in prepared.plan(tile):
+        # full-width strips of the output are contiguous: the image is written in place
+        direct = prepared.planes is not None and result[t.out].flags.c_contiguous
+        block = read_block(image, t.read)
+        part = apply_tile(prepared, block, t, outputs=wanted, out=result[t.out] if direct else None)
         if not fields:
-            fields["image"] = np.empty(tuple(image.shape), dtype=part.image.dtype)
+            fields["image"] = result
             for name in ("transmission", "dark_channel", "depth"):
                 plane = getattr(part, name)
                 fields[name] = None if plane is None else np.empty((height, width), plane.dtype)
             light = part.atmospheric_light
         for name, target in fields.items():
-            if target is not None:
+            if target is not None and not (name == "image" and direct):
                 target[t.out] = getattr(part, name)
     return DehazeResult(
         image=fields["image"],  # type: ignore[arg-type]

@@ -222,3 +222,21 @@ def test_strips_span_the_width_and_cover_the_image_once():
     assert (covered == 1).all()
     # about tile² pixels a strip: 16² // 50 = 5 rows, rounded up to the alignment: 6
     assert plan[0].out[0] == slice(0, 6)
+
+
+def test_a_tile_written_in_place(rng):
+    # ClearHaze's strips are written straight into the output; out is checked
+    image = hazy(rng, 60, 80, np.uint8)
+    method = ClearHaze(working_size=20)
+    prepared = tiles.prepare(method, image)
+    tile = prepared.plan(16)[1]
+    target = np.zeros((60, 80, 3), np.uint8)
+    part = tiles.apply_tile(prepared, image[tile.read], tile, out=target[tile.out])
+    assert part.image.base is not None and np.shares_memory(part.image, target)
+    np.testing.assert_array_equal(target[tile.out], method(image).image[tile.out])
+    with pytest.raises(ValueError, match="C-contiguous uint8"):
+        tiles.apply_tile(prepared, image[tile.read], tile, out=target[tile.out][:, :-1])
+    dcp = tiles.prepare(DarkChannelPrior(guided_radius=3), image)
+    t = dcp.plan(16)[0]
+    with pytest.raises(ValueError, match="without a halo"):
+        tiles.apply_tile(dcp, image[t.read], t, out=np.zeros((16, 16, 3), np.uint8))
