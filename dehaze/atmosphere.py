@@ -8,6 +8,7 @@ functions without that contract validate their inputs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = [
     "MIN_ESTIMATED_LIGHT",
     "atmospheric_light",
     "brightest_index",
+    "first_brightest",
     "guarded_he_light",
     "guard_window",
     "he_light",
@@ -131,10 +133,10 @@ def _brightest_index(dark: FloatArray, image: FloatArray, k: int) -> int:
             candidates.append((float(sums[pick]), int(found[pick])))
     else:
         candidates.append(_brightest_at_least(dark, image, target, threshold))
-    return _first_brightest(candidates)[1]
+    return first_brightest(candidates)[1]
 
 
-def _first_brightest(candidates: list[tuple[float, int]]) -> tuple[float, int]:
+def first_brightest(candidates: Iterable[tuple[float, int]]) -> tuple[float, int]:
     """Pick the (sum, index) of largest sum, the earliest pixel on ties (index −1: none)."""
     best_sum, best = -np.inf, -1
     for s, index in candidates:
@@ -158,7 +160,7 @@ def _brightest_at_least(
         _atm.brightest_in_bin(dark, image, target, threshold, bests[i0], i0, i1)
 
     run_bands(pick, dark.shape[0])
-    return _first_brightest([(float(b[0]), int(b[1])) for b in bests.values()])
+    return first_brightest([(float(b[0]), int(b[1])) for b in bests.values()])
 
 
 def he_light(
@@ -257,15 +259,6 @@ def atmospheric_light(
     return he_light(img, dark_f, frac)
 
 
-def _guarded_window_mean(img3: FloatArray, flat_index: int, guard_radius: int) -> FloatArray:
-    """Mean colour of the (2g+1)² window (clipped to the image) around one pixel."""
-    i, j = divmod(int(flat_index), img3.shape[1])
-    g = guard_radius
-    window = img3[max(0, i - g) : i + g + 1, max(0, j - g) : j + g + 1]
-    mean: FloatArray = window.reshape(-1, img3.shape[2]).astype(np.float64).mean(axis=0)
-    return mean
-
-
 def quadtree_light(image: FloatArray, min_size: int, guard_radius: int) -> FloatArray:
     """Kim et al.'s quad-tree search on a validated float image (see the public version)."""
     img3 = as_channels(image)
@@ -303,10 +296,8 @@ def quadtree_light(image: FloatArray, min_size: int, guard_radius: int) -> Float
     if guard_radius > 0:
         # the window is clipped to the final block, whose pixels all scored as bright
         flat = int(bi) * block.shape[1] + int(bj)
-        light = _guarded_window_mean(block, flat, guard_radius)  # float64, unscaled
-    else:
-        light = block[int(bi), int(bj)].astype(np.float64)
-    return np.maximum(light, MIN_ESTIMATED_LIGHT).astype(image.dtype)
+        return window_light(guard_window(block, flat, guard_radius))
+    return pixel_light(block[int(bi), int(bj)])
 
 
 def guarded_he_light(

@@ -47,7 +47,7 @@ from dehaze._validate import (
     check_radius,
     working_dtype,
 )
-from dehaze.atmosphere import pixel_light, window_light
+from dehaze.atmosphere import first_brightest, pixel_light, window_light
 from dehaze.cap import ColorAttenuationPrior, cap_depth
 from dehaze.clear import ClearHaze, ClearPlanes
 from dehaze.dcp import DarkChannelPrior
@@ -345,27 +345,19 @@ def _he_index(
         prefix = (prefix << KEY_DIGIT_BITS) | digit
     threshold = _value_of_key(prefix, dtype)
     func2 = functools.partial(_brightest_at_least, rank, float_pixels, step, threshold, coarse_w)
-    best_sum, best = -np.inf, -1
-    for s, index in mapper(func2, image, tiles):
-        if index >= 0 and (s > best_sum or (s == best_sum and index < best)):
-            best_sum, best = s, index
-    return best
+    return first_brightest(mapper(func2, image, tiles))[1]
 
 
-def _pixel_at(image: ImageSource, index: int, radius: int = 0) -> NDArray[Any]:
-    """Read the (clipped) window of ``radius`` around a flat index, H×W×C pixels."""
+def _pixel_at(image: ImageSource, index: int, radius: int = 0) -> tuple[NDArray[Any], float]:
+    """Read the (clipped) window of ``radius`` around a flat index: H×W×C pixels, unit."""
     height, width, _ = _check_source(image)
     i, j = divmod(index, width)
     region = (
         slice(max(0, i - radius), min(height, i + radius + 1)),
         slice(max(0, j - radius), min(width, j + radius + 1)),
     )
-    return as_channels(as_pixels(read_block(image, region))[0])
-
-
-def _unit(image: ImageSource) -> float:
-    dtype = np.dtype(image.dtype)
-    return 1.0 / float(np.iinfo(dtype).max) if dtype.kind == "u" else 1.0
+    px, unit = as_pixels(read_block(image, region))
+    return as_channels(px), unit
 
 
 # --- the scene of each method ----------------------------------------------------------------
@@ -381,7 +373,8 @@ def _dcp_scene(method: DarkChannelPrior, image: ImageSource, tile: int, mapper: 
     )
     row, col = divmod(index, -(-int(image.shape[1]) // step))
     full_index = row * step * int(image.shape[1]) + col * step
-    light = pixel_light(_pixel_at(image, full_index)[0, 0], _unit(image))
+    pixel, unit = _pixel_at(image, full_index)
+    light = pixel_light(pixel[0, 0], unit)
     return LightScene(light.astype(np.float64))
 
 
@@ -414,15 +407,13 @@ def _robust_scene(method: RobustDCP, image: ImageSource, tile: int, mapper: Mapp
             f"whole quadrants); got light={method.light!r}: pass scene= from an estimate"
         )
     height, width, _ = _check_source(image)
-    unit = _unit(image)
     g = method.guard_radius
     rank = functools.partial(_dark_map, method.patch_radius, g, 1)
     index = _he_index(
         image, rank, method.patch_radius + g, method.top_fraction, False, tile, mapper
     )
-    light = window_light(_pixel_at(image, index, g), unit) if g > 0 else None
-    if light is None:
-        light = pixel_light(_pixel_at(image, index)[0, 0], unit)
+    window, unit = _pixel_at(image, index, g)  # the pixel itself for g = 0
+    light = window_light(window, unit) if g > 0 else pixel_light(window[0, 0], unit)
     tolerance = None
     if method.tolerance is not None:
         rows_top = max(1, height // 3)
@@ -440,13 +431,8 @@ def _cap_scene(
 ) -> Scene:
     rank = functools.partial(_cap_map, method.patch_radius)
     index = _he_index(image, rank, method.patch_radius, 0.001, True, tile, mapper)
-    pixel = as_float_image(read_block(image, _flat_region(image, index)))
-    return LightScene(pixel_light(as_channels(pixel)[0, 0]).astype(np.float64))
-
-
-def _flat_region(image: ImageSource, index: int) -> tuple[slice, slice]:
-    i, j = divmod(index, int(image.shape[1]))
-    return slice(i, i + 1), slice(j, j + 1)
+    pixel, unit = _pixel_at(image, index)  # scaled as CAP's float pixels are
+    return LightScene(pixel_light(pixel[0, 0], unit).astype(np.float64))
 
 
 def _block_part(method: ClearHaze, factor: int, tile: Tile, block: NDArray[Any]) -> FloatArray:
@@ -652,16 +638,25 @@ def iter_tiles(
     tile: int = DEFAULT_TILE,
     outputs: Collection[str] = frozenset(),
     mapper: Mapper | None = None,
+    out: NDArray[Any] | None = None,
 ) -> Iterator[tuple[Tile, DehazeResult]]:
     """Yield ``(tile, result)`` over the image in row-major order, one tile at a time.
 
     ``result`` holds the whole-image result's fields over ``tile.out``. The scene is
-    estimated by :func:`estimate_tiled` unless given.
+    estimated by :func:`estimate_tiled` unless given. ``out``, an array of the image's
+    shape and dtype, receives each tile's image as it is made (written in place where the
+    tile's part of ``out`` is contiguous: ClearHaze's strips).
     """
     wanted = check_outputs(outputs)
     prepared = prepare(method, image, scene, tile=tile, mapper=mapper)
     for t in prepared.plan(tile):
-        yield t, apply_tile(prepared, read_block(image, t.read), t, outputs=wanted)
+        target = None if out is None else out[t.out]
+        direct = target is not None and prepared.planes is not None and target.flags.c_contiguous
+        block = read_block(image, t.read)
+        part = apply_tile(prepared, block, t, outputs=wanted, out=target if direct else None)
+        if target is not None and not direct:
+            target[...] = part.image
+        yield t, part
 
 
 def dehaze_tiled(
@@ -678,29 +673,23 @@ def dehaze_tiled(
     source never has to be loaded whole; the outputs are allocated whole.
     """
     wanted = check_outputs(outputs)
-    height, width, channels = _check_source(image)
-    fields: dict[str, NDArray[Any] | None] = {}
-    light = None
+    height, width, _ = _check_source(image)
     result = np.empty(tuple(image.shape), dtype=np.dtype(image.dtype))
-    prepared = prepare(method, image, scene, tile=tile)
-    for t in prepared.plan(tile):
-        # full-width strips of the output are contiguous: the image is written in place
-        direct = prepared.planes is not None and result[t.out].flags.c_contiguous
-        block = read_block(image, t.read)
-        part = apply_tile(prepared, block, t, outputs=wanted, out=result[t.out] if direct else None)
-        if not fields:
-            fields["image"] = result
+    planes: dict[str, NDArray[Any] | None] = {}
+    light = None
+    for t, part in iter_tiles(method, image, scene=scene, tile=tile, outputs=wanted, out=result):
+        if not planes:  # the first tile says which planes the method gives
             for name in ("transmission", "dark_channel", "depth"):
                 plane = getattr(part, name)
-                fields[name] = None if plane is None else np.empty((height, width), plane.dtype)
+                planes[name] = None if plane is None else np.empty((height, width), plane.dtype)
             light = part.atmospheric_light
-        for name, target in fields.items():
-            if target is not None and not (name == "image" and direct):
+        for name, target in planes.items():
+            if target is not None:
                 target[t.out] = getattr(part, name)
     return DehazeResult(
-        image=fields["image"],  # type: ignore[arg-type]
-        transmission=fields["transmission"],
+        image=result,
+        transmission=planes["transmission"],
         atmospheric_light=light,
-        dark_channel=fields["dark_channel"],
-        depth=fields["depth"],
+        dark_channel=planes["dark_channel"],
+        depth=planes["depth"],
     )
