@@ -526,7 +526,7 @@ class ClearHaze:
                 f"out must be a C-contiguous {arr.dtype} array of shape {arr.shape}, got "
                 f"{out.dtype} {out.shape}"
             )
-        return self._recover(arr, px, unit, planes, (y0, x0), wanted, (height, width), out)
+        return self._recover(arr, px, unit, planes, (y0, x0), wanted, out)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -571,10 +571,9 @@ class ClearHaze:
         plan: ClearPlanes,
         origin: tuple[int, int],
         wanted: Collection[str],
-        shape: tuple[int, int] | None = None,
         out_image: NDArray[Any] | None = None,
     ) -> DehazeResult:
-        """Run the full-resolution pass over ``px``, a region at ``origin`` of ``shape``."""
+        """Run the full-resolution pass over ``px``, a region at ``origin`` of the image."""
         planes = plan.planes
         dtype = planes.dtype
         if working_dtype(px.dtype) != dtype:
@@ -582,14 +581,11 @@ class ClearHaze:
                 f"planes are {dtype} but the image's working dtype is {working_dtype(px.dtype)}"
             )
         height, width = px.shape[:2]
-        full_h, full_w = (height, width) if shape is None else shape
         y0, x0 = origin
         k = plan.factor
         # the whole image's sampling positions, cut to the region (exact tiles)
-        row_lo, row_hi, row_frac = grid_weights(full_h, planes.shape[1], k, dtype)
-        col_lo, col_hi, col_frac = grid_weights(full_w, planes.shape[2], k, dtype)
-        rows = (row_lo[y0 : y0 + height], row_hi[y0 : y0 + height], row_frac[y0 : y0 + height])
-        cols = (col_lo[x0 : x0 + width], col_hi[x0 : x0 + width], col_frac[x0 : x0 + width])
+        rows = grid_weights(height, planes.shape[1], k, dtype, start=y0)
+        cols = grid_weights(width, planes.shape[2], k, dtype, start=x0)
         channels = 1 if px.ndim == 2 else px.shape[2]
         if channels != plan.light.shape[0]:
             raise ValueError(

@@ -146,7 +146,7 @@ def guided_filter_plane(
 
 
 def grid_weights(
-    n_out: int, n_in: int, factor: int, dtype: np.dtype[Any]
+    n_out: int, n_in: int, factor: int, dtype: np.dtype[Any], start: int = 0
 ) -> tuple[NDArray[np.uintp], NDArray[np.uintp], FloatArray]:
     """Bilinear sampling of a grid ``factor`` times coarser: output i reads lo, hi, frac.
 
@@ -156,7 +156,9 @@ def grid_weights(
     ``hi`` = min(lo + 1, n_in − 1) with weight ``frac`` = x − lo on ``hi``. Positions are
     computed in integers, x = (2i + 1 − factor) / (2·factor), so the weights depend only on
     i mod factor: a tile whose origin is a multiple of ``factor`` gets the whole image's.
-    Indices are unsigned (kernels need no negative-index checks).
+    Indices are unsigned (kernels need no negative-index checks). With ``start``, the
+    ``n_out`` outputs are fine pixels ``start``, ``start + 1``, …: a region's part of the
+    whole image's weights, without computing the rest.
 
     Examples
     --------
@@ -165,7 +167,7 @@ def grid_weights(
     >>> lo.tolist(), hi.tolist(), frac.tolist()
     ([0, 0, 0, 1, 1, 2], [1, 1, 1, 2, 2, 2], [0.0, 0.25, 0.75, 0.25, 0.75, 0.0])
     """
-    numerator = 2 * np.arange(n_out, dtype=np.int64) + 1 - factor
+    numerator = 2 * np.arange(start, start + n_out, dtype=np.int64) + 1 - factor
     lo = np.floor_divide(numerator, 2 * factor)
     frac = np.mod(numerator, 2 * factor) / (2 * factor)
     low = lo < 0
