@@ -55,7 +55,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._lazy import lazy_module
-from dehaze._parallel import run_bands
+from dehaze._parallel import BandPlan, get_num_threads, run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
@@ -82,6 +82,9 @@ else:
     _ck = lazy_module("dehaze._kernels.clear")  # Numba is imported on first use
 
 __all__ = ["ClearHaze", "ClearPlanes", "ClearScene", "dehaze"]
+
+#: The two working-scale guided filters, one per thread.
+_TWO_BANDS = BandPlan(2, (0, 1, 2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,12 +231,24 @@ def _dark_channel(image: FloatArray, radius: int, scale: FloatArray | None = Non
 
 
 def _distance_to(image: FloatArray, light: FloatArray) -> FloatArray:
-    """Return the maximum over channels of |I_c − A_c| (channel by channel, in place)."""
+    """Return the maximum over channels of |I_c − A_c| (a new C-contiguous plane).
+
+    float32 through OpenCV's per-channel absolute difference (the same values as NumPy's
+    ``abs(I_c − A_c)``, in one pass over the interleaved channels instead of one per channel).
+    """
     if image.ndim == 2:
         return np.abs(image - image.dtype.type(light[0]))
-    out = np.abs(image[:, :, 0] - image.dtype.type(light[0]))
-    for c in range(1, image.shape[2]):
-        np.maximum(out, np.abs(image[:, :, c] - image.dtype.type(light[c])), out=out)
+    channels = image.shape[2]
+    if image.dtype != np.float32 or channels > 4:
+        out = np.abs(image[:, :, 0] - image.dtype.type(light[0]))
+        for c in range(1, channels):
+            np.maximum(out, np.abs(image[:, :, c] - image.dtype.type(light[c])), out=out)
+        return out
+    scalar = tuple(float(v) for v in light) + (0.0,) * (4 - channels)
+    difference = cv2.absdiff(np.ascontiguousarray(image), scalar)
+    out = np.array(difference[:, :, 0])
+    for c in range(1, channels):
+        np.maximum(out, difference[:, :, c], out=out)
     return out
 
 
@@ -541,26 +556,24 @@ class ClearHaze:
         return ClearScene(light.astype(np.float64), factor, extent, sigma), work_luma
 
     def _planes(self, work: FloatArray, work_luma: FloatArray, scene: ClearScene) -> ClearPlanes:
-        dtype = work.dtype
         light = scene.light_for(work)
         radii = self._radii(scene.extent)
-        physical, weight, detail_weight, base = self._working_maps(
-            work, work_luma, scene, light, radii
+        height, width = work.shape[:2]
+        channels = 1 if work.ndim == 2 else work.shape[2]
+        # every map is written straight into its plane of the stack (no concatenation)
+        stack = np.empty((_ck.BASE + channels, height, width), dtype=work.dtype)
+        physical, weight = self._working_maps(work, work_luma, scene, light, radii, stack)
+        jobs = (
+            (physical, self.eps, stack[_ck.A_T : _ck.B_T + 1]),
+            (weight, self.weight_eps, stack[_ck.A_W : _ck.B_W + 1]),
         )
-        coefficients_t = guided_coefficients(work_luma, physical, radii.guided, self.eps)
-        coefficients_w = guided_coefficients(work_luma, weight, radii.guided, self.weight_eps)
-        base3 = base if base.ndim == 3 else base[:, :, np.newaxis]
-        stack = np.ascontiguousarray(
-            np.concatenate(
-                [
-                    coefficients_t,
-                    coefficients_w,
-                    detail_weight[np.newaxis],
-                    base3.transpose(2, 0, 1),
-                ]
-            ),
-            dtype=dtype,
-        )
+
+        def coefficients(first: int, stop: int) -> None:
+            for src, eps, out in jobs[first:stop]:
+                guided_coefficients(work_luma, src, radii.guided, eps, out)
+
+        # the two guided filters are independent: one per thread
+        run_bands(coefficients, 2, plan=_TWO_BANDS if get_num_threads() > 1 else None)
         return ClearPlanes(stack, light, scene.factor)
 
     def _recover(
@@ -639,36 +652,54 @@ class ClearHaze:
         scene: ClearScene,
         light: FloatArray,
         radii: _Radii,
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """Working-scale physical t, recovery weight, detail weight and base layer."""
+        stack: FloatArray,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return the working-scale physical t and recovery weight.
+
+        The detail weight and the base layer are written to their planes of ``stack``
+        (``_ck.DETAIL``, ``_ck.BASE`` on). The per-pixel steps run in place on a few planes:
+        at 620 × 460 every fresh plane costs page faults (a working image is small).
+        """
         dtype = work.dtype
+        zero, one = dtype.type(0.0), dtype.type(1.0)
         # 1 − ω · dark(I / A), as raw_transmission computes it
         inverse_light = 1.0 / light.astype(np.float64)
-        dark = _dark_channel(work, radii.patch, inverse_light)
-        raw = dark * dtype.type(-self.omega) + dtype.type(1.0)
-        physical = np.clip(np.maximum(raw, boundary_transmission(work, light)), 0.0, 1.0)
+        physical = _dark_channel(work, radii.patch, inverse_light)
+        physical *= dtype.type(-self.omega)
+        physical += one
+        np.maximum(physical, boundary_transmission(work, light), out=physical)
+        np.clip(physical, zero, one, out=physical)
         # detail SNR: Wiener gain of the high-pass energy against (k σ)²
         blurred = cv2.GaussianBlur(work, (0, 0), radii.sigma, borderType=cv2.BORDER_REFLECT)
         base = cast(FloatArray, blurred).reshape(work.shape)
+        if base.ndim == 2:
+            stack[_ck.BASE] = base
+        else:
+            stack[_ck.BASE :] = base.transpose(2, 0, 1)
         detail = work_luma - _luma(base)
-        energy = _box_mean(detail * detail, radii.signal)
-        noise = (self.snr_margin * scene.noise_sigma) ** 2
-        detail_weight: FloatArray = np.clip(1.0 - noise / np.maximum(energy, 1e-12), 0.0, 1.0)
-        weight: FloatArray = detail_weight
+        np.multiply(detail, detail, out=detail)
+        energy = _box_mean(detail, radii.signal)
+        noise = dtype.type((self.snr_margin * scene.noise_sigma) ** 2)
+        detail_weight = stack[_ck.DETAIL]
+        np.maximum(energy, dtype.type(1e-12), out=energy)
+        np.divide(noise, energy, out=detail_weight)
+        np.subtract(one, detail_weight, out=detail_weight)
+        np.clip(detail_weight, zero, one, out=detail_weight)
         if radii.reach > 0:
             # a max filter (its clipped windows give the same maxima as a reflected border)
-            weight = _max_window(np.ascontiguousarray(weight), radii.reach)
+            weight = _max_window(detail_weight, radii.reach)
+        else:
+            weight = detail_weight.copy()
         # distance to A: flat but clearly not airlight
         mean = _box_mean(work, radii.signal).reshape(work.shape)
-        distance = _distance_to(mean, light)
-        far = 1.0 - (self.sky_tolerance / np.maximum(distance, 1e-6)) ** 2
-        weight = np.maximum(weight, np.clip(far, 0.0, 1.0))
-        return (
-            physical.astype(dtype, copy=False),
-            weight.astype(dtype, copy=False),
-            detail_weight.astype(dtype, copy=False),
-            base.astype(dtype, copy=False),
-        )
+        far = _distance_to(mean, light)
+        np.maximum(far, dtype.type(1e-6), out=far)
+        np.divide(dtype.type(self.sky_tolerance), far, out=far)
+        np.multiply(far, far, out=far)
+        np.subtract(one, far, out=far)
+        np.clip(far, zero, one, out=far)
+        np.maximum(weight, far, out=weight)
+        return physical, weight
 
 
 def dehaze(
