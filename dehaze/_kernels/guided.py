@@ -413,31 +413,35 @@ def luma_row(row: np.ndarray, weights: Array, out_row: Array) -> None:
 
 @jit
 def _window_means_2(
-    sums: Array, q: int, pad: int, first: int, inv_y: float, inv_x: Array, means: Array
+    sums0: Array,
+    sums1: Array,
+    pad: int,
+    first: int,
+    inv_y: float,
+    inv_x: Array,
+    out0: Array,
+    out1: Array,
 ) -> None:
-    """means[q], means[q + 1] = window means along a row of padded column sums.
+    """Window means along a row of two planes' padded column sums, into ``out0``, ``out1``.
 
-    ``sums`` rows hold the column sums with ``pad`` = r + 1 zeros on each side, so the
-    window sum moves by one addition of the entering minus the leaving column with no edge
-    case; ``first`` columns make up the first window. Two planes, two independent chains;
-    loops over slices from 0 (no negative-index checks).
+    The column sums are stored with ``pad`` = r + 1 zeros on each side, so the window sum
+    moves by one addition of the entering minus the leaving column with no edge case;
+    ``first`` columns make up the first window. Two planes, two independent chains; loops
+    over slices from 0 (no negative-index checks). Rows, not a plane index, are passed: an
+    integer literal would compile the function once per value.
     """
-    width = means.shape[1]
-    p0 = sums[q]
-    p1 = sums[q + 1]
-    init0 = p0[pad : pad + first]
-    init1 = p1[pad : pad + first]
+    width = out0.shape[0]
+    init0 = sums0[pad : pad + first]
+    init1 = sums1[pad : pad + first]
     acc0 = 0.0
     acc1 = 0.0
     for j in range(first):
         acc0 += init0[j]
         acc1 += init1[j]
-    lead0 = p0[2 * pad : 2 * pad + width]
-    lead1 = p1[2 * pad : 2 * pad + width]
-    trail0 = p0[1 : 1 + width]
-    trail1 = p1[1 : 1 + width]
-    out0 = means[q]
-    out1 = means[q + 1]
+    lead0 = sums0[2 * pad : 2 * pad + width]
+    lead1 = sums1[2 * pad : 2 * pad + width]
+    trail0 = sums0[1 : 1 + width]
+    trail1 = sums1[1 : 1 + width]
     for j in range(width):
         scale = inv_y * inv_x[j]
         out0[j] = acc0 * scale
@@ -506,8 +510,8 @@ def coefficient_means(
         _add_terms(guide, src, i, 1.0, sums, pad)
     for i in range(height):
         inv_y = 1.0 / (min(i + radius + 1, height) - max(i - radius, 0))
-        _window_means_2(sums, 0, pad, first, inv_y, inv_x, means)
-        _window_means_2(sums, 2, pad, first, inv_y, inv_x, means)
+        _window_means_2(sums[0], sums[1], pad, first, inv_y, inv_x, means[0], means[1])
+        _window_means_2(sums[2], sums[3], pad, first, inv_y, inv_x, means[2], means[3])
         a_row = ab[0, i]
         b_row = ab[1, i]
         m0 = means[0]
@@ -531,7 +535,7 @@ def coefficient_means(
         _add_pair(ab, i, 1.0, sums, pad)
     for i in range(height):
         inv_y = 1.0 / (min(i + radius + 1, height) - max(i - radius, 0))
-        _window_means_2(sums, 0, pad, first, inv_y, inv_x, means)
+        _window_means_2(sums[0], sums[1], pad, first, inv_y, inv_x, means[0], means[1])
         a_row = out[0, i]
         b_row = out[1, i]
         m0 = means[0]
