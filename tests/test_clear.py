@@ -200,3 +200,23 @@ def test_working_scale_filters_equal_the_kernels(rng, shape, dtype):
         np.testing.assert_allclose(
             clear._luma(image), to_gray(image), atol=np.finfo(dtype).eps, rtol=0
         )
+
+
+def test_a_call_leaves_earlier_results_and_planes_alone(rng):
+    # __call__ and apply reuse their thread's working-planes buffer: nothing they return,
+    # nor planes from working_planes, may share it
+    method = ClearHaze(working_size=48)
+    first = hazy_scene(rng, 60, 80)
+    second = hazy_scene(rng, 60, 80)[::-1].copy()
+    result = method(first)
+    kept = {k: np.copy(getattr(result, k)) for k in ("image", "transmission", "depth")}
+    scene = method.estimate(first)
+    planes = method.working_planes(method.working_image(first, scene.factor), scene)
+    kept_planes = planes.planes.copy()
+    method(second)
+    method.apply(second, method.estimate(second))
+    for key, value in kept.items():
+        np.testing.assert_array_equal(getattr(result, key), value)
+    np.testing.assert_array_equal(planes.planes, kept_planes)
+    np.testing.assert_array_equal(method(first).image, kept["image"])
+    np.testing.assert_array_equal(method.apply_planes(first, planes).image, kept["image"])
