@@ -150,6 +150,27 @@ def fixed_threads() -> Iterator[int]:
         _pinned.threads = None
 
 
+@contextmanager
+def serial_threads() -> Iterator[None]:
+    """Run every :func:`run_bands` of the calling thread inside the block on that thread.
+
+    For work already running in a pool thread beside other work (two independent stages
+    overlapped): a band it submitted to the pool could wait behind the very thread that
+    waits for it. Other threads are not affected; the previous pin is restored on exit.
+    """
+    outer: int | None = getattr(_pinned, "threads", None)
+    _pinned.threads = 1
+    try:
+        yield
+    finally:
+        _pinned.threads = outer
+
+
+def current_threads() -> int:
+    """Return the thread count :func:`run_bands` would use now in the calling thread."""
+    return _current_threads()
+
+
 @dataclass(frozen=True)
 class BandPlan:
     """An immutable cut of ``range(n)`` into bands, one per thread.

@@ -48,15 +48,15 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._lazy import lazy_module
-from dehaze._parallel import BandPlan, get_num_threads, run_bands
+from dehaze._parallel import BandPlan, current_threads, run_bands, serial_threads
 from dehaze._validate import (
     FloatArray,
     as_float_image,
@@ -162,6 +162,34 @@ def _check_clear_scene(scene: Any) -> ClearScene:
             f"noise_sigma >= 0, got {checked.factor}, {checked.extent}, {checked.noise_sigma}"
         )
     return checked
+
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+
+
+def _in_parallel(first: Callable[[], _T], second: Callable[[], _U]) -> tuple[_T, _U]:
+    """Run two independent stages, on two threads when the calling thread may use two.
+
+    The working-scale stages are OpenCV, NumPy and Numba calls that release the GIL, each
+    too small to split into bands; two independent chains of them overlap instead. The
+    results are those of running them one after the other. ``second`` runs in a pool
+    thread with its own banded kernels kept on that thread (:func:`serial_threads`), so it
+    never waits for the pool it runs in.
+    """
+    if current_threads() == 1:
+        return first(), second()
+    results: list[Any] = [None, None]
+
+    def run(start: int, stop: int) -> None:
+        if start == 0:
+            results[0] = first()
+        else:
+            with serial_threads():
+                results[1] = second()
+
+    run_bands(run, 2, plan=_TWO_BANDS)
+    return results[0], results[1]
 
 
 class _Radii(NamedTuple):
@@ -576,10 +604,15 @@ class ClearHaze:
         """Return the scene from the working image, and the working luma."""
         extent = min(work.shape[:2]) / self.working_size
         radii = self._radii(extent)
-        dark = _dark_channel(work, radii.patch)
-        light = he_light(work, dark, self.top_fraction)
-        work_luma = _luma(work)
-        sigma = noise_sigma(work_luma)
+
+        def luma_and_noise() -> tuple[FloatArray, float]:
+            luma = _luma(work)
+            return luma, noise_sigma(luma)
+
+        light, (work_luma, sigma) = _in_parallel(
+            lambda: he_light(work, _dark_channel(work, radii.patch), self.top_fraction),
+            luma_and_noise,
+        )
         return ClearScene(light.astype(np.float64), factor, extent, sigma), work_luma
 
     def _planes(
@@ -596,18 +629,21 @@ class ClearHaze:
         channels = 1 if work.ndim == 2 else work.shape[2]
         # every map is written straight into its plane of the stack (no concatenation)
         stack = _planes_buffer((_ck.BASE + channels, height, width), work.dtype, reuse)
-        physical, weight = self._working_maps(work, work_luma, scene, light, radii, stack)
-        jobs = (
-            (physical, self.eps, stack[_ck.A_T : _ck.B_T + 1]),
-            (weight, self.weight_eps, stack[_ck.A_W : _ck.B_W + 1]),
+
+        def transmission_side() -> FloatArray:
+            # the physical t and its guided coefficients, then the distance-to-A weight
+            physical = self._physical(work, light, radii)
+            out = stack[_ck.A_T : _ck.B_T + 1]
+            guided_coefficients(work_luma, physical, radii.guided, self.eps, out)
+            return self._far_weight(work, light, radii)
+
+        # two independent chains of stages, one per thread
+        far, weight = _in_parallel(
+            transmission_side, lambda: self._detail_weights(work, work_luma, scene, radii, stack)
         )
-
-        def coefficients(first: int, stop: int) -> None:
-            for src, eps, out in jobs[first:stop]:
-                guided_coefficients(work_luma, src, radii.guided, eps, out)
-
-        # the two guided filters are independent: one per thread
-        run_bands(coefficients, 2, plan=_TWO_BANDS if get_num_threads() > 1 else None)
+        np.maximum(weight, far, out=weight)
+        out = stack[_ck.A_W : _ck.B_W + 1]
+        guided_coefficients(work_luma, weight, radii.guided, self.weight_eps, out)
         return ClearPlanes(stack, light, scene.factor)
 
     def _recover(
@@ -679,30 +715,35 @@ class ClearHaze:
             depth=depth_plane(t, 1.0, self.t0) if "depth" in wanted else None,
         )
 
-    def _working_maps(
-        self,
-        work: FloatArray,
-        work_luma: FloatArray,
-        scene: ClearScene,
-        light: FloatArray,
-        radii: _Radii,
-        stack: FloatArray,
-    ) -> tuple[FloatArray, FloatArray]:
-        """Return the working-scale physical t and recovery weight.
-
-        The detail weight and the base layer are written to their planes of ``stack``
-        (``_ck.DETAIL``, ``_ck.BASE`` on). The per-pixel steps run in place on a few planes:
-        at 620 × 460 every fresh plane costs page faults (a working image is small).
-        """
+    def _physical(self, work: FloatArray, light: FloatArray, radii: _Radii) -> FloatArray:
+        """Return the working-scale physical t: the prior, bounded below by Meng's box."""
         dtype = work.dtype
-        zero, one = dtype.type(0.0), dtype.type(1.0)
+        one = dtype.type(1.0)
         # 1 − ω · dark(I / A), as raw_transmission computes it
         inverse_light = 1.0 / light.astype(np.float64)
         physical = _dark_channel(work, radii.patch, inverse_light)
         physical *= dtype.type(-self.omega)
         physical += one
         np.maximum(physical, boundary_transmission(work, light), out=physical)
-        np.clip(physical, zero, one, out=physical)
+        np.clip(physical, dtype.type(0.0), one, out=physical)
+        return physical
+
+    def _detail_weights(
+        self,
+        work: FloatArray,
+        work_luma: FloatArray,
+        scene: ClearScene,
+        radii: _Radii,
+        stack: FloatArray,
+    ) -> FloatArray:
+        """Return the detail weight spread by the reach max filter (a new plane).
+
+        The detail weight itself and the base layer are written to their planes of
+        ``stack`` (``_ck.DETAIL``, ``_ck.BASE`` on). The per-pixel steps run in place: at
+        620 × 460 every fresh plane costs page faults (a working image is small).
+        """
+        dtype = work.dtype
+        zero, one = dtype.type(0.0), dtype.type(1.0)
         # detail SNR: Wiener gain of the high-pass energy against (k σ)²
         blurred = cv2.GaussianBlur(work, (0, 0), radii.sigma, borderType=cv2.BORDER_REFLECT)
         base = cast(FloatArray, blurred).reshape(work.shape)
@@ -714,26 +755,27 @@ class ClearHaze:
         np.multiply(detail, detail, out=detail)
         energy = _box_mean(detail, radii.signal)
         noise = dtype.type((self.snr_margin * scene.noise_sigma) ** 2)
-        detail_weight = stack[_ck.DETAIL]
+        detail_weight: FloatArray = stack[_ck.DETAIL]
         np.maximum(energy, dtype.type(1e-12), out=energy)
         np.divide(noise, energy, out=detail_weight)
         np.subtract(one, detail_weight, out=detail_weight)
         np.clip(detail_weight, zero, one, out=detail_weight)
         if radii.reach > 0:
             # a max filter (its clipped windows give the same maxima as a reflected border)
-            weight = _max_window(detail_weight, radii.reach)
-        else:
-            weight = detail_weight.copy()
-        # distance to A: flat but clearly not airlight
+            return _max_window(detail_weight, radii.reach)
+        return detail_weight.copy()
+
+    def _far_weight(self, work: FloatArray, light: FloatArray, radii: _Radii) -> FloatArray:
+        """Return the distance-to-A weight: flat but clearly not airlight (a new plane)."""
+        dtype = work.dtype
         mean = _box_mean(work, radii.signal).reshape(work.shape)
         far = _distance_to(mean, light)
         np.maximum(far, dtype.type(1e-6), out=far)
         np.divide(dtype.type(self.sky_tolerance), far, out=far)
         np.multiply(far, far, out=far)
-        np.subtract(one, far, out=far)
-        np.clip(far, zero, one, out=far)
-        np.maximum(weight, far, out=weight)
-        return physical, weight
+        np.subtract(dtype.type(1.0), far, out=far)
+        np.clip(far, dtype.type(0.0), dtype.type(1.0), out=far)
+        return far
 
 
 def dehaze(

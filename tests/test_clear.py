@@ -220,3 +220,23 @@ def test_a_call_leaves_earlier_results_and_planes_alone(rng):
     np.testing.assert_array_equal(planes.planes, kept_planes)
     np.testing.assert_array_equal(method(first).image, kept["image"])
     np.testing.assert_array_equal(method.apply_planes(first, planes).image, kept["image"])
+
+
+@pytest.mark.parametrize("kind", ["float64", "float32", "uint8", "gray"])
+def test_two_threads_give_the_one_thread_result(rng, kind):
+    # two threads overlap independent working-scale stages; banded kernels inside them
+    # (float64 and gray luma, He's rule) must neither deadlock on the pool nor change bits
+    image = hazy_scene(rng, 200, 260)
+    if kind == "float32":
+        image = image.astype(np.float32)
+    elif kind == "uint8":
+        image = np.rint(image * 255).astype(np.uint8)
+    elif kind == "gray":
+        image = np.ascontiguousarray(image[:, :, 1])
+    method = ClearHaze(working_size=200)  # k = 1: 200 working rows, two bands per kernel
+    with dehaze.num_threads(1):
+        one = method(image)
+    with dehaze.num_threads(2):
+        two = method(image)
+    np.testing.assert_array_equal(two.image, one.image)
+    np.testing.assert_array_equal(two.transmission, one.transmission)
