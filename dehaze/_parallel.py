@@ -131,19 +131,21 @@ def _current_threads() -> int:
 
 
 @contextmanager
-def fixed_threads() -> Iterator[int]:
-    """Pin the current thread count for the calling thread inside a ``with`` block.
+def fixed_threads(threads: int | None = None) -> Iterator[int]:
+    """Pin the thread count for the calling thread inside a ``with`` block.
 
     Every :func:`run_bands` of the calling thread inside the block cuts its bands from
-    the count read on entry, whatever :func:`set_num_threads` does meanwhile (in this or
-    any other thread), so passes over the same ``n`` get the same bands. Nested blocks
-    keep the outermost pin. Other threads are not affected. Yields the pinned count.
+    ``threads`` (default: the count read on entry), whatever :func:`set_num_threads` does
+    meanwhile (in this or any other thread), so passes over the same ``n`` get the same
+    bands. Nested blocks keep the outermost pin. Other threads are not affected. Yields
+    the pinned count. ``fixed_threads(1)`` in a worker thread of a pool that already runs
+    one task per thread (tiles in parallel) keeps its kernels on that thread.
     """
     outer: int | None = getattr(_pinned, "threads", None)
     if outer is not None:
         yield outer
         return
-    _pinned.threads = _threads
+    _pinned.threads = _threads if threads is None else check_radius(threads, "threads", minimum=1)
     try:
         yield _pinned.threads
     finally:

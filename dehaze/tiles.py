@@ -31,7 +31,9 @@ anything with ``shape``, ``dtype`` and 2-D slicing: NumPy arrays and memory maps
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +41,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import restore as _rk
+from dehaze._parallel import _current_threads, fixed_threads
 from dehaze._validate import (
     FloatArray,
     as_channels,
@@ -69,6 +72,7 @@ __all__ = [
     "plan_tiles",
     "prepare",
     "serial_mapper",
+    "threaded_mapper",
 ]
 
 #: Default side of an output tile, in pixels.
@@ -191,6 +195,52 @@ def serial_mapper(
 ) -> list[T]:
     """Run ``func(tile, block)`` on every tile in order, one block in memory at a time."""
     return [func(tile, read_block(image, tile.read)) for tile in tiles]
+
+
+def _tile_threads(image: ImageSource, count: int) -> int:
+    """Threads to run ``count`` tiles of ``image`` on: 1 unless its reads are thread-safe.
+
+    A NumPy array (or memory map) is sliced safely from several threads; other sources
+    (a TIFF reader with its cache, a counting wrapper, Zarr) are read from one thread.
+    """
+    if not isinstance(image, np.ndarray):
+        return 1
+    return max(1, min(_current_threads(), count))
+
+
+def _for_each_tile(func: Callable[[Tile], T], tiles: Sequence[Tile], threads: int) -> list[T]:
+    """Return ``[func(t) for t in tiles]``, the tiles run on ``threads`` threads at once.
+
+    Each tile's kernels then run on its own thread (:func:`dehaze._parallel.fixed_threads`
+    pinned to 1): the threads take tiles as they become free, so there is one wait at the
+    end instead of one per tile for the band threads of every tile's every kernel, and a
+    thread slowed by other jobs on the machine holds up no other. With one thread the
+    tiles run in order on the calling thread, each with the band threads.
+    """
+    if threads <= 1 or len(tiles) <= 1:
+        return [func(t) for t in tiles]
+
+    def one(tile: Tile) -> T:
+        with fixed_threads(1):
+            return func(tile)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dehaze-tile") as pool:
+        return list(pool.map(one, tiles))
+
+
+def threaded_mapper(
+    func: Callable[[Tile, NDArray[Any]], T], image: ImageSource, tiles: Sequence[Tile]
+) -> list[T]:
+    """Run ``func(tile, block)`` on every tile, tiles in parallel when reads are thread-safe.
+
+    For a NumPy array (or memory map), the tiles run on the kernels' thread count
+    (:func:`dehaze.get_num_threads`), each tile on one thread, about one block per thread
+    in memory; any other source is read tile after tile (:func:`serial_mapper`). Results
+    are in the order of ``tiles``. The default mapper of :func:`estimate_tiled` and
+    :func:`prepare`.
+    """
+    threads = _tile_threads(image, len(tiles))
+    return _for_each_tile(lambda t: func(t, read_block(image, t.read)), tiles, threads)
 
 
 Mapper = Callable[[Callable[[Tile, NDArray[Any]], Any], ImageSource, Sequence[Tile]], list[Any]]
@@ -480,15 +530,16 @@ def estimate_tiled(
         Side of the tiles read, in pixels.
     mapper : callable, optional
         ``mapper(func, image, tiles) -> list`` running ``func(tile, block)`` on every tile
-        (default :func:`serial_mapper`; :mod:`dehaze.distributed` passes one that runs them
-        as Dask tasks).
+        (default :func:`threaded_mapper`: the tiles of an array in memory in parallel, other
+        sources one tile at a time; :mod:`dehaze.distributed` passes one that runs them as
+        Dask tasks).
 
     Returns
     -------
     Scene
         What ``method.estimate`` returns for the whole image.
     """
-    run = serial_mapper if mapper is None else mapper
+    run = threaded_mapper if mapper is None else mapper
     _check_source(image)
     if isinstance(method, ClearHaze):
         work, factor = _working_image(method, image, tile, run)
@@ -565,7 +616,7 @@ def prepare(
     working-scale maps (small: about working_size × working_size pixels, whatever the
     image's size).
     """
-    run = serial_mapper if mapper is None else mapper
+    run = threaded_mapper if mapper is None else mapper
     height, width, _ = _check_source(image)
     if isinstance(method, ClearHaze):
         work, factor = _working_image(method, image, tile, run)
@@ -670,26 +721,42 @@ def dehaze_tiled(
     """Dehaze ``image`` tile by tile into arrays in memory: ``method(image)``, bit for bit.
 
     The input is read one tile (plus halo) at a time, so a memory-mapped or out-of-core
-    source never has to be loaded whole; the outputs are allocated whole.
+    source never has to be loaded whole; the outputs are allocated whole. The tiles of a
+    NumPy array run in parallel on the kernels' threads (one tile per thread, see
+    :func:`threaded_mapper`); other sources are read one tile at a time.
     """
     wanted = check_outputs(outputs)
     height, width, _ = _check_source(image)
+    prepared = prepare(method, image, scene, tile=tile)
+    plan = prepared.plan(tile)
     result = np.empty(tuple(image.shape), dtype=np.dtype(image.dtype))
     planes: dict[str, NDArray[Any] | None] = {}
-    light = None
-    for t, part in iter_tiles(method, image, scene=scene, tile=tile, outputs=wanted, out=result):
-        if not planes:  # the first tile says which planes the method gives
-            for name in ("transmission", "dark_channel", "depth"):
-                plane = getattr(part, name)
-                planes[name] = None if plane is None else np.empty((height, width), plane.dtype)
-            light = part.atmospheric_light
-        for name, target in planes.items():
-            if target is not None:
-                target[t.out] = getattr(part, name)
+    lights: list[Any] = []
+    lock = threading.Lock()
+
+    def one(t: Tile) -> None:
+        target = result[t.out]
+        direct = prepared.planes is not None and target.flags.c_contiguous
+        block = read_block(image, t.read)
+        part = apply_tile(prepared, block, t, outputs=wanted, out=target if direct else None)
+        if not direct:
+            target[...] = part.image
+        with lock:
+            if not planes:  # the first tile done says which planes the method gives
+                for name in ("transmission", "dark_channel", "depth"):
+                    plane = getattr(part, name)
+                    shape = (height, width)
+                    planes[name] = None if plane is None else np.empty(shape, plane.dtype)
+                lights.append(part.atmospheric_light)
+        for name, whole in planes.items():
+            if whole is not None:
+                whole[t.out] = getattr(part, name)
+
+    _for_each_tile(one, plan, _tile_threads(image, len(plan)))
     return DehazeResult(
         image=result,
         transmission=planes["transmission"],
-        atmospheric_light=light,
+        atmospheric_light=lights[0],
         dark_channel=planes["dark_channel"],
         depth=planes["depth"],
     )
