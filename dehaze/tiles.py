@@ -267,12 +267,23 @@ def _check_source(image: ImageSource) -> tuple[int, int, int]:
 
 
 def _keys(values: NDArray[Any]) -> NDArray[Any]:
-    """Unsigned integer keys in the order of the float ``values`` (−0 just below +0)."""
+    """Unsigned integer keys in the order of the float ``values`` (−0 just below +0).
+
+    The float's bits with the sign bit set for positive values and all bits flipped for
+    negative ones: ``bits ^ (0x80…0 | sign · 0x7F…F)``, three whole-array integer
+    operations of the float's width (np.where with its temporaries took twice as long).
+    """
     if values.dtype == np.float32:
-        bits32 = values.view(np.uint32)
-        return np.where(bits32 & np.uint32(1 << 31), ~bits32, bits32 | np.uint32(1 << 31))
+        bits32 = np.ascontiguousarray(values).view(np.uint32)
+        mask32 = (bits32 >> np.uint32(31)) * np.uint32(0x7FFFFFFF)
+        mask32 |= np.uint32(1 << 31)
+        np.bitwise_xor(bits32, mask32, out=mask32)
+        return mask32
     bits = np.ascontiguousarray(values, np.float64).view(np.uint64)
-    return np.where(bits & np.uint64(1 << 63), ~bits, bits | np.uint64(1 << 63))
+    mask = (bits >> np.uint64(63)) * np.uint64(0x7FFFFFFFFFFFFFFF)
+    mask |= np.uint64(1 << 63)
+    np.bitwise_xor(bits, mask, out=mask)
+    return mask
 
 
 def _value_of_key(key: int, dtype: np.dtype[Any]) -> float:
@@ -307,47 +318,93 @@ def _coarse(region: tuple[slice, slice], step: int) -> tuple[slice, slice]:
     )
 
 
-def _ranked(rank: RankMap, float_pixels: bool, step: int, tile: Tile, block: NDArray[Any]) -> Any:
+#: Bytes of ranking maps kept between He's passes over an in-memory image (the first
+#: tiles' maps; the whole map of a 4K image is 33 MB): those passes then compute the map
+#: of those tiles once instead of 3 times.
+MAP_CACHE_BYTES = 64 * 2**20
+
+
+class _MapCache:
+    """The ranking maps of the first tiles of one He's-rule search, up to a byte limit.
+
+    Used with the local mappers only (the maps stay in this process): passes after the
+    first take a kept map instead of computing the dark channel of the tile again.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.maps: dict[int, FloatArray] = {}
+        self.nbytes = 0
+        self.lock = threading.Lock()
+
+    def get(self, index: int) -> FloatArray | None:
+        return self.maps.get(index)
+
+    def keep(self, index: int, plane: FloatArray) -> None:
+        with self.lock:
+            if self.nbytes + plane.nbytes <= self.limit and index not in self.maps:
+                self.maps[index] = plane
+                self.nbytes += plane.nbytes
+
+
+def _ranked(
+    rank: RankMap,
+    float_pixels: bool,
+    step: int,
+    cache: _MapCache | None,
+    tile: Tile,
+    block: NDArray[Any],
+) -> Any:
     """Return the pixels and the ranking map of the tile's output region (coarse grid)."""
     px, unit = as_pixels(block)
     if float_pixels:
         px, unit = as_float_image(px), 1.0
     inner = _coarse(tile.inner, step)
-    plane = rank(px, unit)[inner]
     pixels = as_channels(px)[::step, ::step][inner]
-    return pixels, np.ascontiguousarray(plane, dtype=working_dtype(px.dtype))
+    plane = None if cache is None else cache.get(tile.index)
+    if plane is None:
+        plane = np.ascontiguousarray(rank(px, unit)[inner], dtype=working_dtype(px.dtype))
+        if cache is not None:
+            cache.keep(tile.index, plane)
+    return pixels, plane
 
 
 def _digit_histogram(
     rank: RankMap,
     float_pixels: bool,
     step: int,
+    cache: _MapCache | None,
     level: int,
     prefix: int,
     tile: Tile,
     block: NDArray[Any],
 ) -> NDArray[np.int64]:
-    plane = _ranked(rank, float_pixels, step, tile, block)[1]
-    keys = _keys(plane).astype(np.uint64).ravel()
-    nbits = plane.dtype.itemsize * 8
-    shift = nbits - KEY_DIGIT_BITS * (level + 1)
+    plane = _ranked(rank, float_pixels, step, cache, tile, block)[1]
+    keys = _keys(plane).ravel()  # uint32 for float32 maps, uint64 for float64
+    kind = keys.dtype.type
+    shift = keys.dtype.itemsize * 8 - KEY_DIGIT_BITS * (level + 1)
     if level > 0:
-        keys = keys[(keys >> np.uint64(shift + KEY_DIGIT_BITS)) == np.uint64(prefix)]
-    digits = ((keys >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.int64)
-    return np.bincount(digits, minlength=1 << KEY_DIGIT_BITS).astype(np.int64)
+        keys = keys[(keys >> kind(shift + KEY_DIGIT_BITS)) == kind(prefix)]
+    digits = keys >> kind(shift) if shift else keys
+    if shift + KEY_DIGIT_BITS < keys.dtype.itemsize * 8:
+        digits = digits & kind(0xFFFF)
+    # digits < 2**16: as intp without loss (what bincount counts)
+    counts = np.bincount(digits.astype(np.intp), minlength=1 << KEY_DIGIT_BITS)
+    return counts.astype(np.int64, copy=False)
 
 
 def _brightest_at_least(
     rank: RankMap,
     float_pixels: bool,
     step: int,
+    cache: _MapCache | None,
     threshold: float,
     width: int,
     tile: Tile,
     block: NDArray[Any],
 ) -> tuple[float, int]:
     """(channel sum, flat index on the coarse grid of ``width``) of the tile's brightest."""
-    pixels, plane = _ranked(rank, float_pixels, step, tile, block)
+    pixels, plane = _ranked(rank, float_pixels, step, cache, tile, block)
     rows, cols = np.nonzero(plane >= plane.dtype.type(threshold))  # row-major order
     if rows.size == 0:
         return -np.inf, -1
@@ -382,8 +439,10 @@ def _he_index(
     dtype = working_dtype(np.dtype(image.dtype))  # the map's dtype, as in memory
     levels = dtype.itemsize * 8 // KEY_DIGIT_BITS
     prefix, remaining = 0, k
+    # maps kept between the passes only when they run in this process
+    cache = _MapCache(MAP_CACHE_BYTES) if mapper in (threaded_mapper, serial_mapper) else None
     for level in range(levels):
-        func = functools.partial(_digit_histogram, rank, float_pixels, step, level, prefix)
+        func = functools.partial(_digit_histogram, rank, float_pixels, step, cache, level, prefix)
         hist = np.zeros(1 << KEY_DIGIT_BITS, dtype=np.int64)
         for start in range(0, len(tiles), MAP_CHUNK):  # bounded memory: add as they come
             for part in mapper(func, image, tiles[start : start + MAP_CHUNK]):
@@ -394,7 +453,9 @@ def _he_index(
         remaining -= int(from_top[pos] - hist[digit])
         prefix = (prefix << KEY_DIGIT_BITS) | digit
     threshold = _value_of_key(prefix, dtype)
-    func2 = functools.partial(_brightest_at_least, rank, float_pixels, step, threshold, coarse_w)
+    func2 = functools.partial(
+        _brightest_at_least, rank, float_pixels, step, cache, threshold, coarse_w
+    )
     return first_brightest(mapper(func2, image, tiles))[1]
 
 
