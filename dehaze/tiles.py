@@ -224,8 +224,25 @@ def _for_each_tile(func: Callable[[Tile], T], tiles: Sequence[Tile], threads: in
         with fixed_threads(1):
             return func(tile)
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dehaze-tile") as pool:
-        return list(pool.map(one, tiles))
+    return list(_tile_pool(threads).map(one, tiles))
+
+
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _tile_pool(threads: int) -> ThreadPoolExecutor:
+    """Return the process's pool of ``threads`` tile threads (made once, then reused).
+
+    Starting threads for every call cost more than the tiles' own bookkeeping. A pool's
+    tasks never submit to a pool (their thread count is pinned to 1), so sharing one
+    between callers cannot deadlock: their tiles queue.
+    """
+    with _pool_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="dehaze-tile")
+        return pool
 
 
 def threaded_mapper(
