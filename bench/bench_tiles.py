@@ -6,6 +6,9 @@ call is the halo read twice at tile edges and, for the scene, the estimate's pas
 tiles. Target: at most 1.15x the whole-image time at 4K with the default tile (1024) for the
 default method; DCP's halo (180 px) makes its tiles overlap, so it is shown beside, with a
 larger tile too.
+
+On a shared machine run it a few times (alternating with the code compared against) and add
+``--benchmark-timer time.process_time`` for CPU time, which moves less than wall time.
 """
 
 from __future__ import annotations
