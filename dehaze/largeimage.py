@@ -900,10 +900,17 @@ class _UncompressedTiles:
 
 
 def _write_all(fd: int, data: memoryview, offset: int) -> None:
-    """``pwrite`` all of ``data`` at ``offset`` (a write may be short)."""
+    """``pwrite`` all of ``data`` at ``offset`` (a write may be short).
+
+    Where ``os.pwrite`` does not exist (Windows), a seek and writes instead.
+    """
     done = 0
     while done < len(data):
-        done += os.pwrite(fd, data[done:], offset + done)
+        if hasattr(os, "pwrite"):
+            done += os.pwrite(fd, data[done:], offset + done)
+        else:  # pragma: no cover - not on POSIX
+            os.lseek(fd, offset + done, os.SEEK_SET)
+            done += os.write(fd, data[done:])
 
 
 # --- file to file ----------------------------------------------------------------------
