@@ -738,7 +738,10 @@ def write_tiled_tiff(
 
     with AtomicFile(target, overwrite=overwrite, suffix=".tif") as tmp:
         if compression is None:  # the tiles at known offsets: written without a copy
-            layout = _UncompressedTiles(shape, kind, tile, extras, bigtiff=nbytes > 2**31)
+            # the padded edge tiles count too: 32-bit offsets must reach the last one
+            padded = expected * math.prod(tile_shape) * kind.itemsize
+            big = max(nbytes, padded) > 2**31
+            layout = _UncompressedTiles(shape, kind, tile, extras, bigtiff=big)
             layout.write(tmp.name, checked())
             return target
         with tifffile.TiffWriter(tmp.name, bigtiff=nbytes > 2**31) as writer:
