@@ -88,6 +88,21 @@ _executor_size = 0
 _pinned = threading.local()
 
 
+def _forget_pool() -> None:
+    """In a forked child: drop the parent's pool, whose threads the child does not have.
+
+    Without this, a child forked after the parent ran bands submits to a pool that never
+    starts a thread (it counts the parent's idle ones) and waits forever.
+    """
+    global _lock, _executor, _executor_size
+    _lock = threading.Lock()
+    _executor, _executor_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def get_num_threads() -> int:
     """Return the number of threads dehaze's kernels use (the process-wide setting)."""
     return _threads

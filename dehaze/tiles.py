@@ -31,6 +31,7 @@ anything with ``shape``, ``dtype`` and 2-D slicing: NumPy arrays and memory maps
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -229,6 +230,17 @@ def _for_each_tile(func: Callable[[Tile], T], tiles: Sequence[Tile], threads: in
 
 _pool_lock = threading.Lock()
 _pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _forget_pools() -> None:
+    """In a forked child: drop the parent's pools (their threads are not in the child)."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _tile_pool(threads: int) -> ThreadPoolExecutor:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import dehaze
 from dehaze import ClearHaze, ColorAttenuationPrior, DarkChannelPrior, RobustDCP, tiles
 from dehaze.result import ALL_OUTPUTS
 
@@ -268,3 +273,24 @@ def test_keys_order_floats_and_map_back(rng, dtype):
     for index in range(0, values.size, 37):
         back = tiles._value_of_key(int(keys[index]), np.dtype(dtype))
         assert back == values[index] and np.signbit(back) == np.signbit(values[index])
+
+
+def _tiled_and_whole(method, image):  # type: ignore[no-untyped-def]
+    return tiles.dehaze_tiled(method, image, tile=48).image, method(image).image
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_child_forked_after_the_parent_ran_tiles_runs_them_too(rng):
+    # the parent's tile and band pools exist; a forked child has none of their threads,
+    # and must not wait forever on them
+    image = hazy(rng, 150, 170, np.uint8)
+    method = ClearHaze(working_size=30)
+    with dehaze.num_threads(2):
+        expected = _tiled_and_whole(method, image)
+        context = multiprocessing.get_context("fork")
+        with warnings.catch_warnings():  # Python ≥ 3.12 warns on forking with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with context.Pool(1) as pool:
+                got = pool.apply_async(_tiled_and_whole, (method, image)).get(timeout=120)
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(have, want)
