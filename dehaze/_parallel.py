@@ -88,6 +88,21 @@ _executor_size = 0
 _pinned = threading.local()
 
 
+def _forget_pool() -> None:
+    """In a forked child: drop the parent's pool, whose threads the child does not have.
+
+    Without this, a child forked after the parent ran bands submits to a pool that never
+    starts a thread (it counts the parent's idle ones) and waits forever.
+    """
+    global _lock, _executor, _executor_size
+    _lock = threading.Lock()
+    _executor, _executor_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def get_num_threads() -> int:
     """Return the number of threads dehaze's kernels use (the process-wide setting)."""
     return _threads
@@ -131,19 +146,21 @@ def _current_threads() -> int:
 
 
 @contextmanager
-def fixed_threads() -> Iterator[int]:
-    """Pin the current thread count for the calling thread inside a ``with`` block.
+def fixed_threads(threads: int | None = None) -> Iterator[int]:
+    """Pin the thread count for the calling thread inside a ``with`` block.
 
     Every :func:`run_bands` of the calling thread inside the block cuts its bands from
-    the count read on entry, whatever :func:`set_num_threads` does meanwhile (in this or
-    any other thread), so passes over the same ``n`` get the same bands. Nested blocks
-    keep the outermost pin. Other threads are not affected. Yields the pinned count.
+    ``threads`` (default: the count read on entry), whatever :func:`set_num_threads` does
+    meanwhile (in this or any other thread), so passes over the same ``n`` get the same
+    bands. Nested blocks keep the outermost pin. Other threads are not affected. Yields
+    the pinned count. ``fixed_threads(1)`` in a worker thread of a pool that already runs
+    one task per thread (tiles in parallel) keeps its kernels on that thread.
     """
     outer: int | None = getattr(_pinned, "threads", None)
     if outer is not None:
         yield outer
         return
-    _pinned.threads = _threads
+    _pinned.threads = _threads if threads is None else check_radius(threads, "threads", minimum=1)
     try:
         yield _pinned.threads
     finally:
