@@ -535,12 +535,12 @@ def _encode(
     writer: VideoWriter,
     stop: threading.Event,
     errors: list[BaseException],
-    done: queue.SimpleQueue[NDArray[Any]],
+    done: queue.SimpleQueue[NDArray[Any]] | None,
 ) -> None:
     """Encode the frames of ``channel`` into ``writer`` until ``_END`` (the writing thread).
 
-    Each frame, once written, goes to ``done`` to be reused as an output buffer. An error
-    is recorded in ``errors`` and stops the other stages (``stop``).
+    Each frame, once written, goes to ``done`` (if given) to be reused as an output
+    buffer. An error is recorded in ``errors`` and stops the other stages (``stop``).
     """
     try:
         while True:
@@ -548,7 +548,8 @@ def _encode(
             if image is _END:
                 return
             writer.write(cast(NDArray[Any], image))
-            done.put(cast(NDArray[Any], image))
+            if done is not None:
+                done.put(cast(NDArray[Any], image))
     except BaseException as exc:
         errors.append(exc)
         stop.set()
@@ -629,13 +630,13 @@ def _stream(
     decoding = threading.Thread(
         target=_decode, args=(reader.frames(), decoded, stop), name="dehaze-video-decode"
     )
-    encoding = threading.Thread(
-        target=_encode,
-        args=(dehazed, writer, stop, write_errors, encoded),
-        name="dehaze-video-encode",
-    )
     workers = _frame_workers(method, downscale)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="dehaze-video-apply") if workers else None
+    encoding = threading.Thread(  # written frames come back only where they are reused
+        target=_encode,
+        args=(dehazed, writer, stop, write_errors, encoded if pool is not None else None),
+        name="dehaze-video-encode",
+    )
     pending: deque[_Pending] = deque()
 
     def check_writer() -> None:

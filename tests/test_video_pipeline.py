@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -284,3 +285,29 @@ def test_clear_haze_interrupt_stops_the_workers_too(clip: Path, tmp_path: Path) 
             clip, tmp_path / "out" / "c.avi", ClearHaze(working_size=20), progress=progress
         )
     assert_failed_cleanly(tmp_path / "out")
+
+
+@pytest.mark.parametrize("method", [METHOD, ClearHaze(working_size=20)], ids=["dcp", "clear"])
+def test_memory_does_not_grow_with_the_clip_length(method: Any) -> None:
+    # written frames are reused as output buffers (ClearHaze) or dropped (others): the
+    # pipeline holds a bounded number of frames whatever the clip's length
+    def peak(n: int) -> int:
+        frames = [frame(k % 7, 96, 128) for k in range(n)]
+        tracemalloc.start()
+        _stream(
+            FakeReader(frames),  # type: ignore[arg-type]
+            SimpleNamespace(write=lambda image: None),  # type: ignore[arg-type]
+            None,
+            method,
+            0.1,
+            1,
+            1,
+            None,
+        )
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    peak(2)  # compiles or loads the kernels: their memory is not the pipeline's
+    short, long = peak(3 * QUEUE_FRAMES), peak(12 * QUEUE_FRAMES)
+    assert long < 1.3 * short
