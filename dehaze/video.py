@@ -31,7 +31,10 @@ Frames are processed one at a time (:func:`dehaze_frames` is a generator and
 :func:`dehaze_video` streams from :class:`cv2.VideoCapture` to :class:`cv2.VideoWriter`), so
 memory does not grow with the clip's length. In :func:`dehaze_video` decoding, dehazing and
 encoding overlap: a thread decodes ahead and another encodes behind, each at most
-:data:`QUEUE_FRAMES` frames away from the dehazing thread, frames in order.
+:data:`QUEUE_FRAMES` frames away from the dehazing thread, frames in order. With
+:class:`dehaze.ClearHaze` (the default) the dehazing thread finds each frame's smoothed scene
+in order and worker threads recover several frames at once, one per thread of
+:func:`dehaze.get_num_threads`; the frames written are :func:`dehaze_frames`' bit for bit.
 """
 
 from __future__ import annotations
