@@ -13,9 +13,10 @@ hazy scene panning a few pixels per frame), then, in the same run and in turn:
 
 For each: the wall-clock time of the whole process, the frames per second it gives, its
 ratio to OpenCV alone and the CPU time per frame (user + system over all threads: steadier
-than the wall clock on a shared machine; for the command line start-up included); for the
-command line also the rate its summary line reports (``videos: N frames at F frames/s``:
-from opening the clip to the last frame written, without the process start-up).
+than the wall clock on a shared machine; for the command line start-up included) and its
+ratio to OpenCV's CPU time per frame in the same run; for the command line also the rate
+its summary line reports (``videos: N frames at F frames/s``: from opening the clip to the
+last frame written, without the process start-up).
 ``--runs`` repeats the three measurements (default 3) and prints the range.
 
 Usage: ``python bench/bench_video.py [--frames N] [--runs R]``
@@ -119,7 +120,8 @@ def main() -> None:
         make_clip(warm, 3)
         for options in ((), ("--fast",)):  # compile (or load) every kernel first
             command(warm, folder / "warm_out", *options)
-        rows: dict[str, list[tuple[float, float, float]]] = {}
+        # per run and row: frames/s, its ratio to OpenCV's, CPU s/frame, CPU ratio to OpenCV's
+        rows: dict[str, list[tuple[float, float, float, float]]] = {}
         for run in range(1, args.runs + 1):
             seconds, count, cpu = opencv_alone(clip, folder / "opencv.mp4")
             reference = count / seconds
@@ -127,32 +129,41 @@ def main() -> None:
                 f"run {run}: OpenCV decode + encode alone {reference:.1f} fps ({count} frames, "
                 f"CPU {1e3 * cpu / count:.1f} ms/frame)"
             )
-            rows.setdefault("OpenCV decode + encode", []).append((reference, 1.0, cpu / count))
+            reference_cpu = cpu / count
+            rows.setdefault("OpenCV decode + encode", []).append(
+                (reference, 1.0, reference_cpu, 1.0)
+            )
             for label, options in (("dehaze", ()), ("dehaze --fast", ("--fast",))):
                 seconds, frames, summary_rate, cpu = command(clip, folder / "out", *options)
                 if frames != count:
                     raise RuntimeError(f"{label} wrote {frames} frames, expected {count}")
                 rate = frames / seconds
-                rows.setdefault(label, []).append((rate, rate / reference, cpu / frames))
+                per_frame = cpu / frames
+                rows.setdefault(label, []).append(
+                    (rate, rate / reference, per_frame, per_frame / reference_cpu)
+                )
                 rows.setdefault(label + " (summary)", []).append(
-                    (summary_rate, summary_rate / reference, float("nan"))
+                    (summary_rate, summary_rate / reference, float("nan"), float("nan"))
                 )
                 print(
                     f"        {label:<14} {rate:5.1f} fps end to end ({rate / reference:.2f}x), "
                     f"summary {summary_rate:.1f} fps ({summary_rate / reference:.2f}x), "
-                    f"CPU {1e3 * cpu / frames:.1f} ms/frame"
+                    f"CPU {1e3 * per_frame:.1f} ms/frame "
+                    f"({per_frame / reference_cpu:.2f}x OpenCV's)"
                 )
     print(f"\n{WIDTH}x{HEIGHT}, {args.frames} frames, {args.runs} runs (range over the runs):\n")
-    print("| | frames/s | ratio to OpenCV decode + encode | CPU ms/frame |")
-    print("|---|---:|---:|---:|")
+    print("| | frames/s | ratio to OpenCV decode + encode | CPU ms/frame | CPU / OpenCV's |")
+    print("|---|---:|---:|---:|---:|")
     for label, values in rows.items():
         rates = [v[0] for v in values]
         ratios = [v[1] for v in values]
         cpus = [1e3 * v[2] for v in values if v[2] == v[2]]
+        cpu_ratios = [v[3] for v in values if v[3] == v[3]]
         cpu_cell = f"{min(cpus):.1f}–{max(cpus):.1f}" if cpus else ""
+        cpu_ratio_cell = f"{min(cpu_ratios):.2f}–{max(cpu_ratios):.2f}×" if cpu_ratios else ""
         print(
             f"| {label} | {min(rates):.1f}–{max(rates):.1f} | "
-            f"{min(ratios):.2f}–{max(ratios):.2f}× | {cpu_cell} |"
+            f"{min(ratios):.2f}–{max(ratios):.2f}× | {cpu_cell} | {cpu_ratio_cell} |"
         )
 
 
