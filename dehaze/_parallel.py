@@ -167,6 +167,23 @@ def fixed_threads(threads: int | None = None) -> Iterator[int]:
         _pinned.threads = None
 
 
+@contextmanager
+def serial_bands() -> Iterator[None]:
+    """Run the calling thread's bands one after another, in that thread, inside the block.
+
+    The bands are cut exactly as without the block (from the pinned or current count), so
+    every result is the same bit for bit; only the hand-over to the pool is skipped. For
+    callers that already keep the CPUs busy with one computation per thread (the video
+    pipeline dehazes several frames at once). Other threads are not affected.
+    """
+    outer: bool = getattr(_pinned, "serial", False)
+    _pinned.serial = True
+    try:
+        yield
+    finally:
+        _pinned.serial = outer
+
+
 @dataclass(frozen=True)
 class BandPlan:
     """An immutable cut of ``range(n)`` into bands, one per thread.
@@ -228,6 +245,10 @@ def run_bands(kernel: Callable[[int, int], None], n: int, *, plan: BandPlan | No
     bands = plan.bands()
     if len(bands) == 1:
         kernel(0, n)
+        return
+    if getattr(_pinned, "serial", False):  # inside serial_bands(): the same bands, in turn
+        for start, stop in bands:
+            kernel(start, stop)
         return
     pool = _pool(len(bands) - 1)
     # the calling thread takes the first band itself: one hand-over fewer per call
