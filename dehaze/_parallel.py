@@ -88,6 +88,21 @@ _executor_size = 0
 _pinned = threading.local()
 
 
+def _forget_pool() -> None:
+    """In a forked child: drop the parent's pool, whose threads the child does not have.
+
+    Without this, a child forked after the parent ran bands submits to a pool that never
+    starts a thread (it counts the parent's idle ones) and waits forever.
+    """
+    global _lock, _executor, _executor_size
+    _lock = threading.Lock()
+    _executor, _executor_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def get_num_threads() -> int:
     """Return the number of threads dehaze's kernels use (the process-wide setting)."""
     return _threads
@@ -131,19 +146,21 @@ def _current_threads() -> int:
 
 
 @contextmanager
-def fixed_threads() -> Iterator[int]:
-    """Pin the current thread count for the calling thread inside a ``with`` block.
+def fixed_threads(threads: int | None = None) -> Iterator[int]:
+    """Pin the thread count for the calling thread inside a ``with`` block.
 
     Every :func:`run_bands` of the calling thread inside the block cuts its bands from
-    the count read on entry, whatever :func:`set_num_threads` does meanwhile (in this or
-    any other thread), so passes over the same ``n`` get the same bands. Nested blocks
-    keep the outermost pin. Other threads are not affected. Yields the pinned count.
+    ``threads`` (default: the count read on entry), whatever :func:`set_num_threads` does
+    meanwhile (in this or any other thread), so passes over the same ``n`` get the same
+    bands. Nested blocks keep the outermost pin. Other threads are not affected. Yields
+    the pinned count. ``fixed_threads(1)`` in a worker thread of a pool that already runs
+    one task per thread (tiles in parallel) keeps its kernels on that thread.
     """
     outer: int | None = getattr(_pinned, "threads", None)
     if outer is not None:
         yield outer
         return
-    _pinned.threads = _threads
+    _pinned.threads = _threads if threads is None else check_radius(threads, "threads", minimum=1)
     try:
         yield _pinned.threads
     finally:
@@ -151,19 +168,20 @@ def fixed_threads() -> Iterator[int]:
 
 
 @contextmanager
-def serial_threads() -> Iterator[None]:
-    """Run every :func:`run_bands` of the calling thread inside the block on that thread.
+def serial_bands() -> Iterator[None]:
+    """Run the calling thread's bands one after another, in that thread, inside the block.
 
-    For work already running in a pool thread beside other work (two independent stages
-    overlapped): a band it submitted to the pool could wait behind the very thread that
-    waits for it. Other threads are not affected; the previous pin is restored on exit.
+    The bands are cut exactly as without the block (from the pinned or current count), so
+    every result is the same bit for bit; only the hand-over to the pool is skipped. For
+    callers that already keep the CPUs busy with one computation per thread (the video
+    pipeline dehazes several frames at once). Other threads are not affected.
     """
-    outer: int | None = getattr(_pinned, "threads", None)
-    _pinned.threads = 1
+    outer: bool = getattr(_pinned, "serial", False)
+    _pinned.serial = True
     try:
         yield
     finally:
-        _pinned.threads = outer
+        _pinned.serial = outer
 
 
 def current_threads() -> int:
@@ -232,6 +250,10 @@ def run_bands(kernel: Callable[[int, int], None], n: int, *, plan: BandPlan | No
     bands = plan.bands()
     if len(bands) == 1:
         kernel(0, n)
+        return
+    if getattr(_pinned, "serial", False):  # inside serial_bands(): the same bands, in turn
+        for start, stop in bands:
+            kernel(start, stop)
         return
     pool = _pool(len(bands) - 1)
     # the calling thread takes the first band itself: one hand-over fewer per call

@@ -56,7 +56,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._lazy import lazy_module
-from dehaze._parallel import BandPlan, current_threads, run_bands, serial_threads
+from dehaze._parallel import BandPlan, current_threads, run_bands, serial_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
@@ -174,8 +174,8 @@ def _in_parallel(first: Callable[[], _T], second: Callable[[], _U]) -> tuple[_T,
     The working-scale stages are OpenCV, NumPy and Numba calls that release the GIL, each
     too small to split into bands; two independent chains of them overlap instead. The
     results are those of running them one after the other. ``second`` runs in a pool
-    thread with its own banded kernels kept on that thread (:func:`serial_threads`), so it
-    never waits for the pool it runs in.
+    thread with its own banded kernels run in turn on that thread
+    (:func:`dehaze._parallel.serial_bands`), so it never waits for the pool it runs in.
     """
     if current_threads() == 1:
         return first(), second()
@@ -185,7 +185,7 @@ def _in_parallel(first: Callable[[], _T], second: Callable[[], _U]) -> tuple[_T,
         if start == 0:
             results[0] = first()
         else:
-            with serial_threads():
+            with serial_bands():
                 results[1] = second()
 
     run_bands(run, 2, plan=_TWO_BANDS)

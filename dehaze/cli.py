@@ -24,10 +24,12 @@ an output folder (``.NAME.XXXXXXXX.part*``, older than the current run) are remo
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import fnmatch
 import glob
 import os
+import platform
 import signal
 import sys
 import threading
@@ -803,6 +805,51 @@ def _process_tiled(
     tally.megapixels += pixels / 1e6
 
 
+#: glibc ``mallopt`` parameters (malloc.h) and the values :func:`_keep_freed_memory` sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Blocks up to this size come from the heap, not from a fresh ``mmap`` each (glibc's most).
+MMAP_THRESHOLD = 32 * 1024 * 1024
+#: Free memory at the top of the heap kept for reuse before it is returned to the system.
+TRIM_THRESHOLD = 128 * 1024 * 1024
+_FREED_MEMORY_KEPT = False
+
+
+def _keep_freed_memory() -> bool:
+    """Let glibc's malloc reuse freed blocks instead of returning them to the system.
+
+    Dehazing a 1920 × 1080 frame with the default method allocates and frees tens of
+    megabytes of working planes. glibc's default thresholds hand many of them back to the
+    system at once, so every frame takes ~3,400 fresh pages from the kernel (page faults
+    and zeroing: ~10 ms of CPU per frame here, a quarter of the method's own time). With
+    blocks up to :data:`MMAP_THRESHOLD` taken from the heap and up to
+    :data:`TRIM_THRESHOLD` of free heap kept, the next frame reuses them (about 40 faults
+    per frame; peak memory unchanged, measured with ``/usr/bin/time``). The setting is
+    process-wide, so the command line makes it, only for videos, where the same sizes
+    recur frame after frame; the library never does. Other C libraries are left alone.
+
+    Returns
+    -------
+    bool
+        Whether the thresholds were set (glibc only; once per process).
+    """
+    global _FREED_MEMORY_KEPT
+    if _FREED_MEMORY_KEPT:
+        return True
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - glibc always has mallopt
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # the mmap threshold first: setting it also stops glibc's own threshold adjustments
+    _FREED_MEMORY_KEPT = bool(
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+    return _FREED_MEMORY_KEPT
+
+
 def _process_video(
     job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, show: bool
 ) -> None:
@@ -811,6 +858,7 @@ def _process_video(
     from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_video
 
     assert isinstance(method, Method)  # every registered method has the two-phase shape
+    _keep_freed_memory()  # frame after frame, the same blocks: reuse them
     extra = _sidecars(job, args)
     # disable=None: a bar only when stderr is a terminal, never in logs
     bar = tqdm(

@@ -31,7 +31,10 @@ anything with ``shape``, ``dtype`` and 2-D slicing: NumPy arrays and memory maps
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import restore as _rk
+from dehaze._parallel import _current_threads, fixed_threads
 from dehaze._validate import (
     FloatArray,
     as_channels,
@@ -69,6 +73,7 @@ __all__ = [
     "plan_tiles",
     "prepare",
     "serial_mapper",
+    "threaded_mapper",
 ]
 
 #: Default side of an output tile, in pixels.
@@ -193,6 +198,80 @@ def serial_mapper(
     return [func(tile, read_block(image, tile.read)) for tile in tiles]
 
 
+def _tile_threads(image: ImageSource, count: int) -> int:
+    """Threads to run ``count`` tiles of ``image`` on: 1 unless its reads are thread-safe.
+
+    A NumPy array (or memory map) is sliced safely from several threads; other sources
+    (a TIFF reader with its cache, a counting wrapper, Zarr) are read from one thread.
+    """
+    if not isinstance(image, np.ndarray):
+        return 1
+    return max(1, min(_current_threads(), count))
+
+
+def _for_each_tile(func: Callable[[Tile], T], tiles: Sequence[Tile], threads: int) -> list[T]:
+    """Return ``[func(t) for t in tiles]``, the tiles run on ``threads`` threads at once.
+
+    Each tile's kernels then run on its own thread (:func:`dehaze._parallel.fixed_threads`
+    pinned to 1): the threads take tiles as they become free, so there is one wait at the
+    end instead of one per tile for the band threads of every tile's every kernel, and a
+    thread slowed by other jobs on the machine holds up no other. With one thread the
+    tiles run in order on the calling thread, each with the band threads.
+    """
+    if threads <= 1 or len(tiles) <= 1:
+        return [func(t) for t in tiles]
+
+    def one(tile: Tile) -> T:
+        with fixed_threads(1):
+            return func(tile)
+
+    return list(_tile_pool(threads).map(one, tiles))
+
+
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _forget_pools() -> None:
+    """In a forked child: drop the parent's pools (their threads are not in the child)."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
+def _tile_pool(threads: int) -> ThreadPoolExecutor:
+    """Return the process's pool of ``threads`` tile threads (made once, then reused).
+
+    Starting threads for every call cost more than the tiles' own bookkeeping. A pool's
+    tasks never submit to a pool (their thread count is pinned to 1), so sharing one
+    between callers cannot deadlock: their tiles queue.
+    """
+    with _pool_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="dehaze-tile")
+        return pool
+
+
+def threaded_mapper(
+    func: Callable[[Tile, NDArray[Any]], T], image: ImageSource, tiles: Sequence[Tile]
+) -> list[T]:
+    """Run ``func(tile, block)`` on every tile, tiles in parallel when reads are thread-safe.
+
+    For a NumPy array (or memory map), the tiles run on the kernels' thread count
+    (:func:`dehaze.get_num_threads`), each tile on one thread, about one block per thread
+    in memory; any other source is read tile after tile (:func:`serial_mapper`). Results
+    are in the order of ``tiles``. The default mapper of :func:`estimate_tiled` and
+    :func:`prepare`.
+    """
+    threads = _tile_threads(image, len(tiles))
+    return _for_each_tile(lambda t: func(t, read_block(image, t.read)), tiles, threads)
+
+
 Mapper = Callable[[Callable[[Tile, NDArray[Any]], Any], ImageSource, Sequence[Tile]], list[Any]]
 
 
@@ -217,12 +296,23 @@ def _check_source(image: ImageSource) -> tuple[int, int, int]:
 
 
 def _keys(values: NDArray[Any]) -> NDArray[Any]:
-    """Unsigned integer keys in the order of the float ``values`` (−0 just below +0)."""
+    """Unsigned integer keys in the order of the float ``values`` (−0 just below +0).
+
+    The float's bits with the sign bit set for positive values and all bits flipped for
+    negative ones: ``bits ^ (0x80…0 | sign · 0x7F…F)``, three whole-array integer
+    operations of the float's width (np.where with its temporaries took twice as long).
+    """
     if values.dtype == np.float32:
-        bits32 = values.view(np.uint32)
-        return np.where(bits32 & np.uint32(1 << 31), ~bits32, bits32 | np.uint32(1 << 31))
+        bits32 = np.ascontiguousarray(values).view(np.uint32)
+        mask32 = (bits32 >> np.uint32(31)) * np.uint32(0x7FFFFFFF)
+        mask32 |= np.uint32(1 << 31)
+        np.bitwise_xor(bits32, mask32, out=mask32)
+        return mask32
     bits = np.ascontiguousarray(values, np.float64).view(np.uint64)
-    return np.where(bits & np.uint64(1 << 63), ~bits, bits | np.uint64(1 << 63))
+    mask = (bits >> np.uint64(63)) * np.uint64(0x7FFFFFFFFFFFFFFF)
+    mask |= np.uint64(1 << 63)
+    np.bitwise_xor(bits, mask, out=mask)
+    return mask
 
 
 def _value_of_key(key: int, dtype: np.dtype[Any]) -> float:
@@ -257,47 +347,93 @@ def _coarse(region: tuple[slice, slice], step: int) -> tuple[slice, slice]:
     )
 
 
-def _ranked(rank: RankMap, float_pixels: bool, step: int, tile: Tile, block: NDArray[Any]) -> Any:
+#: Bytes of ranking maps kept between He's passes over an in-memory image (the first
+#: tiles' maps; the whole map of a 4K image is 33 MB): those passes then compute the map
+#: of those tiles once instead of 3 times.
+MAP_CACHE_BYTES = 64 * 2**20
+
+
+class _MapCache:
+    """The ranking maps of the first tiles of one He's-rule search, up to a byte limit.
+
+    Used with the local mappers only (the maps stay in this process): passes after the
+    first take a kept map instead of computing the dark channel of the tile again.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.maps: dict[int, FloatArray] = {}
+        self.nbytes = 0
+        self.lock = threading.Lock()
+
+    def get(self, index: int) -> FloatArray | None:
+        return self.maps.get(index)
+
+    def keep(self, index: int, plane: FloatArray) -> None:
+        with self.lock:
+            if self.nbytes + plane.nbytes <= self.limit and index not in self.maps:
+                self.maps[index] = plane
+                self.nbytes += plane.nbytes
+
+
+def _ranked(
+    rank: RankMap,
+    float_pixels: bool,
+    step: int,
+    cache: _MapCache | None,
+    tile: Tile,
+    block: NDArray[Any],
+) -> Any:
     """Return the pixels and the ranking map of the tile's output region (coarse grid)."""
     px, unit = as_pixels(block)
     if float_pixels:
         px, unit = as_float_image(px), 1.0
     inner = _coarse(tile.inner, step)
-    plane = rank(px, unit)[inner]
     pixels = as_channels(px)[::step, ::step][inner]
-    return pixels, np.ascontiguousarray(plane, dtype=working_dtype(px.dtype))
+    plane = None if cache is None else cache.get(tile.index)
+    if plane is None:
+        plane = np.ascontiguousarray(rank(px, unit)[inner], dtype=working_dtype(px.dtype))
+        if cache is not None:
+            cache.keep(tile.index, plane)
+    return pixels, plane
 
 
 def _digit_histogram(
     rank: RankMap,
     float_pixels: bool,
     step: int,
+    cache: _MapCache | None,
     level: int,
     prefix: int,
     tile: Tile,
     block: NDArray[Any],
 ) -> NDArray[np.int64]:
-    plane = _ranked(rank, float_pixels, step, tile, block)[1]
-    keys = _keys(plane).astype(np.uint64).ravel()
-    nbits = plane.dtype.itemsize * 8
-    shift = nbits - KEY_DIGIT_BITS * (level + 1)
+    plane = _ranked(rank, float_pixels, step, cache, tile, block)[1]
+    keys = _keys(plane).ravel()  # uint32 for float32 maps, uint64 for float64
+    kind = keys.dtype.type
+    shift = keys.dtype.itemsize * 8 - KEY_DIGIT_BITS * (level + 1)
     if level > 0:
-        keys = keys[(keys >> np.uint64(shift + KEY_DIGIT_BITS)) == np.uint64(prefix)]
-    digits = ((keys >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.int64)
-    return np.bincount(digits, minlength=1 << KEY_DIGIT_BITS).astype(np.int64)
+        keys = keys[(keys >> kind(shift + KEY_DIGIT_BITS)) == kind(prefix)]
+    digits = keys >> kind(shift) if shift else keys
+    if shift + KEY_DIGIT_BITS < keys.dtype.itemsize * 8:
+        digits = digits & kind(0xFFFF)
+    # digits < 2**16: as intp without loss (what bincount counts)
+    counts = np.bincount(digits.astype(np.intp), minlength=1 << KEY_DIGIT_BITS)
+    return counts.astype(np.int64, copy=False)
 
 
 def _brightest_at_least(
     rank: RankMap,
     float_pixels: bool,
     step: int,
+    cache: _MapCache | None,
     threshold: float,
     width: int,
     tile: Tile,
     block: NDArray[Any],
 ) -> tuple[float, int]:
     """(channel sum, flat index on the coarse grid of ``width``) of the tile's brightest."""
-    pixels, plane = _ranked(rank, float_pixels, step, tile, block)
+    pixels, plane = _ranked(rank, float_pixels, step, cache, tile, block)
     rows, cols = np.nonzero(plane >= plane.dtype.type(threshold))  # row-major order
     if rows.size == 0:
         return -np.inf, -1
@@ -332,8 +468,10 @@ def _he_index(
     dtype = working_dtype(np.dtype(image.dtype))  # the map's dtype, as in memory
     levels = dtype.itemsize * 8 // KEY_DIGIT_BITS
     prefix, remaining = 0, k
+    # maps kept between the passes only when they run in this process
+    cache = _MapCache(MAP_CACHE_BYTES) if mapper in (threaded_mapper, serial_mapper) else None
     for level in range(levels):
-        func = functools.partial(_digit_histogram, rank, float_pixels, step, level, prefix)
+        func = functools.partial(_digit_histogram, rank, float_pixels, step, cache, level, prefix)
         hist = np.zeros(1 << KEY_DIGIT_BITS, dtype=np.int64)
         for start in range(0, len(tiles), MAP_CHUNK):  # bounded memory: add as they come
             for part in mapper(func, image, tiles[start : start + MAP_CHUNK]):
@@ -344,7 +482,9 @@ def _he_index(
         remaining -= int(from_top[pos] - hist[digit])
         prefix = (prefix << KEY_DIGIT_BITS) | digit
     threshold = _value_of_key(prefix, dtype)
-    func2 = functools.partial(_brightest_at_least, rank, float_pixels, step, threshold, coarse_w)
+    func2 = functools.partial(
+        _brightest_at_least, rank, float_pixels, step, cache, threshold, coarse_w
+    )
     return first_brightest(mapper(func2, image, tiles))[1]
 
 
@@ -480,15 +620,16 @@ def estimate_tiled(
         Side of the tiles read, in pixels.
     mapper : callable, optional
         ``mapper(func, image, tiles) -> list`` running ``func(tile, block)`` on every tile
-        (default :func:`serial_mapper`; :mod:`dehaze.distributed` passes one that runs them
-        as Dask tasks).
+        (default :func:`threaded_mapper`: the tiles of an array in memory in parallel, other
+        sources one tile at a time; :mod:`dehaze.distributed` passes one that runs them as
+        Dask tasks).
 
     Returns
     -------
     Scene
         What ``method.estimate`` returns for the whole image.
     """
-    run = serial_mapper if mapper is None else mapper
+    run = threaded_mapper if mapper is None else mapper
     _check_source(image)
     if isinstance(method, ClearHaze):
         work, factor = _working_image(method, image, tile, run)
@@ -565,7 +706,7 @@ def prepare(
     working-scale maps (small: about working_size × working_size pixels, whatever the
     image's size).
     """
-    run = serial_mapper if mapper is None else mapper
+    run = threaded_mapper if mapper is None else mapper
     height, width, _ = _check_source(image)
     if isinstance(method, ClearHaze):
         work, factor = _working_image(method, image, tile, run)
@@ -670,26 +811,42 @@ def dehaze_tiled(
     """Dehaze ``image`` tile by tile into arrays in memory: ``method(image)``, bit for bit.
 
     The input is read one tile (plus halo) at a time, so a memory-mapped or out-of-core
-    source never has to be loaded whole; the outputs are allocated whole.
+    source never has to be loaded whole; the outputs are allocated whole. The tiles of a
+    NumPy array run in parallel on the kernels' threads (one tile per thread, see
+    :func:`threaded_mapper`); other sources are read one tile at a time.
     """
     wanted = check_outputs(outputs)
     height, width, _ = _check_source(image)
+    prepared = prepare(method, image, scene, tile=tile)
+    plan = prepared.plan(tile)
     result = np.empty(tuple(image.shape), dtype=np.dtype(image.dtype))
     planes: dict[str, NDArray[Any] | None] = {}
-    light = None
-    for t, part in iter_tiles(method, image, scene=scene, tile=tile, outputs=wanted, out=result):
-        if not planes:  # the first tile says which planes the method gives
-            for name in ("transmission", "dark_channel", "depth"):
-                plane = getattr(part, name)
-                planes[name] = None if plane is None else np.empty((height, width), plane.dtype)
-            light = part.atmospheric_light
-        for name, target in planes.items():
-            if target is not None:
-                target[t.out] = getattr(part, name)
+    lights: list[Any] = []
+    lock = threading.Lock()
+
+    def one(t: Tile) -> None:
+        target = result[t.out]
+        direct = prepared.planes is not None and target.flags.c_contiguous
+        block = read_block(image, t.read)
+        part = apply_tile(prepared, block, t, outputs=wanted, out=target if direct else None)
+        if not direct:
+            target[...] = part.image
+        with lock:
+            if not planes:  # the first tile done says which planes the method gives
+                for name in ("transmission", "dark_channel", "depth"):
+                    plane = getattr(part, name)
+                    shape = (height, width)
+                    planes[name] = None if plane is None else np.empty(shape, plane.dtype)
+                lights.append(part.atmospheric_light)
+        for name, whole in planes.items():
+            if whole is not None:
+                whole[t.out] = getattr(part, name)
+
+    _for_each_tile(one, plan, _tile_threads(image, len(plan)))
     return DehazeResult(
         image=result,
         transmission=planes["transmission"],
-        atmospheric_light=light,
+        atmospheric_light=lights[0],
         dark_channel=planes["dark_channel"],
         depth=planes["depth"],
     )

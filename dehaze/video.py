@@ -31,7 +31,10 @@ Frames are processed one at a time (:func:`dehaze_frames` is a generator and
 :func:`dehaze_video` streams from :class:`cv2.VideoCapture` to :class:`cv2.VideoWriter`), so
 memory does not grow with the clip's length. In :func:`dehaze_video` decoding, dehazing and
 encoding overlap: a thread decodes ahead and another encodes behind, each at most
-:data:`QUEUE_FRAMES` frames away from the dehazing thread, frames in order.
+:data:`QUEUE_FRAMES` frames away from the dehazing thread, frames in order. With
+:class:`dehaze.ClearHaze` (the default) the dehazing thread finds each frame's smoothed scene
+in order and worker threads recover several frames at once, one per thread of
+:func:`dehaze.get_num_threads`; the frames written are :func:`dehaze_frames`' bit for bit.
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -50,6 +56,7 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from dehaze._parallel import get_num_threads, serial_bands
 from dehaze._validate import FloatArray, as_pixels, check_radius, check_real
 from dehaze.clear import ClearHaze, ClearScene
 from dehaze.io import (
@@ -305,6 +312,18 @@ def _clear_frame(
     full-resolution pass) gives the same frame bit for bit. Returns the frame's own
     estimate (None when not re-estimated), the smoothed scene and the result.
     """
+    estimate, scene, work = _clear_scene(method, frame, smoothed, reestimate, weight)
+    return estimate, scene, _clear_apply(method, frame, work, scene, outputs)
+
+
+def _clear_scene(
+    method: ClearHaze,
+    frame: NDArray[Any],
+    smoothed: Scene | None,
+    reestimate: bool,
+    weight: float,
+) -> tuple[ClearScene | None, ClearScene, FloatArray]:
+    """Return the estimate, smoothed scene and working image (the in-order part of a frame)."""
     previous = cast(ClearScene | None, smoothed)
     estimate: ClearScene | None = None
     if reestimate or previous is None:
@@ -317,8 +336,20 @@ def _clear_frame(
     else:
         scene = previous
         work = method.working_image(frame, scene.factor)
+    return estimate, scene, work
+
+
+def _clear_apply(
+    method: ClearHaze,
+    frame: NDArray[Any],
+    work: FloatArray,
+    scene: ClearScene,
+    outputs: Collection[str],
+    out: NDArray[Any] | None = None,
+) -> DehazeResult:
+    """Recover a frame from its working image and smoothed scene (no other frame needed)."""
     planes = method.working_planes(work, scene)
-    return estimate, scene, method.apply_planes(frame, planes, outputs=outputs)
+    return method.apply_planes(frame, planes, outputs=outputs, out=out)
 
 
 def dehaze_video(
@@ -442,8 +473,9 @@ def dehaze_video(
 
 #: Frames held between two stages of :func:`dehaze_video` (decoded ones waiting to be
 #: dehazed; dehazed ones waiting to be encoded): enough to absorb a slow frame, few enough
-#: that memory stays a dozen frames whatever the clip's length (two queues, one frame in
-#: each thread, a frame in and out of the dehazer: 12, 75 MB at 1920×1080, 300 MB at 4K).
+#: that memory stays a dozen or so frames whatever the clip's length (two queues, one frame
+#: in each of the reading and writing threads, up to threads + 1 frames being dehazed and
+#: as many recycled output buffers: about 16, 100 MB at 1920×1080, 400 MB at 4K).
 QUEUE_FRAMES = 4
 
 #: How often (seconds) a stage waiting on a queue looks whether the others have stopped.
@@ -458,6 +490,15 @@ class _Failure:
     """An exception raised in the reading thread, passed on in the frames' order."""
 
     error: BaseException
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A frame handed to the dehazing workers (or already dehazed), in the frames' order."""
+
+    index: int
+    job: Future[DehazeResult] | DehazeResult
+    estimate: Scene | None
 
 
 def _put(channel: queue.Queue[Any], item: object, stop: threading.Event) -> bool:
@@ -497,10 +538,12 @@ def _encode(
     writer: VideoWriter,
     stop: threading.Event,
     errors: list[BaseException],
+    done: queue.SimpleQueue[NDArray[Any]] | None,
 ) -> None:
     """Encode the frames of ``channel`` into ``writer`` until ``_END`` (the writing thread).
 
-    An error is recorded in ``errors`` and stops the other stages (``stop``).
+    Each frame, once written, goes to ``done`` (if given) to be reused as an output
+    buffer. An error is recorded in ``errors`` and stops the other stages (``stop``).
     """
     try:
         while True:
@@ -508,9 +551,49 @@ def _encode(
             if image is _END:
                 return
             writer.write(cast(NDArray[Any], image))
+            if done is not None:
+                done.put(cast(NDArray[Any], image))
     except BaseException as exc:
         errors.append(exc)
         stop.set()
+
+
+def _frame_workers(method: Method[Any], downscale: int) -> int:
+    """Frames :func:`_stream` dehazes at once in worker threads; 0: one at a time, inline.
+
+    ClearHaze's recovery of a frame needs only the frame and its smoothed scene, so with
+    the scene found in order the rest runs on several frames at once, one per thread of
+    :func:`dehaze.get_num_threads` (each runs its bands in turn: the same bands, so the
+    same frames bit for bit, without the hand-overs between threads that several frames
+    in flight make unnecessary). Other methods run one frame at a time in the calling
+    thread, their bands across the threads.
+    """
+    if isinstance(method, ClearHaze) and downscale == 1:
+        return get_num_threads()
+    return 0
+
+
+def _render(
+    method: ClearHaze,
+    frame: NDArray[Any],
+    work: FloatArray,
+    scene: ClearScene,
+    out: NDArray[Any],
+) -> DehazeResult:
+    """Recover one frame into ``out`` (a worker thread of :func:`_stream`)."""
+    with serial_bands():
+        return _clear_apply(method, frame, work, scene, frozenset(), out)
+
+
+def _result(job: Future[DehazeResult] | DehazeResult) -> DehazeResult:
+    """Wait for a frame's result (in steps, so that Ctrl-C is seen meanwhile)."""
+    if not isinstance(job, Future):
+        return job
+    while True:
+        try:
+            return job.result(timeout=_POLL)
+        except TimeoutError:
+            continue
 
 
 def _stream(
@@ -529,62 +612,127 @@ def _stream(
     dehazes them in order (and writes the light log, and calls ``progress``), a thread
     encodes them from a second bounded queue (:data:`QUEUE_FRAMES` each). Decoding and
     encoding run inside OpenCV with the GIL released, dehazing in Numba kernels likewise,
-    so the three proceed at once. Frames stay in order (one thread per stage, FIFO
-    queues). An error in any stage, or an exception from ``progress`` (the command line's
-    KeyboardInterrupt or SIGTERM), stops the other two: both threads have ended before
-    this function returns or raises, so the reader and writer are never used after they
-    are closed, and the error is raised here (a decoding error after the frames before
-    it, in order).
+    so the three proceed at once. With ClearHaze the calling thread finds each frame's
+    smoothed scene, in order, and worker threads recover several frames at once (see
+    :func:`_frame_workers`); the results are taken back in order. Frames stay in order
+    (one thread per stage, FIFO queues). Output buffers are reused once encoded.
+
+    An error in any stage, or an exception from ``progress`` (the command line's
+    KeyboardInterrupt or SIGTERM), stops the others: every thread has ended before this
+    function returns or raises, so the reader and writer are never used after they are
+    closed, and the error is raised here (a decoding error after the frames before it,
+    in order).
     """
     total = reader.info.declared_frames
     count = 0
     stop = threading.Event()
     decoded: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
     dehazed: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
+    encoded: queue.SimpleQueue[NDArray[Any]] = queue.SimpleQueue()
     write_errors: list[BaseException] = []
     decoding = threading.Thread(
         target=_decode, args=(reader.frames(), decoded, stop), name="dehaze-video-decode"
     )
-    encoding = threading.Thread(
-        target=_encode, args=(dehazed, writer, stop, write_errors), name="dehaze-video-encode"
+    workers = _frame_workers(method, downscale)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="dehaze-video-apply") if workers else None
+    encoding = threading.Thread(  # written frames come back only where they are reused
+        target=_encode,
+        args=(dehazed, writer, stop, write_errors, encoded if pool is not None else None),
+        name="dehaze-video-encode",
     )
+    pending: deque[_Pending] = deque()
 
     def check_writer() -> None:
         if write_errors:
             raise write_errors[0]
 
-    def incoming() -> Iterator[NDArray[Any]]:
-        while True:
-            item = _get(decoded, stop)
-            if item is _END:
-                check_writer()  # stopped by the writer: its error
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield cast(NDArray[Any], item)
+    def output_buffer(frame: NDArray[Any]) -> NDArray[Any]:
+        try:
+            buffer = encoded.get_nowait()
+        except queue.Empty:
+            return np.empty_like(frame)
+        if buffer.shape == frame.shape and buffer.dtype == frame.dtype:
+            return buffer
+        return np.empty_like(frame)
+
+    def finish(log_writer: Any) -> None:
+        """Hand the oldest pending frame to the writer, the log and ``progress``."""
+        nonlocal count
+        item = pending.popleft()
+        try:
+            result = _result(item.job)
+        except ValueError as exc:
+            raise ValueError(f"frame {item.index}: {exc}") from exc
+        if not _put(dehazed, result.image, stop):
+            check_writer()
+        if log_writer is not None:
+            light = result.atmospheric_light
+            assert light is not None
+            est: FloatArray | None = getattr(item.estimate, "atmospheric_light", None)
+            est_cells = ["" for _ in light] if est is None else [f"{v:.6f}" for v in est]
+            log_writer.writerow([item.index, *est_cells, *(f"{v:.6f}" for v in light)])
+        count += 1
+        if progress is not None:
+            progress(count, total)
 
     decoding.start()
     encoding.start()
     try:
-        with open(os.devnull if log is None else log.name, "w", newline="", encoding="utf-8") as fh:
+        with (
+            open(os.devnull if log is None else log.name, "w", newline="", encoding="utf-8") as fh,
+            serial_bands() if pool is not None else nullcontext(),
+        ):
             log_writer = csv.writer(fh) if log is not None else None
             if log_writer is not None:
                 log_writer.writerow(
                     ["frame", "estimate_0", "estimate_1", "estimate_2"]
                     + ["light_0", "light_1", "light_2"]
                 )
-            for item in _frames(incoming(), method, weight, every, downscale, frozenset()):
-                if not _put(dehazed, item.result.image, stop):
-                    check_writer()
-                if log_writer is not None:
-                    light = item.result.atmospheric_light
-                    assert light is not None
-                    est = item.light_estimate
-                    est_cells = ["" for _ in light] if est is None else [f"{v:.6f}" for v in est]
-                    log_writer.writerow([item.index, *est_cells, *(f"{v:.6f}" for v in light)])
-                count += 1
-                if progress is not None:
-                    progress(count, total)
+            smoothed: Scene | None = None
+            shape: tuple[int, ...] | None = None
+            index = 0
+            while True:
+                item = _get(decoded, stop)
+                if item is _END:
+                    check_writer()  # stopped by the writer: its error
+                    break
+                if isinstance(item, _Failure):
+                    while pending:  # the frames decoded before the error, in order
+                        finish(log_writer)
+                    raise item.error
+                frame = cast(NDArray[Any], item)
+                if shape is None:
+                    shape = frame.shape
+                elif frame.shape != shape:
+                    raise ValueError(
+                        f"frame {index} has shape {frame.shape}; every frame must have the "
+                        f"first frame's shape {shape}"
+                    )
+                reestimate = smoothed is None or index % every == 0
+                estimate: Scene | None = None
+                job: Future[DehazeResult] | DehazeResult
+                try:
+                    if pool is not None:
+                        clear = cast(ClearHaze, method)
+                        estimate, scene, work = _clear_scene(
+                            clear, frame, smoothed, reestimate, weight
+                        )
+                        smoothed = scene
+                        job = pool.submit(_render, clear, frame, work, scene, output_buffer(frame))
+                    else:
+                        if reestimate:
+                            estimate = _estimate_frame(frame, method, downscale)
+                            smoothed = estimate.blend(smoothed, weight)
+                        assert smoothed is not None
+                        job = method.apply(frame, smoothed, outputs=frozenset())
+                except ValueError as exc:
+                    raise ValueError(f"frame {index}: {exc}") from exc
+                pending.append(_Pending(index, job, estimate))
+                while len(pending) > workers:  # workers busy and one frame queued
+                    finish(log_writer)
+                index += 1
+            while pending:
+                finish(log_writer)
         if not _put(dehazed, _END, stop):
             check_writer()
         while encoding.is_alive():  # every frame encoded (joined in steps: Ctrl-C works)
@@ -592,6 +740,8 @@ def _stream(
         check_writer()
     finally:
         stop.set()  # on an error: the other stages stop at their next frame
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         for thread in (decoding, encoding):
             while thread.is_alive():
                 thread.join(_POLL)

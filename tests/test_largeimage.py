@@ -404,6 +404,45 @@ def test_writer_checks_its_arguments(tmp_path: Path, options: dict[str, Any], me
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("bigtiff", [False, True])
+@pytest.mark.parametrize(("channels", "dtype"), [(1, np.uint8), (3, np.uint8), (4, np.uint16)])
+def test_uncompressed_tiles_direct_and_buffered_give_the_same_file(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    bigtiff: bool,
+    channels: int,
+    dtype: type,
+) -> None:
+    # 64 px tiles of any of these make whole 4096-byte blocks: direct I/O where allowed
+    shape = (150, 200) if channels == 1 else (150, 200, channels)
+    image = random_image(rng, shape, dtype)
+    extras = [2] if channels == 4 else None
+    files = []
+    for direct in (True, False):
+        monkeypatch.setattr(largeimage, "USE_DIRECT_IO", direct)
+        path = tmp_path / f"{direct}.tif"
+        path.touch()
+        writer = largeimage._UncompressedTiles(shape, np.dtype(dtype), 64, extras, bigtiff=bigtiff)
+        writer.write(str(path), _tiles(image, 64))
+        files.append(path.read_bytes())
+        np.testing.assert_array_equal(tifffile.imread(path), image)
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            assert tiff.is_bigtiff == bigtiff
+            assert (page.tilelength, page.tilewidth, page.compression) == (64, 64, 1)
+            assert all(offset % largeimage.DIRECT_ALIGN == 0 for offset in page.dataoffsets)
+            assert tuple(page.extrasamples) == ((2,) if channels == 4 else ())
+        with TiffSource(path) as source:
+            np.testing.assert_array_equal(source[7:140, 65:199], image[7:140, 65:199])
+    assert files[0] == files[1]
+    # 3 × 4 tiles, the last one last; edge tiles are padded with zeros, not with what the
+    # buffer held before: the last tile's rows below the image's 150th are zeros
+    tile_bytes = 64 * 64 * channels * np.dtype(dtype).itemsize
+    assert len(files[0]) % largeimage.DIRECT_ALIGN == 0 and len(files[0]) > 12 * tile_bytes
+    assert files[0].endswith(bytes((64 - 150 % 64) * 64 * channels * np.dtype(dtype).itemsize))
+
+
 # --- file to file -----------------------------------------------------------------------
 
 METHODS = {

@@ -288,6 +288,35 @@ def test_fixed_threads_pins_only_the_calling_thread():
         assert band_plan(1000).threads == 2
 
 
+def test_serial_bands_runs_the_same_bands_in_the_calling_thread(rng):
+    import threading
+
+    from dehaze._parallel import band_plan, run_bands, serial_bands
+
+    seen = []
+    with dehaze.num_threads(3):
+        with serial_bands():
+            run_bands(lambda i0, i1: seen.append((i0, i1, threading.get_ident())), 1000)
+            with serial_bands():  # nested: still serial inside, and after the inner block
+                pass
+            image = rng.random((200, 300, 3)).astype(np.float32)
+            serial = dcp_dehaze(image)
+        threaded = dcp_dehaze(image)
+        other = []
+        with serial_bands():  # other threads keep the pool
+            t = threading.Thread(
+                target=lambda: run_bands(lambda i0, i1: other.append(threading.get_ident()), 1000)
+            )
+            t.start()
+            t.join()
+        assert [(i0, i1) for i0, i1, _ in seen] == band_plan(1000, 3).bands()
+    assert {ident for _, _, ident in seen} == {threading.get_ident()}
+    assert len(set(other)) > 1  # the other thread's bands went to the pool
+    # the same bands: the same result bit for bit as with the threads
+    np.testing.assert_array_equal(serial.image, threaded.image)
+    np.testing.assert_array_equal(serial.transmission, threaded.transmission)
+
+
 def test_split_kernel_refuses_an_undersized_buffer():
     # a band plan changed between the counting and the splitting pass used to make this
     # kernel write past its buffers (heap corruption); now it raises

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import dehaze
 from dehaze import ClearHaze, ColorAttenuationPrior, DarkChannelPrior, RobustDCP, tiles
 from dehaze.result import ALL_OUTPUTS
 
@@ -240,3 +245,52 @@ def test_a_tile_written_in_place(rng):
     t = dcp.plan(16)[0]
     with pytest.raises(ValueError, match="without a halo"):
         tiles.apply_tile(dcp, image[t.read], t, out=np.zeros((16, 16, 3), np.uint8))
+
+
+@pytest.mark.parametrize("cache_bytes", [0, 3000, 1 << 30])
+def test_he_passes_give_the_same_scene_whatever_maps_they_keep(rng, monkeypatch, cache_bytes):
+    # no map kept, the first tiles' maps only (a map is at most 40×40 float32 = 6400
+    # bytes, 1600 on DCP's coarse grid), every map
+    monkeypatch.setattr(tiles, "MAP_CACHE_BYTES", cache_bytes)
+    image = hazy(rng, 97, 131, np.uint8)
+    for method in (DarkChannelPrior(patch_radius=3, subsample=2), RobustDCP(guard_radius=2)):
+        scene, expected = tiles.estimate_tiled(method, image, tile=40), method.estimate(image)
+        for name in expected.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(scene, name), getattr(expected, name))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_keys_order_floats_and_map_back(rng, dtype):
+    special = [0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 5e-324, -5e-324]
+    values = np.concatenate([rng.standard_normal(2000), special]).astype(dtype)
+    keys = tiles._keys(values)
+    assert keys.dtype == (np.uint32 if dtype == np.float32 else np.uint64)
+    ordered = values[np.argsort(keys, kind="stable")]
+    assert np.all(ordered[:-1] <= ordered[1:])
+    negative_zero = np.flatnonzero((values == 0) & np.signbit(values))[0]
+    positive_zero = np.flatnonzero((values == 0) & ~np.signbit(values))[0]
+    assert keys[negative_zero] + 1 == keys[positive_zero]
+    for index in range(0, values.size, 37):
+        back = tiles._value_of_key(int(keys[index]), np.dtype(dtype))
+        assert back == values[index] and np.signbit(back) == np.signbit(values[index])
+
+
+def _tiled_and_whole(method, image):  # type: ignore[no-untyped-def]
+    return tiles.dehaze_tiled(method, image, tile=48).image, method(image).image
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_child_forked_after_the_parent_ran_tiles_runs_them_too(rng):
+    # the parent's tile and band pools exist; a forked child has none of their threads,
+    # and must not wait forever on them
+    image = hazy(rng, 150, 170, np.uint8)
+    method = ClearHaze(working_size=30)
+    with dehaze.num_threads(2):
+        expected = _tiled_and_whole(method, image)
+        context = multiprocessing.get_context("fork")
+        with warnings.catch_warnings():  # Python ≥ 3.12 warns on forking with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with context.Pool(1) as pool:
+                got = pool.apply_async(_tiled_and_whole, (method, image)).get(timeout=120)
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(have, want)

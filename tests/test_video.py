@@ -415,3 +415,34 @@ def test_frames_above_the_pixel_limit_are_refused_before_decoding(
     assert dehaze_video(source, out / "clip.avi", METHOD, max_pixels=3072).frames == 2
     with pytest.raises(ValueError, match="max_pixels must be a positive integer"):
         dehaze_video(source, out / "x.avi", METHOD, max_pixels=0)
+
+
+# --- the command line's allocator setting for videos ----------------------------------------
+
+
+def test_command_line_keeps_freed_memory_only_for_videos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dehaze import cli
+
+    calls: list[int] = []
+    monkeypatch.setattr(cli, "_keep_freed_memory", lambda: calls.append(1) or True)
+    frames = [hazy_frame(k) for k in range(3)]
+    write_clip(tmp_path / "clip.avi", frames, 10.0, "MJPG")
+    cv2.imwrite(str(tmp_path / "photo.png"), np.rint(frames[0] * 255).astype(np.uint8))
+    assert cli.main([str(tmp_path / "photo.png"), "-o", str(tmp_path / "a"), "-q"]) == 0
+    assert calls == []  # images: the allocator is left as it is
+    assert cli.main([str(tmp_path / "clip.avi"), "-o", str(tmp_path / "b"), "-q"]) == 0
+    assert calls == [1]
+    assert read_clip(tmp_path / "b" / "clip.avi")[0] == 3
+
+
+def test_keep_freed_memory_sets_glibc_thresholds_once() -> None:
+    import platform
+    import sys
+
+    from dehaze import cli
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert cli._keep_freed_memory() is glibc
+    assert cli._keep_freed_memory() is glibc  # a second call changes nothing

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-from dehaze import ClearHaze, DarkChannelPrior
+import dehaze
+from dehaze import ClearHaze, DarkChannelPrior, video
 from dehaze.io import VideoReader, VideoWriter
 from dehaze.result import DehazeResult
-from dehaze.video import QUEUE_FRAMES, dehaze_frames, dehaze_video
+from dehaze.video import QUEUE_FRAMES, _frame_workers, _stream, dehaze_frames, dehaze_video
 
 METHOD = DarkChannelPrior(guided_radius=8, patch_radius=3)
 N_FRAMES = 3 * QUEUE_FRAMES + 2  # more than both queues hold: a stuck stage would show
@@ -177,3 +180,134 @@ def test_clear_haze_frames_equal_estimate_then_apply(
             smoothed.noise_sigma,
         )
         assert (item.estimate is None) == (estimate is None)
+
+
+class FakeReader:
+    """What _stream uses of a VideoReader: the declared count and the frames."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self._frames = frames
+        self.info = SimpleNamespace(declared_frames=len(frames))
+
+    def frames(self) -> Iterator[np.ndarray]:
+        yield from (f.copy() for f in self._frames)
+
+
+class FakeWriter:
+    """What _stream uses of a VideoWriter: it copies each frame, as encoding does."""
+
+    def __init__(self) -> None:
+        self.written: list[np.ndarray] = []
+
+    def write(self, image: np.ndarray) -> None:
+        self.written.append(image.copy())
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize(("weight", "every"), [(1.0, 1), (0.3, 1), (0.5, 3)])
+def test_clear_haze_frames_in_parallel_are_the_sequential_ones(
+    threads: int, weight: float, every: int
+) -> None:
+    # dehaze_video recovers several ClearHaze frames at once (one per thread): the frames
+    # written, in order, are dehaze_frames' bit for bit, and its buffers are reused safely
+    method = ClearHaze(working_size=20)
+    frames = [frame(k, 96, 128) for k in range(N_FRAMES)]
+    with dehaze.num_threads(threads):
+        assert _frame_workers(method, 1) == threads
+        writer = FakeWriter()
+        done: list[int] = []
+        count = _stream(
+            FakeReader(frames),  # type: ignore[arg-type]
+            writer,  # type: ignore[arg-type]
+            None,
+            method,
+            weight,
+            every,
+            1,
+            lambda d, t: done.append(d),
+        )
+        expected = list(dehaze_frames(frames, method, light_weight=weight, light_every=every))
+    assert count == N_FRAMES and done == list(range(1, N_FRAMES + 1))
+    assert len(writer.written) == N_FRAMES
+    for got, item in zip(writer.written, expected, strict=True):
+        np.testing.assert_array_equal(got, item.result.image)
+    assert stage_threads() == []
+
+
+def test_clear_haze_decoding_error_comes_after_the_frames_in_flight(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_frames = VideoReader.frames
+
+    def failing(self: VideoReader) -> Iterator[np.ndarray]:
+        for k, image in enumerate(real_frames(self)):
+            if k == 5:
+                raise OSError("the disk went away")
+            yield image
+
+    monkeypatch.setattr(VideoReader, "frames", failing)
+    seen: list[int] = []
+    with dehaze.num_threads(2), pytest.raises(OSError, match="disk went away"):
+        dehaze_video(
+            clip,
+            tmp_path / "out" / "c.avi",
+            ClearHaze(working_size=20),
+            progress=lambda d, t: seen.append(d),
+        )
+    assert seen == [1, 2, 3, 4, 5]  # every frame decoded before the error was dehazed
+    assert_failed_cleanly(tmp_path / "out")
+
+
+def test_clear_haze_error_in_a_worker_names_its_frame(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = decoded(clip)[5]
+    real_apply = video._clear_apply
+
+    def apply(method: ClearHaze, image: np.ndarray, *args: Any, **kwargs: Any) -> DehazeResult:
+        if np.array_equal(image, bad):
+            raise ValueError("the kernel refused the frame")
+        return real_apply(method, image, *args, **kwargs)
+
+    monkeypatch.setattr(video, "_clear_apply", apply)
+    with dehaze.num_threads(2), pytest.raises(ValueError, match=r"^frame 5: the kernel refused"):
+        dehaze_video(clip, tmp_path / "out" / "c.avi", ClearHaze(working_size=20))
+    assert_failed_cleanly(tmp_path / "out")
+
+
+def test_clear_haze_interrupt_stops_the_workers_too(clip: Path, tmp_path: Path) -> None:
+    def progress(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with dehaze.num_threads(2), pytest.raises(KeyboardInterrupt):
+        dehaze_video(
+            clip, tmp_path / "out" / "c.avi", ClearHaze(working_size=20), progress=progress
+        )
+    assert_failed_cleanly(tmp_path / "out")
+
+
+@pytest.mark.parametrize("method", [METHOD, ClearHaze(working_size=20)], ids=["dcp", "clear"])
+def test_memory_does_not_grow_with_the_clip_length(method: Any) -> None:
+    # written frames are reused as output buffers (ClearHaze) or dropped (others): the
+    # pipeline holds a bounded number of frames whatever the clip's length
+    def peak(n: int) -> int:
+        frames = [frame(k % 7, 96, 128) for k in range(n)]
+        tracemalloc.start()
+        _stream(
+            FakeReader(frames),  # type: ignore[arg-type]
+            SimpleNamespace(write=lambda image: None),  # type: ignore[arg-type]
+            None,
+            method,
+            0.1,
+            1,
+            1,
+            None,
+        )
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    peak(2)  # compiles or loads the kernels: their memory is not the pipeline's
+    short, long = peak(3 * QUEUE_FRAMES), peak(12 * QUEUE_FRAMES)
+    assert long < 1.3 * short
