@@ -184,6 +184,11 @@ def serial_bands() -> Iterator[None]:
         _pinned.serial = outer
 
 
+def current_threads() -> int:
+    """Return the thread count :func:`run_bands` would use now in the calling thread."""
+    return _current_threads()
+
+
 @dataclass(frozen=True)
 class BandPlan:
     """An immutable cut of ``range(n)`` into bands, one per thread.

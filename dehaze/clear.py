@@ -47,15 +47,16 @@ The depth map is computed from the physical transmission (before rule 2), so the
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._lazy import lazy_module
-from dehaze._parallel import run_bands
+from dehaze._parallel import BandPlan, current_threads, run_bands, serial_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
@@ -82,6 +83,34 @@ else:
     _ck = lazy_module("dehaze._kernels.clear")  # Numba is imported on first use
 
 __all__ = ["ClearHaze", "ClearPlanes", "ClearScene", "dehaze"]
+
+#: The two working-scale guided filters, one per thread.
+_TWO_BANDS = BandPlan(2, (0, 1, 2))
+
+
+#: Largest planes buffer (bytes) a thread keeps between calls (a 620 × 460 working image
+#: needs 9 MB; a long panorama whose short side is below ``working_size`` would need more).
+_SCRATCH_BYTES = 16 << 20
+_scratch = threading.local()
+
+
+def _planes_buffer(shape: tuple[int, int, int], dtype: np.dtype[Any], reuse: bool) -> FloatArray:
+    """Return an uninitialised planes stack, this thread's reused one when ``reuse``.
+
+    The stack is the largest working-scale allocation. With glibc's adaptive malloc, a
+    620 × 460 call that allocates it afresh page-faults its memory in again on every call
+    (measured: ~6000 faults, a third of the call's CPU time on this machine); a call whose
+    planes do not outlive it (``reuse``) takes the buffer its thread kept from the last
+    call of the same shape and dtype instead.
+    """
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    if not reuse or size > _SCRATCH_BYTES:
+        return np.empty(shape, dtype=dtype)
+    buffer: FloatArray | None = getattr(_scratch, "stack", None)
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        buffer = np.empty(shape, dtype=dtype)
+        _scratch.stack = buffer
+    return buffer
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,6 +162,34 @@ def _check_clear_scene(scene: Any) -> ClearScene:
             f"noise_sigma >= 0, got {checked.factor}, {checked.extent}, {checked.noise_sigma}"
         )
     return checked
+
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+
+
+def _in_parallel(first: Callable[[], _T], second: Callable[[], _U]) -> tuple[_T, _U]:
+    """Run two independent stages, on two threads when the calling thread may use two.
+
+    The working-scale stages are OpenCV, NumPy and Numba calls that release the GIL, each
+    too small to split into bands; two independent chains of them overlap instead. The
+    results are those of running them one after the other. ``second`` runs in a pool
+    thread with its own banded kernels run in turn on that thread
+    (:func:`dehaze._parallel.serial_bands`), so it never waits for the pool it runs in.
+    """
+    if current_threads() == 1:
+        return first(), second()
+    results: list[Any] = [None, None]
+
+    def run(start: int, stop: int) -> None:
+        if start == 0:
+            results[0] = first()
+        else:
+            with serial_bands():
+                results[1] = second()
+
+    run_bands(run, 2, plan=_TWO_BANDS)
+    return results[0], results[1]
 
 
 class _Radii(NamedTuple):
@@ -228,12 +285,24 @@ def _dark_channel(image: FloatArray, radius: int, scale: FloatArray | None = Non
 
 
 def _distance_to(image: FloatArray, light: FloatArray) -> FloatArray:
-    """Return the maximum over channels of |I_c − A_c| (channel by channel, in place)."""
+    """Return the maximum over channels of |I_c − A_c| (a new C-contiguous plane).
+
+    float32 through OpenCV's per-channel absolute difference (the same values as NumPy's
+    ``abs(I_c − A_c)``, in one pass over the interleaved channels instead of one per channel).
+    """
     if image.ndim == 2:
         return np.abs(image - image.dtype.type(light[0]))
-    out = np.abs(image[:, :, 0] - image.dtype.type(light[0]))
-    for c in range(1, image.shape[2]):
-        np.maximum(out, np.abs(image[:, :, c] - image.dtype.type(light[c])), out=out)
+    channels = image.shape[2]
+    if image.dtype != np.float32 or channels > 4:
+        out = np.abs(image[:, :, 0] - image.dtype.type(light[0]))
+        for c in range(1, channels):
+            np.maximum(out, np.abs(image[:, :, c] - image.dtype.type(light[c])), out=out)
+        return out
+    scalar = tuple(float(v) for v in light) + (0.0,) * (4 - channels)
+    difference = cv2.absdiff(np.ascontiguousarray(image), scalar)
+    out = np.array(difference[:, :, 0])
+    for c in range(1, channels):
+        np.maximum(out, difference[:, :, c], out=out)
     return out
 
 
@@ -418,7 +487,8 @@ class ClearHaze:
         wanted = check_outputs(outputs)
         px, unit = as_pixels(arr)
         checked = _check_clear_scene(scene)
-        planes = self.working_planes(_block_mean(px, unit, checked.factor), checked)
+        work = _block_mean(px, unit, checked.factor)
+        planes = self._planes(work, _luma(work), checked, reuse=True)
         return self._recover(arr, px, unit, planes, (0, 0), wanted)
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
@@ -429,7 +499,7 @@ class ClearHaze:
         factor = self.working_factor(arr.shape)
         work = _block_mean(px, unit, factor)
         scene, work_luma = self._scene(work, factor)
-        planes = self._planes(work, work_luma, scene)
+        planes = self._planes(work, work_luma, scene, reuse=True)
         return self._recover(arr, px, unit, planes, (0, 0), wanted)
 
     # --- the pieces, for images processed in tiles (dehaze.tiles) ---------------------------
@@ -534,33 +604,46 @@ class ClearHaze:
         """Return the scene from the working image, and the working luma."""
         extent = min(work.shape[:2]) / self.working_size
         radii = self._radii(extent)
-        dark = _dark_channel(work, radii.patch)
-        light = he_light(work, dark, self.top_fraction)
-        work_luma = _luma(work)
-        sigma = noise_sigma(work_luma)
+
+        def luma_and_noise() -> tuple[FloatArray, float]:
+            luma = _luma(work)
+            return luma, noise_sigma(luma)
+
+        light, (work_luma, sigma) = _in_parallel(
+            lambda: he_light(work, _dark_channel(work, radii.patch), self.top_fraction),
+            luma_and_noise,
+        )
         return ClearScene(light.astype(np.float64), factor, extent, sigma), work_luma
 
-    def _planes(self, work: FloatArray, work_luma: FloatArray, scene: ClearScene) -> ClearPlanes:
-        dtype = work.dtype
+    def _planes(
+        self, work: FloatArray, work_luma: FloatArray, scene: ClearScene, reuse: bool = False
+    ) -> ClearPlanes:
+        """Return the working-scale planes; with ``reuse``, in this thread's scratch buffer.
+
+        ``reuse`` is for calls whose planes do not outlive them (:meth:`__call__`,
+        :meth:`apply`): the next call in the same thread overwrites the buffer.
+        """
         light = scene.light_for(work)
         radii = self._radii(scene.extent)
-        physical, weight, detail_weight, base = self._working_maps(
-            work, work_luma, scene, light, radii
+        height, width = work.shape[:2]
+        channels = 1 if work.ndim == 2 else work.shape[2]
+        # every map is written straight into its plane of the stack (no concatenation)
+        stack = _planes_buffer((_ck.BASE + channels, height, width), work.dtype, reuse)
+
+        def transmission_side() -> FloatArray:
+            # the physical t and its guided coefficients, then the distance-to-A weight
+            physical = self._physical(work, light, radii)
+            out = stack[_ck.A_T : _ck.B_T + 1]
+            guided_coefficients(work_luma, physical, radii.guided, self.eps, out)
+            return self._far_weight(work, light, radii)
+
+        # two independent chains of stages, one per thread
+        far, weight = _in_parallel(
+            transmission_side, lambda: self._detail_weights(work, work_luma, scene, radii, stack)
         )
-        coefficients_t = guided_coefficients(work_luma, physical, radii.guided, self.eps)
-        coefficients_w = guided_coefficients(work_luma, weight, radii.guided, self.weight_eps)
-        base3 = base if base.ndim == 3 else base[:, :, np.newaxis]
-        stack = np.ascontiguousarray(
-            np.concatenate(
-                [
-                    coefficients_t,
-                    coefficients_w,
-                    detail_weight[np.newaxis],
-                    base3.transpose(2, 0, 1),
-                ]
-            ),
-            dtype=dtype,
-        )
+        np.maximum(weight, far, out=weight)
+        out = stack[_ck.A_W : _ck.B_W + 1]
+        guided_coefficients(work_luma, weight, radii.guided, self.weight_eps, out)
         return ClearPlanes(stack, light, scene.factor)
 
     def _recover(
@@ -632,43 +715,67 @@ class ClearHaze:
             depth=depth_plane(t, 1.0, self.t0) if "depth" in wanted else None,
         )
 
-    def _working_maps(
+    def _physical(self, work: FloatArray, light: FloatArray, radii: _Radii) -> FloatArray:
+        """Return the working-scale physical t: the prior, bounded below by Meng's box."""
+        dtype = work.dtype
+        one = dtype.type(1.0)
+        # 1 − ω · dark(I / A), as raw_transmission computes it
+        inverse_light = 1.0 / light.astype(np.float64)
+        physical = _dark_channel(work, radii.patch, inverse_light)
+        physical *= dtype.type(-self.omega)
+        physical += one
+        np.maximum(physical, boundary_transmission(work, light), out=physical)
+        np.clip(physical, dtype.type(0.0), one, out=physical)
+        return physical
+
+    def _detail_weights(
         self,
         work: FloatArray,
         work_luma: FloatArray,
         scene: ClearScene,
-        light: FloatArray,
         radii: _Radii,
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """Working-scale physical t, recovery weight, detail weight and base layer."""
+        stack: FloatArray,
+    ) -> FloatArray:
+        """Return the detail weight spread by the reach max filter (a new plane).
+
+        The detail weight itself and the base layer are written to their planes of
+        ``stack`` (``_ck.DETAIL``, ``_ck.BASE`` on). The per-pixel steps run in place: at
+        620 × 460 every fresh plane costs page faults (a working image is small).
+        """
         dtype = work.dtype
-        # 1 − ω · dark(I / A), as raw_transmission computes it
-        inverse_light = 1.0 / light.astype(np.float64)
-        dark = _dark_channel(work, radii.patch, inverse_light)
-        raw = dark * dtype.type(-self.omega) + dtype.type(1.0)
-        physical = np.clip(np.maximum(raw, boundary_transmission(work, light)), 0.0, 1.0)
+        zero, one = dtype.type(0.0), dtype.type(1.0)
         # detail SNR: Wiener gain of the high-pass energy against (k σ)²
         blurred = cv2.GaussianBlur(work, (0, 0), radii.sigma, borderType=cv2.BORDER_REFLECT)
         base = cast(FloatArray, blurred).reshape(work.shape)
+        if base.ndim == 2:
+            stack[_ck.BASE] = base
+        else:
+            stack[_ck.BASE :] = base.transpose(2, 0, 1)
         detail = work_luma - _luma(base)
-        energy = _box_mean(detail * detail, radii.signal)
-        noise = (self.snr_margin * scene.noise_sigma) ** 2
-        detail_weight: FloatArray = np.clip(1.0 - noise / np.maximum(energy, 1e-12), 0.0, 1.0)
-        weight: FloatArray = detail_weight
+        np.multiply(detail, detail, out=detail)
+        energy = _box_mean(detail, radii.signal)
+        noise = dtype.type((self.snr_margin * scene.noise_sigma) ** 2)
+        detail_weight: FloatArray = stack[_ck.DETAIL]
+        np.maximum(energy, dtype.type(1e-12), out=energy)
+        np.divide(noise, energy, out=detail_weight)
+        np.subtract(one, detail_weight, out=detail_weight)
+        np.clip(detail_weight, zero, one, out=detail_weight)
         if radii.reach > 0:
             # a max filter (its clipped windows give the same maxima as a reflected border)
-            weight = _max_window(np.ascontiguousarray(weight), radii.reach)
-        # distance to A: flat but clearly not airlight
+            return _max_window(detail_weight, radii.reach)
+        return detail_weight.copy()
+
+    def _far_weight(self, work: FloatArray, light: FloatArray, radii: _Radii) -> FloatArray:
+        """Return the distance-to-A weight: flat but clearly not airlight (a new plane)."""
+        dtype = work.dtype
         mean = _box_mean(work, radii.signal).reshape(work.shape)
-        distance = _distance_to(mean, light)
-        far = 1.0 - (self.sky_tolerance / np.maximum(distance, 1e-6)) ** 2
-        weight = np.maximum(weight, np.clip(far, 0.0, 1.0))
-        return (
-            physical.astype(dtype, copy=False),
-            weight.astype(dtype, copy=False),
-            detail_weight.astype(dtype, copy=False),
-            base.astype(dtype, copy=False),
-        )
+        far = _distance_to(mean, light)
+        np.maximum(far, dtype.type(1e-6), out=far)
+        np.divide(dtype.type(self.sky_tolerance), far, out=far)
+        np.multiply(far, far, out=far)
+        np.subtract(dtype.type(1.0), far, out=far)
+        np.clip(far, dtype.type(0.0), dtype.type(1.0), out=far)
+        return far
 
 
 def dehaze(

@@ -180,14 +180,21 @@ def grid_weights(
 
 
 def guided_coefficients(
-    small_guide: FloatArray, small_src: FloatArray, radius: int, eps: float
+    small_guide: FloatArray,
+    small_src: FloatArray,
+    radius: int,
+    eps: float,
+    out: FloatArray | None = None,
 ) -> FloatArray:
     """Box-averaged guided-filter coefficients (mean a, mean b) of a gray-guided plane.
 
     The 2×h×w stack whose planes, combined as mean(a) · guide + mean(b), give the guided
     filter's output; computed on a small copy and upsampled, they are He & Sun's fast guided
     filter (as :class:`dehaze.ClearHaze` uses them). Validated float h×w inputs (``eps``
-    checked).
+    checked); the result is written to ``out`` (a C-contiguous 2×h×w array of the source's
+    dtype) when given. Windows are cut by the plane's edges, sums are float64; the whole
+    plane is computed in one call on the calling thread (the planes are small): callers run
+    several of them in parallel.
     """
     eps = check_eps(eps)
     sh, sw = small_src.shape
@@ -195,9 +202,16 @@ def guided_coefficients(
     r = min(radius, max(sh, sw))
     gray = np.ascontiguousarray(small_guide, dtype=dtype)
     src = np.ascontiguousarray(small_src, dtype=dtype)
+    if out is None:
+        out = np.empty((2, sh, sw), dtype=dtype)
+    elif out.shape != (2, sh, sw) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"out must be a C-contiguous {dtype} array of shape {(2, sh, sw)}, got "
+            f"{out.dtype} {out.shape}"
+        )
     ab = np.empty((2, sh, sw), dtype=dtype)
-    run_bands(lambda j0, j1: _gk.coefficients_gray(gray, src, r, eps, ab, j0, j1), sw)
-    return box_mean_planes(ab, r)
+    _gk.coefficient_means(gray, src, r, eps, ab, out)
+    return out
 
 
 def guided_filter(

@@ -200,3 +200,43 @@ def test_working_scale_filters_equal_the_kernels(rng, shape, dtype):
         np.testing.assert_allclose(
             clear._luma(image), to_gray(image), atol=np.finfo(dtype).eps, rtol=0
         )
+
+
+def test_a_call_leaves_earlier_results_and_planes_alone(rng):
+    # __call__ and apply reuse their thread's working-planes buffer: nothing they return,
+    # nor planes from working_planes, may share it
+    method = ClearHaze(working_size=48)
+    first = hazy_scene(rng, 60, 80)
+    second = hazy_scene(rng, 60, 80)[::-1].copy()
+    result = method(first)
+    kept = {k: np.copy(getattr(result, k)) for k in ("image", "transmission", "depth")}
+    scene = method.estimate(first)
+    planes = method.working_planes(method.working_image(first, scene.factor), scene)
+    kept_planes = planes.planes.copy()
+    method(second)
+    method.apply(second, method.estimate(second))
+    for key, value in kept.items():
+        np.testing.assert_array_equal(getattr(result, key), value)
+    np.testing.assert_array_equal(planes.planes, kept_planes)
+    np.testing.assert_array_equal(method(first).image, kept["image"])
+    np.testing.assert_array_equal(method.apply_planes(first, planes).image, kept["image"])
+
+
+@pytest.mark.parametrize("kind", ["float64", "float32", "uint8", "gray"])
+def test_two_threads_give_the_one_thread_result(rng, kind):
+    # two threads overlap independent working-scale stages; banded kernels inside them
+    # (float64 and gray luma, He's rule) must neither deadlock on the pool nor change bits
+    image = hazy_scene(rng, 200, 260)
+    if kind == "float32":
+        image = image.astype(np.float32)
+    elif kind == "uint8":
+        image = np.rint(image * 255).astype(np.uint8)
+    elif kind == "gray":
+        image = np.ascontiguousarray(image[:, :, 1])
+    method = ClearHaze(working_size=200)  # k = 1: 200 working rows, two bands per kernel
+    with dehaze.num_threads(1):
+        one = method(image)
+    with dehaze.num_threads(2):
+        two = method(image)
+    np.testing.assert_array_equal(two.image, one.image)
+    np.testing.assert_array_equal(two.transmission, one.transmission)

@@ -179,3 +179,42 @@ def test_coarse_grid_dark_channel_and_guided_src(rng, step):
     np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="coarse src"):
         guided_filter_plane(guide, raw, 10, 1e-3, step, coarse_src=True)
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+@pytest.mark.parametrize("shape", ((1, 1), (7, 5), (3, 40), (41, 2), (33, 47)))
+@pytest.mark.parametrize("radius", (0, 1, 4, 60))
+def test_guided_coefficients_match_the_papers_formula(rng, dtype, shape, radius):
+    # the working-scale coefficients ClearHaze upsamples: box means of a and b (clipped
+    # windows), so mean(a) · I + mean(b) is the guided filter's output
+    from dehaze.guided import guided_coefficients
+
+    from reference import box_mean_ref
+
+    guide = rng.random(shape).astype(dtype)
+    src = rng.random(shape).astype(dtype)
+    eps = 1e-3
+    coefficients = guided_coefficients(guide, src, radius, eps)
+    g, p = guide.astype(np.float64), src.astype(np.float64)
+    mean_i, mean_p = box_mean_ref(g, radius), box_mean_ref(p, radius)
+    var_i = box_mean_ref(g * g, radius) - mean_i**2
+    a = (box_mean_ref(g * p, radius) - mean_i * mean_p) / (var_i + eps)
+    b = mean_p - a * mean_i
+    assert coefficients.dtype == dtype and coefficients.shape == (2, *shape)
+    # float32: a and b are stored in float32 between the two box means
+    atol = 1e-9 if dtype == np.float64 else 2e-5 * max(1.0, float(np.abs(a).max()))
+    np.testing.assert_allclose(coefficients[0], box_mean_ref(a, radius), rtol=0, atol=atol)
+    np.testing.assert_allclose(coefficients[1], box_mean_ref(b, radius), rtol=0, atol=atol)
+    out = np.empty_like(coefficients)
+    assert guided_coefficients(guide, src, radius, eps, out) is out
+    np.testing.assert_array_equal(out, coefficients)
+
+
+def test_guided_coefficients_reject_a_wrong_out():
+    from dehaze.guided import guided_coefficients
+
+    plane = np.zeros((4, 5), dtype=np.float32)
+    with pytest.raises(ValueError, match="out must be a C-contiguous float32"):
+        guided_coefficients(plane, plane, 2, 1e-3, np.empty((2, 4, 5), dtype=np.float64))
+    with pytest.raises(ValueError, match=r"of shape \(2, 4, 5\)"):
+        guided_coefficients(plane, plane, 2, 1e-3, np.empty((2, 5, 4), dtype=np.float32))

@@ -409,3 +409,141 @@ def luma_row(row: np.ndarray, weights: Array, out_row: Array) -> None:
             for c in range(1, channels):
                 s += weights[c] * T(row[j * channels + c])
             out_row[j] = s
+
+
+@jit
+def _window_means_2(
+    sums0: Array,
+    sums1: Array,
+    pad: int,
+    first: int,
+    inv_y: float,
+    inv_x: Array,
+    out0: Array,
+    out1: Array,
+) -> None:
+    """Window means along a row of two planes' padded column sums, into ``out0``, ``out1``.
+
+    The column sums are stored with ``pad`` = r + 1 zeros on each side, so the window sum
+    moves by one addition of the entering minus the leaving column with no edge case;
+    ``first`` columns make up the first window. Two planes, two independent chains; loops
+    over slices from 0 (no negative-index checks). Rows, not a plane index, are passed: an
+    integer literal would compile the function once per value.
+    """
+    width = out0.shape[0]
+    init0 = sums0[pad : pad + first]
+    init1 = sums1[pad : pad + first]
+    acc0 = 0.0
+    acc1 = 0.0
+    for j in range(first):
+        acc0 += init0[j]
+        acc1 += init1[j]
+    lead0 = sums0[2 * pad : 2 * pad + width]
+    lead1 = sums1[2 * pad : 2 * pad + width]
+    trail0 = sums0[1 : 1 + width]
+    trail1 = sums1[1 : 1 + width]
+    for j in range(width):
+        scale = inv_y * inv_x[j]
+        out0[j] = acc0 * scale
+        out1[j] = acc1 * scale
+        acc0 += lead0[j] - trail0[j]
+        acc1 += lead1[j] - trail1[j]
+
+
+@jit
+def _add_terms(guide: Array, src: Array, row: int, sign: float, sums: Array, pad: int) -> None:
+    """Add ``sign`` · (I, p, I p, I²) of one row to the column sums, in float64."""
+    width = guide.shape[1]
+    g_row = guide[row]
+    s_row = src[row]
+    s0 = sums[0, pad : pad + width]
+    s1 = sums[1, pad : pad + width]
+    s2 = sums[2, pad : pad + width]
+    s3 = sums[3, pad : pad + width]
+    for j in range(width):
+        g = np.float64(g_row[j])
+        s = np.float64(s_row[j])
+        s0[j] += sign * g
+        s1[j] += sign * s
+        s2[j] += sign * (g * s)
+        s3[j] += sign * (g * g)
+
+
+@jit
+def _add_pair(ab: Array, row: int, sign: float, sums: Array, pad: int) -> None:
+    """Add ``sign`` · (a, b) of one row of ``ab`` to the column sums, in float64."""
+    width = ab.shape[2]
+    a_row = ab[0, row]
+    b_row = ab[1, row]
+    s0 = sums[0, pad : pad + width]
+    s1 = sums[1, pad : pad + width]
+    for j in range(width):
+        s0[j] += sign * np.float64(a_row[j])
+        s1[j] += sign * np.float64(b_row[j])
+
+
+@jit
+def coefficient_means(
+    guide: Array, src: Array, radius: int, eps: float, ab: Array, out: Array
+) -> None:
+    """out[0] = mean a, out[1] = mean b of the gray-guided filter of ``src`` (H×W planes).
+
+    a = cov(I, p) / (var(I) + ε), b = mean(p) − a · mean(I) over each (2r + 1)² window
+    (written to ``ab``, 2×H×W in the planes' dtype), then both averaged over the same
+    windows: the two planes that, combined as mean(a) · I + mean(b), are the guided
+    filter's output. Windows are cut by the image's edges (r ≤ max(H, W)) and every sum is
+    a float64 running sum of column sums. The whole plane in one call, on one thread (it is
+    meant for a working-scale image); a few small functions, so it compiles in a fraction
+    of the time of the banded, tile-exact :func:`coefficients_gray` and
+    :func:`dehaze._kernels.boxfilter.box_mean_stack`, which a whole-image working map does
+    not need.
+    """
+    height, width = guide.shape
+    pad = radius + 1
+    first = min(radius, width - 1) + 1  # columns in a row's first window
+    inv_x = np.empty(width, dtype=np.float64)
+    for j in range(width):
+        inv_x[j] = 1.0 / (min(j + radius + 1, width) - max(j - radius, 0))
+    sums = np.zeros((4, width + 2 * pad), dtype=np.float64)
+    means = np.empty((4, width), dtype=np.float64)
+    for i in range(min(radius, height - 1) + 1):
+        _add_terms(guide, src, i, 1.0, sums, pad)
+    for i in range(height):
+        inv_y = 1.0 / (min(i + radius + 1, height) - max(i - radius, 0))
+        _window_means_2(sums[0], sums[1], pad, first, inv_y, inv_x, means[0], means[1])
+        _window_means_2(sums[2], sums[3], pad, first, inv_y, inv_x, means[2], means[3])
+        a_row = ab[0, i]
+        b_row = ab[1, i]
+        m0 = means[0]
+        m1 = means[1]
+        m2 = means[2]
+        m3 = means[3]
+        for j in range(width):
+            mean_i = m0[j]
+            mean_p = m1[j]
+            # round-off can make a variance slightly negative: it is ≥ 0
+            var_i = max(m3[j] - mean_i * mean_i, 0.0)
+            a = (m2[j] - mean_i * mean_p) / (var_i + eps)
+            a_row[j] = a
+            b_row[j] = mean_p - a * mean_i
+        if i + radius + 1 < height:
+            _add_terms(guide, src, i + radius + 1, 1.0, sums, pad)
+        if i - radius >= 0:
+            _add_terms(guide, src, i - radius, -1.0, sums, pad)
+    sums[:] = 0.0
+    for i in range(min(radius, height - 1) + 1):
+        _add_pair(ab, i, 1.0, sums, pad)
+    for i in range(height):
+        inv_y = 1.0 / (min(i + radius + 1, height) - max(i - radius, 0))
+        _window_means_2(sums[0], sums[1], pad, first, inv_y, inv_x, means[0], means[1])
+        a_row = out[0, i]
+        b_row = out[1, i]
+        m0 = means[0]
+        m1 = means[1]
+        for j in range(width):
+            a_row[j] = m0[j]
+            b_row[j] = m1[j]
+        if i + radius + 1 < height:
+            _add_pair(ab, i + radius + 1, 1.0, sums, pad)
+        if i - radius >= 0:
+            _add_pair(ab, i - radius, -1.0, sums, pad)
