@@ -259,6 +259,16 @@ def dehaze_frames(
     return _frames(frames, method, weight, every, downscale, wanted)
 
 
+def _same_shape(index: int, frame: NDArray[Any], shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Return the clip's frame shape: the first frame's; a frame of another shape is refused."""
+    if shape is not None and frame.shape != shape:
+        raise ValueError(
+            f"frame {index} has shape {frame.shape}; every frame must have the first "
+            f"frame's shape {shape}"
+        )
+    return frame.shape
+
+
 def _frames(
     frames: Iterable[ArrayLike],
     method: Method[Any],
@@ -271,13 +281,7 @@ def _frames(
     shape: tuple[int, ...] | None = None
     for index, frame in enumerate(frames):
         arr = np.asarray(frame)
-        if shape is None:
-            shape = arr.shape
-        elif arr.shape != shape:
-            raise ValueError(
-                f"frame {index} has shape {arr.shape}; every frame must have the first "
-                f"frame's shape {shape}"
-            )
+        shape = _same_shape(index, arr, shape)
         estimate: Scene | None = None
         reestimate = smoothed is None or index % every == 0
         try:
@@ -701,13 +705,7 @@ def _stream(
                         finish(log_writer)
                     raise item.error
                 frame = cast(NDArray[Any], item)
-                if shape is None:
-                    shape = frame.shape
-                elif frame.shape != shape:
-                    raise ValueError(
-                        f"frame {index} has shape {frame.shape}; every frame must have the "
-                        f"first frame's shape {shape}"
-                    )
+                shape = _same_shape(index, frame, shape)
                 reestimate = smoothed is None or index % every == 0
                 estimate: Scene | None = None
                 job: Future[DehazeResult] | DehazeResult

@@ -77,9 +77,8 @@ def test_frames_are_written_in_order(clip: Path, tmp_path: Path) -> None:
     assert stage_threads() == []
 
 
-def test_a_decoding_error_is_raised_after_the_frames_before_it(
-    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _fail_at_frame_5(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the video reader raise OSError("the disk went away") instead of frame 5."""
     real_frames = VideoReader.frames
 
     def failing(self: VideoReader) -> Iterator[np.ndarray]:
@@ -89,6 +88,12 @@ def test_a_decoding_error_is_raised_after_the_frames_before_it(
             yield image
 
     monkeypatch.setattr(VideoReader, "frames", failing)
+
+
+def test_a_decoding_error_is_raised_after_the_frames_before_it(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_at_frame_5(monkeypatch)
     seen: list[int] = []
     with pytest.raises(OSError, match="disk went away"):
         dehaze_video(clip, tmp_path / "out" / "c.avi", METHOD, progress=lambda d, t: seen.append(d))
@@ -237,15 +242,7 @@ def test_clear_haze_frames_in_parallel_are_the_sequential_ones(
 def test_clear_haze_decoding_error_comes_after_the_frames_in_flight(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_frames = VideoReader.frames
-
-    def failing(self: VideoReader) -> Iterator[np.ndarray]:
-        for k, image in enumerate(real_frames(self)):
-            if k == 5:
-                raise OSError("the disk went away")
-            yield image
-
-    monkeypatch.setattr(VideoReader, "frames", failing)
+    _fail_at_frame_5(monkeypatch)
     seen: list[int] = []
     with dehaze.num_threads(2), pytest.raises(OSError, match="disk went away"):
         dehaze_video(
