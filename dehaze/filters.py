@@ -52,7 +52,8 @@ def min_filter_plane(
 
     ``step`` > 1 returns only every step-th row and column from the first (the full-size
     filter's values there, exactly: the fast guided filter's coarse grid): the row pass
-    runs on every row, the column pass on every step-th column, ``step`` times cheaper.
+    runs on every row but stores every step-th column only, the column pass runs on those,
+    ``step`` times cheaper.
     """
     img3 = image if image.ndim == 3 else image[:, :, np.newaxis]
     height, width, channels = img3.shape
@@ -60,11 +61,9 @@ def min_filter_plane(
     factors = (
         np.ones(channels, dtype=wdt) if scale is None else np.ascontiguousarray(scale, dtype=wdt)
     )
-    rows = np.empty((height, width), dtype=wdt)
+    rows = np.empty((height, -(-width // step)), dtype=wdt)  # every step-th column only
     r_x = min(radius, width - 1)
-    run_bands(lambda i0, i1: _min.min_filter_rows(img3, factors, r_x, rows, i0, i1), height)
-    if step > 1:
-        rows = np.ascontiguousarray(rows[:, ::step])
+    run_bands(lambda i0, i1: _min.min_filter_rows(img3, factors, r_x, step, rows, i0, i1), height)
     out = np.empty_like(rows)
     r_y = min(radius, height - 1)
     mul, add = affine

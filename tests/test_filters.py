@@ -121,3 +121,18 @@ def test_filters_reject_bad_arrays(func):
         func(np.zeros(5), 1)
     with pytest.raises(TypeError, match="accepted dtypes"):
         func(np.zeros((3, 3), dtype=np.int32), 1)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 1, 3), (1, 7, 3), (9, 10, 3), (17, 23, 1)])
+@pytest.mark.parametrize("step", (2, 3, 5))
+@pytest.mark.parametrize("radius", (0, 2, 40))
+def test_min_filter_plane_coarse_grid_equals_the_full_filter_there(shape, step, radius):
+    # the row pass stores every step-th column only: the values there are the full filter's
+    from dehaze.filters import min_filter_plane
+
+    rng = np.random.default_rng(sum(shape) + 7 * step + radius)
+    image = rng.random(shape, dtype=np.float32)
+    scale = np.array([1.0, 0.9, 1.2][: shape[2]], dtype=np.float32)
+    full = min_filter_plane(image, radius, scale, (-0.95, 1.0))
+    coarse = min_filter_plane(image, radius, scale, (-0.95, 1.0), step=step)
+    np.testing.assert_array_equal(coarse, full[::step, ::step])

@@ -17,8 +17,14 @@ from dehaze._kernels import Array
 
 
 @jit
-def min_filter_rows(src: Array, scale: Array, radius: int, out: Array, i0: int, i1: int) -> None:
-    """out[i, j] = min over ``[j - radius, j + radius]`` of min_c src[i, ·, c] · scale[c].
+def min_filter_rows(
+    src: Array, scale: Array, radius: int, step: int, out: Array, i0: int, i1: int
+) -> None:
+    """out[i, jj] = min over ``[j - radius, j + radius]`` of min_c src[i, ·, c] · scale[c].
+
+    j = jj · ``step``: ``out`` has ⌈W / step⌉ columns, every step-th output column from the
+    first (the fast guided filter's coarse grid needs no other; the running minima are
+    still computed along the whole row).
 
     ``src`` is H×W×C: the minimum over channels (each scaled, as in dark(I / A)) is taken
     while the row is loaded, so the dark channel needs no separate channel-min pass. Pass
@@ -73,8 +79,13 @@ def min_filter_rows(src: Array, scale: Array, radius: int, out: Array, i0: int, 
                 m = min(m, block[p])
                 h_b[p] = m
         out_row = out[i]
-        for j in range(width):
-            out_row[j] = min(h[j], tail[j])
+        if step == 1:
+            for j in range(width):
+                out_row[j] = min(h[j], tail[j])
+        else:
+            for jj in range(out_row.shape[0]):
+                j = jj * step
+                out_row[jj] = min(h[j], tail[j])
 
 
 @jit
