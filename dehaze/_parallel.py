@@ -86,17 +86,20 @@ _threads = _default_threads()
 _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
 _pinned = threading.local()
+#: Persistent pools of an exact size, by (thread name prefix, size): :func:`thread_pool`.
+_named_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 
 
 def _forget_pool() -> None:
-    """In a forked child: drop the parent's pool, whose threads the child does not have.
+    """In a forked child: drop the parent's pools, whose threads the child does not have.
 
-    Without this, a child forked after the parent ran bands submits to a pool that never
-    starts a thread (it counts the parent's idle ones) and waits forever.
+    Without this, a child forked after the parent ran bands (or tiles) submits to a pool
+    that never starts a thread (it counts the parent's idle ones) and waits forever.
     """
     global _lock, _executor, _executor_size
     _lock = threading.Lock()
     _executor, _executor_size = None, 0
+    _named_pools.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -139,7 +142,7 @@ def num_threads(n: int) -> Iterator[None]:
         set_num_threads(old)
 
 
-def _current_threads() -> int:
+def current_threads() -> int:
     """Return the count :func:`run_bands` uses now: this thread's pin, else the setting."""
     pinned: int | None = getattr(_pinned, "threads", None)
     return _threads if pinned is None else pinned
@@ -184,11 +187,6 @@ def serial_bands() -> Iterator[None]:
         _pinned.serial = outer
 
 
-def current_threads() -> int:
-    """Return the thread count :func:`run_bands` would use now in the calling thread."""
-    return _current_threads()
-
-
 @dataclass(frozen=True)
 class BandPlan:
     """An immutable cut of ``range(n)`` into bands, one per thread.
@@ -218,7 +216,7 @@ def band_plan(n: int, threads: int | None = None) -> BandPlan:
     planned) and differ in size by at most one.
     """
     n = check_radius(n, "n", minimum=0)
-    count = _current_threads() if threads is None else check_radius(threads, "threads", minimum=1)
+    count = current_threads() if threads is None else check_radius(threads, "threads", minimum=1)
     bands = max(1, min(count, n // MIN_BAND))
     return BandPlan(n, tuple(n * k // bands for k in range(bands + 1)))
 
@@ -235,6 +233,20 @@ def _pool(size: int) -> ThreadPoolExecutor:
             _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dehaze")
             _executor_size = size
         return _executor
+
+
+def thread_pool(name: str, size: int) -> ThreadPoolExecutor:
+    """Return the process's pool of exactly ``size`` threads named ``name`` (made once).
+
+    For callers that run one task per thread themselves (tiles in parallel): starting
+    threads for every call costs more than small tasks. Such tasks must not submit to a
+    pool they run in; the pools are dropped in a forked child with the band pool.
+    """
+    with _lock:
+        pool = _named_pools.get((name, size))
+        if pool is None:
+            pool = _named_pools[(name, size)] = ThreadPoolExecutor(size, thread_name_prefix=name)
+        return pool
 
 
 def run_bands(kernel: Callable[[int, int], None], n: int, *, plan: BandPlan | None = None) -> None:

@@ -31,10 +31,8 @@ anything with ``shape``, ``dtype`` and 2-D slicing: NumPy arrays and memory maps
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -42,7 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._kernels import restore as _rk
-from dehaze._parallel import _current_threads, fixed_threads
+from dehaze._parallel import current_threads, fixed_threads, thread_pool
 from dehaze._validate import (
     FloatArray,
     as_channels,
@@ -206,7 +204,7 @@ def _tile_threads(image: ImageSource, count: int) -> int:
     """
     if not isinstance(image, np.ndarray):
         return 1
-    return max(1, min(_current_threads(), count))
+    return max(1, min(current_threads(), count))
 
 
 def _for_each_tile(func: Callable[[Tile], T], tiles: Sequence[Tile], threads: int) -> list[T]:
@@ -225,36 +223,9 @@ def _for_each_tile(func: Callable[[Tile], T], tiles: Sequence[Tile], threads: in
         with fixed_threads(1):
             return func(tile)
 
-    return list(_tile_pool(threads).map(one, tiles))
-
-
-_pool_lock = threading.Lock()
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def _forget_pools() -> None:
-    """In a forked child: drop the parent's pools (their threads are not in the child)."""
-    global _pool_lock
-    _pool_lock = threading.Lock()
-    _pools.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools)
-
-
-def _tile_pool(threads: int) -> ThreadPoolExecutor:
-    """Return the process's pool of ``threads`` tile threads (made once, then reused).
-
-    Starting threads for every call cost more than the tiles' own bookkeeping. A pool's
-    tasks never submit to a pool (their thread count is pinned to 1), so sharing one
-    between callers cannot deadlock: their tiles queue.
-    """
-    with _pool_lock:
-        pool = _pools.get(threads)
-        if pool is None:
-            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="dehaze-tile")
-        return pool
+    # a persistent pool: its tasks never submit to a pool (pinned to 1 thread), so callers
+    # sharing it cannot deadlock, their tiles queue
+    return list(thread_pool("dehaze-tile", threads).map(one, tiles))
 
 
 def threaded_mapper(
