@@ -750,12 +750,21 @@ def _streamed(job: Job, args: argparse.Namespace) -> bool:
     return True
 
 
+def _file_bar(job: Job, unit: str, show: bool) -> Any:
+    """Return a progress bar over one file's tiles or frames, cleared when it is done.
+
+    disable=None: a bar only when stderr is a terminal, never in logs.
+    """
+    from tqdm import tqdm
+
+    disable = None if show else True
+    return tqdm(desc=job.source.name, unit=unit, disable=disable, file=sys.stderr, leave=False)
+
+
 def _process_tiled(
     job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, wanted: set[Path], show: bool
 ) -> None:
     """Dehaze a TIFF from file to file one tile at a time, with a progress bar over tiles."""
-    from tqdm import tqdm
-
     from dehaze.largeimage import dehaze_file_tiled, tiff_pixels
 
     if set(_sidecars(job, args).values()) & wanted:
@@ -772,14 +781,7 @@ def _process_tiled(
             f"{job.source} has {pixels / 1e6:.1f} megapixels, more than the limit of "
             f"{args.max_pixels / 1e6:g} megapixels (--max-pixels)"
         )
-    # disable=None: a bar only when stderr is a terminal, never in logs
-    bar = tqdm(
-        desc=job.source.name,
-        unit="tile",
-        disable=None if show else True,
-        file=sys.stderr,
-        leave=False,
-    )
+    bar = _file_bar(job, "tile", show)
 
     current = [""]  # the phase shown: "estimate" (the scene pass) then "dehaze"
 
@@ -853,21 +855,12 @@ def _keep_freed_memory() -> bool:
 def _process_video(
     job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, show: bool
 ) -> None:
-    from tqdm import tqdm
-
     from dehaze.video import DEFAULT_LIGHT_WEIGHT, dehaze_video
 
     assert isinstance(method, Method)  # every registered method has the two-phase shape
     _keep_freed_memory()  # frame after frame, the same blocks: reuse them
     extra = _sidecars(job, args)
-    # disable=None: a bar only when stderr is a terminal, never in logs
-    bar = tqdm(
-        desc=job.source.name,
-        unit="frame",
-        disable=None if show else True,
-        file=sys.stderr,
-        leave=False,
-    )
+    bar = _file_bar(job, "frame", show)
 
     def progress(done: int, total: int) -> None:
         if total and bar.total != total:
