@@ -79,16 +79,21 @@ def batch(tmp_path: Path) -> Path:
 # --- without the cluster -----------------------------------------------------------------
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that imports this checkout's dehaze."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_import_dehaze_never_imports_dask() -> None:
     code = (
         "import sys, dehaze, dehaze.cli\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
         "print(loaded)\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
@@ -105,10 +110,7 @@ def test_missing_dask_is_a_clear_error(
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'dehaze-dcp[dask]'" in proc.stdout
     # the command: a usage error naming the extra, nothing written

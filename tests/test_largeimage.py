@@ -637,21 +637,27 @@ def large_tiff(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, np.ndarr
     return write_tiff(tmp_path / "in" / "big.tif", image, tile=(16, 16)), image
 
 
+def _spy_tiled(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, dict[str, Any]]]:
+    """Record (source, options) of every call to the tiled file path, which still runs."""
+    calls: list[tuple[Path, dict[str, Any]]] = []
+    real = largeimage.dehaze_file_tiled
+
+    def spy(method: Any, source: Path, target: Path, **options: Any) -> Path:
+        calls.append((Path(source), options))
+        return real(method, source, target, **options)
+
+    monkeypatch.setattr(largeimage, "dehaze_file_tiled", spy)
+    return calls
+
+
 def test_cli_tile_option_goes_file_to_file(
     large_tiff: tuple[Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src, image = large_tiff
-    used: list[int | None] = []
-    real = largeimage.dehaze_file_tiled
-
-    def spy(*args: Any, **kwargs: Any) -> Path:
-        used.append(kwargs["tile"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(largeimage, "dehaze_file_tiled", spy)
+    calls = _spy_tiled(monkeypatch)
     out = tmp_path / "out"
     assert cli.main([str(src), "-o", str(out), "-q", "--method", "dcp", "--tile", "48"]) == 0
-    assert used == [48]
+    assert [options["tile"] for _, options in calls] == [48]
     np.testing.assert_array_equal(
         tifffile.imread(out / "big.tif"), dehaze.DarkChannelPrior()(image).image
     )
@@ -689,17 +695,10 @@ def test_cli_large_tiffs_go_tiled_automatically_with_progress(
             return result
 
     monkeypatch.setattr(tqdm, "tqdm", Recording)
-    tiled: list[Path] = []
-    real = largeimage.dehaze_file_tiled
-
-    def spy(method: Any, source: Path, target: Path, **options: Any) -> Path:
-        tiled.append(Path(source))
-        return real(method, source, target, **options)
-
-    monkeypatch.setattr(largeimage, "dehaze_file_tiled", spy)
+    calls = _spy_tiled(monkeypatch)
     out = tmp_path / "out"
     assert cli.main([str(tmp_path / "in"), "-o", str(out), "--method", "dcp"]) == 0
-    assert tiled == [src]
+    assert [source for source, _ in calls] == [src]
     method = dehaze.DarkChannelPrior()
     np.testing.assert_array_equal(tifffile.imread(out / "big.tif"), method(image).image)
     np.testing.assert_array_equal(imread(out / "small.tif"), method(image[:20, :20]).image)
