@@ -93,6 +93,46 @@ def test_guided_gray(benchmark, planes, size, impl):
     run(benchmark, func, slow=impl == "reference")
 
 
+def _coefficients_ref(guide, src, radius, eps):  # type: ignore[no-untyped-def]
+    """The paper's mean(a), mean(b) in float64 (tests/test_guided.py checks against it)."""
+    g, p = guide.astype(np.float64), src.astype(np.float64)
+    mean_i, mean_p = box_mean_ref(g, radius), box_mean_ref(p, radius)
+    a = (box_mean_ref(g * p, radius) - mean_i * mean_p) / (
+        box_mean_ref(g * g, radius) - mean_i**2 + eps
+    )
+    return box_mean_ref(a, radius), box_mean_ref(mean_p - a * mean_i, radius)
+
+
+def _coefficients_opencv(guide, src, radius, eps):  # type: ignore[no-untyped-def]
+    from opencv_reference import _box
+
+    mean_i, mean_p = _box(guide, radius), _box(src, radius)
+    a = (_box(guide * src, radius) - mean_i * mean_p) / (
+        _box(guide * guide, radius) - mean_i * mean_i + eps
+    )
+    return _box(a, radius), _box(mean_p - a * mean_i, radius)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_guided_coefficients(benchmark, planes, size, impl):
+    # ClearHaze's working-scale coefficients (dehaze.guided.guided_coefficients, one
+    # coefficient_means kernel) on the working image of this size (short side ~400 px:
+    # the image averaged over k x k blocks, k = round(short side / 400)), r = 80
+    from dehaze.guided import guided_coefficients
+
+    _, gray = planes
+    k = max(1, round(min(gray.shape) / 400))
+    work = cv2.resize(gray, (gray.shape[1] // k, gray.shape[0] // k), interpolation=cv2.INTER_AREA)
+    benchmark.group = f"guided coefficients r=80 at working size {work.shape[1]}x{work.shape[0]}"
+    src = np.ascontiguousarray(np.clip(1.0 - work, 0, 1))
+    func = {
+        "dehaze": lambda: guided_coefficients(work, src, 80, 0.03),
+        "reference": lambda: _coefficients_ref(work, src, 80, 0.03),
+        "opencv": lambda: _coefficients_opencv(work, src, 80, 0.03),
+    }[impl]
+    run(benchmark, func, slow=impl == "reference")
+
+
 @pytest.mark.parametrize("impl", ("dehaze", "reference"))
 def test_guided_color(benchmark, planes, size, impl):
     if impl == "reference" and size == "3840x2160":
