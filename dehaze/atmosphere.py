@@ -37,6 +37,7 @@ __all__ = [
     "LIGHT_RULES",
     "MIN_ESTIMATED_LIGHT",
     "atmospheric_light",
+    "bright_mean_light",
     "brightest_index",
     "first_brightest",
     "guarded_he_light",
@@ -177,6 +178,68 @@ def he_light(
     k = max(1, int(dark.size * top_fraction))
     index = brightest_index(np.ascontiguousarray(dark, dtype=wdt), img3, k)
     return pixel_light(img3.reshape(-1, img3.shape[2])[index], unit)
+
+
+def _kth_largest(values: NDArray[Any], k: int) -> float:
+    """Return the k-th largest of a flat array (1 ≤ k ≤ size), exactly.
+
+    A strided sample proposes a bound below the answer (twice the share of the k largest);
+    when at least k values reach it, the k-th largest is found among those few only. Either
+    way the result is that of ``np.partition`` on the whole array; the sample only makes it
+    cheaper (a working image's dark channel: ~0.3 ms instead of ~1.6 ms).
+    """
+    size = values.size
+    sample = values[:: max(1, size // 4096)]
+    share = min(sample.size, 2 * -(-k * sample.size // size) + 1)
+    bound = np.partition(sample, sample.size - share)[sample.size - share]
+    above = values[values >= bound]
+    pool = above if above.size >= k else values
+    return float(np.partition(pool, pool.size - k)[pool.size - k])
+
+
+def bright_mean_light(
+    image: FloatArray, dark: FloatArray, top_fraction: float, bright_fraction: float
+) -> FloatArray:
+    """Return A as the mean colour of the brightest of He's candidates (float images).
+
+    He's rule takes the single brightest (largest channel sum) of the pixels whose ``dark``
+    value is among the ``top_fraction`` largest. One pixel is fragile: a white object among
+    the candidates decides A, and which pixel wins depends on how the image was sampled (the
+    same scene at another resolution gives another A). This rule averages the colours of the
+    brightest ``bright_fraction`` of the candidates instead: with k = ⌊N · top_fraction⌋
+    (at least 1) candidates, the pixels of channel sum at least the m-th largest,
+    m = ⌊k · bright_fraction⌋ (at least 1); ties are included at both steps, so the
+    result does not depend on the pixels' order. The mean is taken in float64; the result
+    is in the image's dtype, each component at least :data:`MIN_ESTIMATED_LIGHT`.
+
+    Parameters
+    ----------
+    image : (H, W, C) or (H, W) float ndarray
+        The image, in [0, 1].
+    dark : (H, W) float ndarray
+        Its dark channel.
+    top_fraction, bright_fraction : float
+        In (0, 1]: the share of the pixels that are candidates, and the share of the
+        candidates that are averaged.
+
+    Returns
+    -------
+    (C,) float ndarray
+        A.
+    """
+    img3 = as_channels(image)
+    pixels = img3.reshape(-1, img3.shape[2])
+    flat = np.ascontiguousarray(dark).reshape(-1)
+    k = max(1, int(flat.size * top_fraction))
+    candidates = pixels[flat >= flat.dtype.type(_kth_largest(flat, k))]
+    sums = candidates[:, 0].astype(np.float64)
+    for c in range(1, candidates.shape[1]):
+        sums += candidates[:, c]
+    m = max(1, int(k * bright_fraction))
+    brightest = candidates[sums >= _kth_largest(sums, m)]
+    mean = brightest.mean(axis=0, dtype=np.float64)
+    light: FloatArray = np.maximum(mean, MIN_ESTIMATED_LIGHT).astype(working_dtype(image.dtype))
+    return light
 
 
 def pixel_light(pixel: NDArray[Any], unit: float = 1.0) -> FloatArray:

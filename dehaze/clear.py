@@ -1,7 +1,7 @@
 """The default dehazer: clears dense haze, leaves sky alone, gives the same result at any size.
 
 :class:`ClearHaze` is the dark-channel pipeline (He, Sun & Tang 2009/2011) with the swept
-parameters of :class:`dehaze.DarkChannelPrior`, changed by four rules (developed and measured
+parameters of :class:`dehaze.DarkChannelPrior`, changed by five rules (developed and measured
 on the shared real photos, O-HAZE and SOTS; docs/benchmarks.md gives the steps and scores):
 
 1. **A fixed working resolution.** Every windowed stage (dark channel, atmospheric light,
@@ -41,6 +41,12 @@ on the shared real photos, O-HAZE and SOTS; docs/benchmarks.md gives the steps a
 boundary_transmission`): t is never below the value that keeps J ≤ 1, so pixels brighter
    than A (the sun, a white wall) are not blown out.
 
+5. **A from many pixels.** He's rule takes A from the single brightest of the pixels with
+   the largest dark channel; which pixel that is depends on the sampling (a white object,
+   the block average of the working image), so the same scene at another resolution got
+   another A. A is the mean colour of the brightest ``bright_fraction`` (1 %) of those
+   candidates instead (:func:`dehaze.atmosphere.bright_mean_light`).
+
 The depth map is computed from the physical transmission (before rule 2), so the sky is far.
 """
 
@@ -67,7 +73,7 @@ from dehaze._validate import (
     check_unit,
     working_dtype,
 )
-from dehaze.atmosphere import he_light
+from dehaze.atmosphere import bright_mean_light
 from dehaze.depth import depth_plane
 from dehaze.guided import GRAY_WEIGHTS, grid_weights, guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
@@ -330,7 +336,7 @@ class ClearHaze:
     t0 : float
         Lowest transmission used in recovery, in (0, 1) (0.2: at most a 5× gain).
     top_fraction : float
-        Fraction in (0, 1] of the brightest dark-channel pixels searched for A (He's rule).
+        Fraction in (0, 1] of the brightest dark-channel pixels whose brightest give A (rule 5).
     signal_radius : int
         Radius ≥ 1 of the window of the detail energy S and of the local mean colour.
     snr_margin : float
@@ -344,6 +350,9 @@ class ClearHaze:
         Guided-filter ε ≥ 1e-12 for the weight (small, so the weight follows edges).
     detail_sigma : float
         Gaussian σ > 0, in working pixels, separating the base from the detail layer.
+    bright_fraction : float
+        Fraction in (0, 1] of the ``top_fraction`` candidates, the brightest, whose mean
+        colour is A (0.01; He's rule takes the single brightest pixel, see rule 5).
 
     Notes
     -----
@@ -383,6 +392,7 @@ class ClearHaze:
     sky_tolerance: float = 0.15
     weight_eps: float = 1e-3
     detail_sigma: float = 2.0
+    bright_fraction: float = 0.01
 
     def __post_init__(self) -> None:
         check_radius(self.working_size, "working_size", minimum=16)
@@ -400,6 +410,7 @@ class ClearHaze:
             raise ValueError("sky_tolerance must be in (0, 1], got 0.0")
         check_eps(self.weight_eps, "weight_eps")
         check_real(self.detail_sigma, "detail_sigma", low=0.0)
+        check_real(self.bright_fraction, "bright_fraction", low=0.0, high=1.0, high_inclusive=True)
 
     # --- scale ----------------------------------------------------------------------------
 
@@ -450,7 +461,7 @@ class ClearHaze:
         Returns
         -------
         ClearScene
-            k, the radius scale, A (He's rule on the working image, at least 1e-3) and σ.
+            k, the radius scale, A (rule 5 on the working image, at least 1e-3) and σ.
         """
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
@@ -610,7 +621,9 @@ class ClearHaze:
             return luma, noise_sigma(luma)
 
         light, (work_luma, sigma) = _in_parallel(
-            lambda: he_light(work, _dark_channel(work, radii.patch), self.top_fraction),
+            lambda: bright_mean_light(
+                work, _dark_channel(work, radii.patch), self.top_fraction, self.bright_fraction
+            ),
             luma_and_noise,
         )
         return ClearScene(light.astype(np.float64), factor, extent, sigma), work_luma
@@ -795,6 +808,7 @@ def dehaze(
     sky_tolerance: float = 0.15,
     weight_eps: float = 1e-3,
     detail_sigma: float = 2.0,
+    bright_fraction: float = 0.01,
 ) -> DehazeResult:
     """Remove haze from one image with the default method, :class:`ClearHaze`.
 
@@ -813,6 +827,8 @@ def dehaze(
     working_size, patch_radius, guided_radius, eps, omega, t0, top_fraction
         See :class:`ClearHaze`.
     signal_radius, snr_margin, reach_radius, sky_tolerance, weight_eps, detail_sigma
+        See :class:`ClearHaze`.
+    bright_fraction
         See :class:`ClearHaze`.
 
     Returns
@@ -845,5 +861,6 @@ def dehaze(
         sky_tolerance=sky_tolerance,
         weight_eps=weight_eps,
         detail_sigma=detail_sigma,
+        bright_fraction=bright_fraction,
     )
     return method(image, outputs=outputs)

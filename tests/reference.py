@@ -173,6 +173,25 @@ def atmospheric_light_ref(image: np.ndarray, dark: np.ndarray, top_fraction: flo
     return np.maximum(pixels[best_index], 1e-3)
 
 
+def bright_mean_light_ref(
+    image: np.ndarray, dark: np.ndarray, top_fraction: float, bright_fraction: float
+) -> np.ndarray:
+    """Mean colour of the brightest of He's candidates, by two full sorts, in float64.
+
+    Candidates: dark ≥ its k-th largest value; of those, channel sum ≥ its m-th largest.
+    """
+    img = to_float64(image)
+    img3 = img if img.ndim == 3 else img[..., np.newaxis]
+    pixels = img3.reshape(-1, img3.shape[2])
+    flat = np.asarray(dark, dtype=np.float64).ravel()
+    k = max(1, int(flat.size * top_fraction))
+    candidates = pixels[flat >= np.sort(flat)[::-1][k - 1]]
+    sums = np.array([sum(p) for p in candidates])
+    m = max(1, int(k * bright_fraction))
+    chosen = candidates[sums >= np.sort(sums)[::-1][m - 1]]
+    return np.maximum(chosen.mean(axis=0), 1e-3)
+
+
 def transmission_ref(image: np.ndarray, light: np.ndarray, omega: float, radius: int) -> np.ndarray:
     img = to_float64(image)
     img3 = img if img.ndim == 3 else img[..., np.newaxis]
@@ -513,8 +532,9 @@ def clear_haze_ref(
     sky_tolerance: float = 0.15,
     weight_eps: float = 1e-3,
     detail_sigma: float = 2.0,
+    bright_fraction: float = 0.01,
 ) -> dict[str, np.ndarray]:
-    """ClearHaze in float64: the four rules of dehaze/clear.py, one step at a time."""
+    """ClearHaze in float64: the five rules of dehaze/clear.py, one step at a time."""
     img = to_float64(image)
     short = min(img.shape[:2])
     k = max(1, round(short / working_size))
@@ -525,8 +545,9 @@ def clear_haze_ref(
     signal = max(1, round(signal_radius * extent))
     reach = round(reach_radius * extent)
     sigma_d = detail_sigma * extent
-    # estimate: A by He's rule on the working image, the noise level of its luma
-    light = atmospheric_light_ref(work, dark_channel_ref(work, patch), top_fraction)
+    # estimate: A, the mean of the brightest candidates (rule 5), the noise level of the luma
+    dark = dark_channel_ref(work, patch)
+    light = bright_mean_light_ref(work, dark, top_fraction, bright_fraction)
     sigma = noise_sigma_ref(luma_ref(work))
     # physical t: the prior, bounded below by Meng's box (J <= 1)
     w3 = work if work.ndim == 3 else work[..., np.newaxis]

@@ -10,10 +10,11 @@ import pytest
 
 import dehaze
 from dehaze import ClearHaze, ClearScene
+from dehaze.atmosphere import _kth_largest, bright_mean_light, he_light
 from dehaze.io import imread
 from dehaze.metrics import psnr
 
-from reference import assert_rounded_equal, clear_haze_ref
+from reference import assert_rounded_equal, bright_mean_light_ref, clear_haze_ref
 
 
 def hazy_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -108,6 +109,41 @@ def test_scene_blend_keeps_the_block_factor():
     np.testing.assert_allclose(mixed.atmospheric_light, [0.85, 0.75, 0.8])
 
 
+@pytest.mark.parametrize("size", [1, 2, 17, 4096, 50_000])
+@pytest.mark.parametrize("levels", [None, 3, 200])  # continuous values, or many ties
+def test_kth_largest_is_the_partition(rng, size, levels):
+    values = rng.random(size) if levels is None else rng.integers(0, levels, size) / levels
+    values = values.astype(np.float32)
+    for k in {1, 2, max(1, size // 20), size // 2 or 1, size}:
+        assert _kth_largest(values, k) == np.partition(values, size - k)[size - k]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("gray", [False, True])
+@pytest.mark.parametrize(("top", "bright"), [(0.05, 0.01), (0.5, 0.3), (1e-4, 0.5), (1.0, 1.0)])
+def test_bright_mean_light_matches_its_reference(rng, dtype, gray, top, bright):
+    image = (rng.integers(0, 40, (70, 90, 3)) / 40).astype(dtype)  # ties in dark and sums
+    if gray:
+        image = image[:, :, 1]
+    dark = image if gray else image.min(axis=2)
+    got = bright_mean_light(image, dark, top, bright)
+    assert got.dtype == dtype and got.shape == (1 if gray else 3,)
+    np.testing.assert_allclose(got, bright_mean_light_ref(image, dark, top, bright), rtol=1e-6)
+
+
+def test_one_white_pixel_does_not_decide_the_airlight(rng):
+    # haze of colour (0.8, 0.8, 0.85) over a dark scene, and one white pixel (a highlight)
+    # in the haze, among the candidates: He's rule takes it, the mean of the brightest 1 %
+    # of the candidates stays near the haze
+    image = (0.2 + 0.05 * rng.random((200, 300, 3))).astype(np.float32)
+    image[:60] = np.array([0.8, 0.8, 0.85]) + 0.02 * rng.random((60, 300, 3))
+    image[30, 100] = 1.0
+    dark = image.min(axis=2)
+    assert np.all(he_light(image, dark, 0.05) == 1.0)
+    light = bright_mean_light(image, dark, 0.05, 0.01)
+    np.testing.assert_allclose(light, [0.82, 0.82, 0.87], atol=0.01)
+
+
 def test_bad_parameters_and_scenes_are_refused(rng):
     with pytest.raises(ValueError, match="working_size"):
         ClearHaze(working_size=8)
@@ -117,6 +153,10 @@ def test_bad_parameters_and_scenes_are_refused(rng):
         ClearHaze(snr_margin="3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="eps"):
         ClearHaze(eps=0.0)
+    with pytest.raises(ValueError, match="bright_fraction"):
+        ClearHaze(bright_fraction=0.0)
+    with pytest.raises(ValueError, match="bright_fraction"):
+        ClearHaze(bright_fraction=1.5)
     image = hazy_scene(rng, 40, 40)
     method = ClearHaze()
     with pytest.raises(TypeError, match="ClearScene"):
