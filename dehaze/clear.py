@@ -223,8 +223,19 @@ def _block_mean(px: NDArray[Any], unit: float, factor: int) -> FloatArray:
     small_h, small_w = -(-height // factor), -(-width // factor)
     out = np.empty((small_h, small_w * channels), dtype=working_dtype(px.dtype))
     flat = px.reshape(height, width * channels)
-    kernel = _ck.block_mean_int if px.dtype.kind == "u" else _ck.block_mean
-    run_bands(lambda b0, b1: kernel(flat, channels, factor, unit, out, b0, b1), small_h)
+    if px.dtype.kind == "u":
+        sums = _ck.column_sum_dtype(px.dtype, factor)
+
+        def blocks(b0: int, b1: int) -> None:
+            scratch = np.empty(flat.shape[1], dtype=sums)
+            _ck.block_mean_int(flat, channels, factor, unit, out, b0, b1, scratch)
+
+    else:
+
+        def blocks(b0: int, b1: int) -> None:
+            _ck.block_mean(flat, channels, factor, unit, out, b0, b1)
+
+    run_bands(blocks, small_h)
     shaped = out.reshape(small_h, small_w, *px.shape[2:])
     clipped: FloatArray = np.clip(shaped, 0.0, 1.0, out=shaped)
     return clipped

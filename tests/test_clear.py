@@ -14,7 +14,13 @@ from dehaze.atmosphere import _kth_largest, bright_mean_light, he_light
 from dehaze.io import imread
 from dehaze.metrics import psnr
 
-from reference import assert_rounded_equal, bright_mean_light_ref, clear_haze_ref
+from reference import (
+    assert_rounded_equal,
+    block_mean_ref,
+    bright_mean_light_ref,
+    clear_haze_ref,
+    to_float64,
+)
 
 
 def hazy_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -107,6 +113,34 @@ def test_scene_blend_keeps_the_block_factor():
     assert mixed.factor == 2 and isinstance(mixed.factor, int)
     assert mixed.noise_sigma == pytest.approx(0.02)
     np.testing.assert_allclose(mixed.atmospheric_light, [0.85, 0.75, 0.8])
+
+
+@pytest.mark.parametrize(
+    ("dtype", "factor", "shape"),
+    [
+        (np.uint8, 3, (7, 11, 3)),  # sums in uint16
+        (np.uint8, 257, (300, 520, 3)),  # 257 · 255 = 65535: the largest uint16 sum
+        (np.uint8, 258, (300, 270)),  # one more row: uint32, gray
+        (np.uint16, 3, (10, 8, 3)),  # uint32
+        (np.uint16, 5, (11, 13)),  # gray (the generic loop)
+        (np.float32, 4, (9, 10, 3)),
+        (np.float64, 2, (5, 7)),
+    ],
+)
+@pytest.mark.parametrize("fill", ["max", "random"])
+def test_block_means_are_exact_at_the_largest_sums(rng, dtype, factor, shape, fill):
+    # every pixel at the dtype's maximum is the case where a too-narrow column sum wraps
+    if np.dtype(dtype).kind == "u":
+        top = np.iinfo(dtype).max
+        image = np.full(shape, top, dtype) if fill == "max" else rng.integers(0, top, shape)
+        image = image.astype(dtype)
+    else:
+        image = np.ones(shape, dtype) if fill == "max" else rng.random(shape).astype(dtype)
+    got = ClearHaze().working_image(image, factor)
+    expected = block_mean_ref(to_float64(image), factor)
+    np.testing.assert_allclose(got, expected, rtol=2e-7, atol=0)
+    if fill == "max":
+        assert np.all(got == 1.0)
 
 
 @pytest.mark.parametrize("size", [1, 2, 17, 4096, 50_000])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from dehaze._jit import jit
@@ -29,16 +31,37 @@ def block_mean(
     (:func:`block_mean_int` for integer pixels.)
     """
     columns = np.empty(image.shape[1], dtype=np.float64)
-    _block_sums(image, channels, factor, unit, out, b0, b1, columns)
+    _block_sums(image, channels, factor, unit, out, b0, b1, columns, np.float64(0.0))
 
 
 @jit
 def block_mean_int(
-    image: np.ndarray, channels: int, factor: int, unit: float, out: Array, b0: int, b1: int
+    image: np.ndarray,
+    channels: int,
+    factor: int,
+    unit: float,
+    out: Array,
+    b0: int,
+    b1: int,
+    columns: np.ndarray,
 ) -> None:
-    """:func:`block_mean` for unsigned-integer pixels: exact int64 sums (1.4× faster)."""
-    columns = np.empty(image.shape[1], dtype=np.int64)
-    _block_sums(image, channels, factor, unit, out, b0, b1, columns)
+    """:func:`block_mean` for unsigned-integer pixels: exact integer sums.
+
+    ``columns`` (W·C, scratch) holds the column sums of k rows: an unsigned type that
+    holds k times the pixels' maximum (:func:`column_sum_dtype`), so the vectorised row
+    pass moves 2 or 4 bytes per sample instead of 8; the sums across a block's columns are
+    taken in int64. Exact either way.
+    """
+    _block_sums(image, channels, factor, unit, out, b0, b1, columns, np.int64(0))
+
+
+def column_sum_dtype(pixels: np.dtype, factor: int) -> np.dtype:
+    """Narrowest type :func:`block_mean_int` can sum ``factor`` rows of ``pixels`` in."""
+    top = factor * int(np.iinfo(pixels).max)
+    for candidate in (np.uint16, np.uint32):
+        if top <= np.iinfo(candidate).max and np.dtype(candidate).itemsize > pixels.itemsize:
+            return np.dtype(candidate)
+    return np.dtype(np.int64)
 
 
 @jit
@@ -51,13 +74,17 @@ def _block_sums(
     b0: int,
     b1: int,
     columns: np.ndarray,
+    zero: Any,
 ) -> None:
     """Block means of rows [b0, b1), with ``columns`` (W·C) for the column sums.
 
+    ``zero`` (0 in the type of the sums across columns) starts each block's sum.
+
     The column sums of a block row are one contiguous pass over each image row, which
-    vectorises; only the k-wide sums of the column sums run per block (uint8, one thread,
-    same output: about 1.5× as fast at 1920×1080 and 2.2× at 3840×2160 as summing pixel by
-    pixel into each block).
+    vectorises; only the k-wide sums of the column sums run per block, for RGB with one
+    scale per block row and the three channels' sums kept side by side (1920×1080 uint8,
+    k = 3, one thread: 4.0 ms with int64 column sums and the per-block loop over channels,
+    1.2 ms so; summing pixel by pixel into each block was 1.5× slower still).
     """
     height = image.shape[0]
     n = image.shape[1]
@@ -72,14 +99,35 @@ def _block_sums(
         for y in range(y0 + 1, y1):
             row = image[y]
             for x in range(n):
-                columns[x] += row[x]
+                columns[x] += row[x]  # never wraps: the caller sized the type for k rows
         out_row = out[b]
-        for bx in range(small_w):
+        # blocks k columns wide: one scale; RGB with the three channels' sums side by side
+        full = width // factor
+        scale = unit / ((y1 - y0) * factor)
+        if channels == 3:
+            for bx in range(full):
+                i = bx * factor * 3
+                s0 = zero + columns[i]
+                s1 = zero + columns[i + 1]
+                s2 = zero + columns[i + 2]
+                for x in range(1, factor):
+                    j = i + 3 * x
+                    s0 += columns[j]
+                    s1 += columns[j + 1]
+                    s2 += columns[j + 2]
+                out_row[3 * bx] = np.float64(s0) * scale
+                out_row[3 * bx + 1] = np.float64(s1) * scale
+                out_row[3 * bx + 2] = np.float64(s2) * scale
+            first_cut = full
+        else:
+            first_cut = 0
+        # the rest (every block for other channel counts), and a block cut by the edge
+        for bx in range(first_cut, small_w):
             x0 = bx * factor
             x1 = min(x0 + factor, width)
             scale = unit / ((y1 - y0) * (x1 - x0))
             for c in range(channels):
-                total = columns[x0 * channels + c]
+                total = zero + columns[x0 * channels + c]
                 for x in range(x0 + 1, x1):
                     total += columns[x * channels + c]
                 out_row[bx * channels + c] = np.float64(total) * scale
