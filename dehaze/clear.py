@@ -212,9 +212,9 @@ def _block_mean(px: NDArray[Any], unit: float, factor: int) -> FloatArray:
     """Average validated pixels over ``factor`` × ``factor`` blocks, on the [0, 1] scale.
 
     The image itself (as floats) for factor 1. Otherwise ⌈H / k⌉ × ⌈W / k⌉ blocks, a block cut
-    by the image's edge averaged over its own pixels, each summed in float64 in a fixed order
-    (:func:`dehaze._kernels.clear.block_mean`): the blocks of a tile whose origin is a
-    multiple of k are the whole image's, bit for bit.
+    by the image's edge averaged over its own pixels, each summed in a fixed order, exactly
+    for integer pixels (:func:`dehaze._kernels.clear.block_mean`): the blocks of a tile whose
+    origin is a multiple of k are the whole image's, bit for bit.
     """
     if factor == 1:
         return as_float_image(px)
@@ -223,17 +223,12 @@ def _block_mean(px: NDArray[Any], unit: float, factor: int) -> FloatArray:
     small_h, small_w = -(-height // factor), -(-width // factor)
     out = np.empty((small_h, small_w * channels), dtype=working_dtype(px.dtype))
     flat = px.reshape(height, width * channels)
-    if px.dtype.kind == "u":
-        sums = _ck.column_sum_dtype(px.dtype, factor)
+    sums = _ck.column_sum_dtype(px.dtype, factor)
+    zero = np.float64(0.0) if px.dtype.kind == "f" else np.int64(0)
 
-        def blocks(b0: int, b1: int) -> None:
-            scratch = np.empty(flat.shape[1], dtype=sums)
-            _ck.block_mean_int(flat, channels, factor, unit, out, b0, b1, scratch)
-
-    else:
-
-        def blocks(b0: int, b1: int) -> None:
-            _ck.block_mean(flat, channels, factor, unit, out, b0, b1)
+    def blocks(b0: int, b1: int) -> None:
+        scratch = np.empty(flat.shape[1], dtype=sums)
+        _ck.block_mean(flat, channels, factor, unit, out, b0, b1, scratch, zero)
 
     run_bands(blocks, small_h)
     shaped = out.reshape(small_h, small_w, *px.shape[2:])

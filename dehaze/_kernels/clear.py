@@ -17,46 +17,15 @@ A_T, B_T, A_W, B_W, DETAIL = 0, 1, 2, 3, 4
 BASE = 5
 
 
-@jit
-def block_mean(
-    image: np.ndarray, channels: int, factor: int, unit: float, out: Array, b0: int, b1: int
-) -> None:
-    """Block rows [b0, b1) of the mean over ``factor`` × ``factor`` blocks, times ``unit``.
-
-    ``image`` is H × (W·C) float pixels, ``out`` h × (w·C) with h = ⌈H / k⌉ and
-    w = ⌈W / k⌉: a last block cut by the image's edge is the mean of its pixels. Each block
-    is summed in float64 in one fixed order (each of its columns top to bottom, then the
-    column sums left to right), so its mean depends on its own pixels only: a tile whose
-    origin is a multiple of k gives the whole image's blocks bit for bit.
-    (:func:`block_mean_int` for integer pixels.)
-    """
-    columns = np.empty(image.shape[1], dtype=np.float64)
-    _block_sums(image, channels, factor, unit, out, b0, b1, columns, np.float64(0.0))
-
-
-@jit
-def block_mean_int(
-    image: np.ndarray,
-    channels: int,
-    factor: int,
-    unit: float,
-    out: Array,
-    b0: int,
-    b1: int,
-    columns: np.ndarray,
-) -> None:
-    """:func:`block_mean` for unsigned-integer pixels: exact integer sums.
-
-    ``columns`` (W·C, scratch) holds the column sums of k rows: an unsigned type that
-    holds k times the pixels' maximum (:func:`column_sum_dtype`), so the vectorised row
-    pass moves 2 or 4 bytes per sample instead of 8; the sums across a block's columns are
-    taken in int64. Exact either way.
-    """
-    _block_sums(image, channels, factor, unit, out, b0, b1, columns, np.int64(0))
-
-
 def column_sum_dtype(pixels: np.dtype, factor: int) -> np.dtype:
-    """Narrowest type :func:`block_mean_int` can sum ``factor`` rows of ``pixels`` in."""
+    """Type :func:`block_mean` sums ``factor`` rows of ``pixels`` in (exactly for integers).
+
+    float64 for float pixels; for unsigned integers the narrowest unsigned type wider than
+    the pixels that holds k times their maximum (uint16 for uint8 up to k = 257, uint32
+    for uint16 up to k = 65537), else int64.
+    """
+    if pixels.kind == "f":
+        return np.dtype(np.float64)
     top = factor * int(np.iinfo(pixels).max)
     for candidate in (np.uint16, np.uint32):
         if top <= np.iinfo(candidate).max and np.dtype(candidate).itemsize > pixels.itemsize:
@@ -65,7 +34,7 @@ def column_sum_dtype(pixels: np.dtype, factor: int) -> np.dtype:
 
 
 @jit
-def _block_sums(
+def block_mean(
     image: np.ndarray,
     channels: int,
     factor: int,
@@ -76,9 +45,16 @@ def _block_sums(
     columns: np.ndarray,
     zero: Any,
 ) -> None:
-    """Block means of rows [b0, b1), with ``columns`` (W·C) for the column sums.
+    """Block rows [b0, b1) of the mean over ``factor`` × ``factor`` blocks, times ``unit``.
 
-    ``zero`` (0 in the type of the sums across columns) starts each block's sum.
+    ``image`` is H × (W·C) pixels (float, or unsigned integers), ``out`` h × (w·C) with
+    h = ⌈H / k⌉ and w = ⌈W / k⌉: a last block cut by the image's edge is the mean of its
+    pixels. Each block is summed in one fixed order (each of its columns top to bottom into
+    ``columns``, W·C scratch of :func:`column_sum_dtype`, then the column sums left to right
+    from ``zero``: float64 0 for float pixels, int64 0 for integers, exact), so its mean
+    depends on its own pixels only: a tile whose origin is a multiple of k gives the whole
+    image's blocks bit for bit. Narrow integer column sums let the row pass move 2 or 4
+    bytes per sample instead of 8.
 
     The column sums of a block row are one contiguous pass over each image row, which
     vectorises; only the k-wide sums of the column sums run per block, for RGB with one
