@@ -19,6 +19,7 @@ whole image, bit for bit for integer images.
 
 from __future__ import annotations
 
+import contextlib
 import lzma
 import math
 import os
@@ -28,17 +29,20 @@ import struct
 import sys
 import threading
 import zlib
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dehaze._files import AtomicFile
+from dehaze._parallel import current_threads, fixed_threads, thread_pool
 from dehaze.io import merge_alpha
 from dehaze.result import Method
 
@@ -79,6 +83,9 @@ _UNSPECIFIED_ALPHA, _ASSOCIATED_ALPHA, _UNASSOCIATED_ALPHA = 0, 1, 2
 _NONE, _DEFLATE, _ADOBE_DEFLATE, _LZMA = 1, 8, 32946, 34925
 _COMPRESSIONS = {_NONE: "none", _DEFLATE: "Deflate", _ADOBE_DEFLATE: "Deflate", _LZMA: "LZMA"}
 _ORIENTATION_TAG = 274
+#: Whether the file is read with ``pread``/``preadv`` (no shared file offset: reads from
+#: several threads need no lock); elsewhere a seek and a read under the source's lock.
+_PREAD = hasattr(os, "pread") and hasattr(os, "preadv")
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,7 @@ class TiffSource:
     decoded segments are kept in a small cache (``cache_bytes``) because neighbouring
     tiles overlap by their halo. The image is the one a viewer shows: the TIFF
     orientation tag is applied (rows and columns of the stored image are mapped, nothing
-    is decoded twice).
+    is decoded twice). Regions may be read from several threads at once.
 
     Parameters
     ----------
@@ -196,6 +203,13 @@ class TiffSource:
     extrasample : int or None
         The TIFF ExtraSamples value of the alpha channel (0 unspecified, 2 unassociated),
         None without alpha.
+    keep_covered : bool
+        Whether strips/tiles lying wholly inside a region read are kept in the cache
+        (default True). Set it to False while reading regions that do not overlap (tiles
+        without a halo): such a segment is then never read again, and keeping it only
+        costs memory traffic (measured: reading a 2.7 GB file in aligned 1024-px tiles
+        took twice the CPU time with them kept). Segments a region cuts are kept either
+        way, for the neighbours that read the rest.
 
     Raises
     ------
@@ -234,6 +248,12 @@ class TiffSource:
         self._cache_limit = cache_bytes
         self._cache: OrderedDict[int, NDArray[Any] | None] = OrderedDict()
         self._cached_bytes = 0
+        # reads may come from several threads (the file path's tiles): the cache and the
+        # segments being decoded (so that a segment two tiles share is decoded once) are
+        # changed under this lock; the file is read with pread, which has no shared offset
+        self._lock = threading.Lock()
+        self._decoding: dict[int, threading.Event] = {}
+        self.keep_covered = True
         self._file_size = self.path.stat().st_size
         try:
             self._tiff = tifffile.TiffFile(self.path)
@@ -478,10 +498,14 @@ class TiffSource:
             for sy in range(y0 // rows, (y1 - 1) // rows + 1):
                 for sx in range(x0 // cols, (x1 - 1) // cols + 1):
                     index = plane * per_plane + sy * across + sx
-                    segment = self._segment(index)
                     top, left = sy * rows, sx * cols
                     a0, a1 = max(y0, top), min(y1, top + rows)
                     b0, b1 = max(x0, left), min(x1, left + cols)
+                    covered = (a0, b0) == (top, left) and (a1, b1) == (
+                        min(layout.height, top + rows),
+                        min(layout.width, left + cols),
+                    )
+                    segment = self._segment(index, keep=self.keep_covered or not covered)
                     target = out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0, channels]
                     if segment is None:
                         target[...] = 0  # an empty (sparse) segment: zeros, as tifffile reads it
@@ -500,35 +524,81 @@ class TiffSource:
         r1 = min(layout.height, r0 + self._block_rows)
         buffer = bytearray((r1 - r0) * row_bytes)  # zeros: what an empty (sparse) strip gives
         view = memoryview(buffer)
-        fh, strip_rows = self._raw, layout.segment_rows
+        strip_rows = layout.segment_rows
         for strip in range(r0 // strip_rows, (r1 - 1) // strip_rows + 1):
             top = strip * strip_rows
             a0, a1 = max(r0, top), min(r1, top + strip_rows)
             part = view[(a0 - r0) * row_bytes : (a1 - r0) * row_bytes]
             if layout.counts[strip] == 0:
                 continue  # an empty (sparse) strip: zeros, as tifffile reads it
-            fh.seek(int(layout.offsets[strip]) + (a0 - top) * row_bytes)
-            if fh.readinto(part) != len(part):
+            if self._read_into(part, int(layout.offsets[strip]) + (a0 - top) * row_bytes):
                 raise self._refuse(f"is truncated: strip {strip} ends past the end of the file")
         rows = np.frombuffer(buffer, dtype=self._stored_dtype).reshape(
             r1 - r0, layout.width, layout.samples
         )
         return rows if rows.dtype.isnative else rows.astype(self.dtype)
 
-    def _segment(self, index: int) -> NDArray[Any] | None:
-        """Return strip or tile ``index`` decoded as (rows, cols, samples), through the cache."""
-        if index in self._cache:
-            self._cache.move_to_end(index)
-            return self._cache[index]
-        segment = self._read_rows(index) if self._row_blocks else self._decode(index)
-        size = 0 if segment is None else segment.nbytes
-        if size <= self._cache_limit:
-            self._cache[index] = segment
-            self._cached_bytes += size
-            while self._cached_bytes > self._cache_limit:
-                _, dropped = self._cache.popitem(last=False)
-                self._cached_bytes -= 0 if dropped is None else dropped.nbytes
+    def _segment(self, index: int, *, keep: bool = True) -> NDArray[Any] | None:
+        """Return strip or tile ``index`` decoded as (rows, cols, samples), through the cache.
+
+        A segment decoded here is kept in the cache if ``keep`` (and it fits). Thread-safe:
+        a segment another thread is decoding is waited for, not decoded twice.
+        """
+        while True:
+            with self._lock:
+                if index in self._cache:
+                    self._cache.move_to_end(index)
+                    return self._cache[index]
+                busy = self._decoding.get(index)
+                if busy is None:
+                    done = self._decoding[index] = threading.Event()
+                    break
+            busy.wait()  # then from the cache (or, evicted or failed, decoded here)
+        try:
+            segment = self._read_rows(index) if self._row_blocks else self._decode(index)
+            size = 0 if segment is None else segment.nbytes
+            with self._lock:
+                if keep and size <= self._cache_limit:
+                    self._cache[index] = segment
+                    self._cached_bytes += size
+                    while self._cached_bytes > self._cache_limit:
+                        _, dropped = self._cache.popitem(last=False)
+                        self._cached_bytes -= 0 if dropped is None else dropped.nbytes
+        finally:
+            with self._lock:
+                del self._decoding[index]
+            done.set()
         return segment
+
+    def _read_at(self, offset: int, count: int) -> bytes:
+        """Return ``count`` bytes of the file from ``offset`` (fewer at its end); thread-safe."""
+        if _PREAD:
+            parts = []
+            while count > 0:
+                part = os.pread(self._raw.fileno(), count, offset)
+                if not part:
+                    break
+                parts.append(part)
+                count -= len(part)
+                offset += len(part)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        with self._lock:  # pragma: no cover - not on POSIX
+            self._raw.seek(offset)
+            return self._raw.read(count)
+
+    def _read_into(self, target: memoryview, offset: int) -> bool:
+        """Fill ``target`` from the file at ``offset``; return whether the file was too short."""
+        if _PREAD:
+            done = 0
+            while done < len(target):
+                got = os.preadv(self._raw.fileno(), [target[done:]], offset + done)
+                if got == 0:
+                    return True
+                done += got
+            return False
+        with self._lock:  # pragma: no cover - not on POSIX
+            self._raw.seek(offset)
+            return self._raw.readinto(target) != len(target)
 
     def _segment_shape(self, index: int) -> tuple[int, int, int]:
         """Return the (rows, cols, samples) of segment ``index`` (the last strip is shorter)."""
@@ -544,9 +614,7 @@ class TiffSource:
         count = int(layout.counts[index])
         if count == 0:
             return None
-        fh = self._tiff.filehandle
-        fh.seek(int(layout.offsets[index]))
-        data = fh.read(count)
+        data = self._read_at(int(layout.offsets[index]), count)
         if len(data) != count:
             raise self._refuse(f"is truncated: strip/tile {index} ends past the end of the file")
         shape = self._segment_shape(index)
@@ -994,12 +1062,18 @@ def dehaze_file_tiled(
         _check_space(source, target, compression)
         color, alpha = source.color, source.alpha
 
+        threads = current_threads()
         read = [0]  # tiles read by the scene passes so far (tiles hands them over in chunks)
 
         def mapper(func: Callable[[Any, Any], Any], image: Any, plan: Sequence[Any]) -> list[Any]:
-            results = []  # small per-tile statistics; one block in memory at a time
-            for piece in plan:
-                results.append(func(piece, _tiles.read_block(image, piece.read)))
+            def one(piece: Any) -> Any:
+                return func(piece, _tiles.read_block(image, piece.read))
+
+            # tiles read without a halo do not overlap: whole segments are read once
+            source.keep_covered = any(piece.read != piece.out for piece in plan)
+            results = []  # small per-tile statistics; a block per thread in memory
+            for result in _in_order(one, plan, threads):
+                results.append(result)
                 read[0] += 1
                 report("estimate", read[0], 0)
             return results
@@ -1010,13 +1084,21 @@ def dehaze_file_tiled(
         step = _round_up(side, math.lcm(TIFF_TILE_GRID, int(prepared.align)))
         plan = _tiles.plan_tiles(source.shape, step, prepared.halo, prepared.align)
 
-        def blocks() -> Iterator[NDArray[Any]]:
-            for number, piece in enumerate(plan, start=1):
-                block = _tiles.read_block(color, piece.read)
-                image = _tiles.apply_tile(prepared, block, piece).image
-                del block
-                if alpha is not None:
-                    image = merge_alpha(image, alpha[piece.out])
+        def dehazed(piece: Any) -> NDArray[Any]:
+            if alpha is None:
+                return _tiles.apply_tile(
+                    prepared, _tiles.read_block(color, piece.read), piece
+                ).image
+            pixels = _tiles.read_block(source, piece.read)  # colour and alpha read once
+            block = np.ascontiguousarray(pixels[:, :, color.channels])
+            kept = np.ascontiguousarray(pixels[piece.inner][:, :, -1])
+            del pixels
+            return merge_alpha(_tiles.apply_tile(prepared, block, piece).image, kept)
+
+        source.keep_covered = prepared.halo > 0
+
+        def blocks() -> Generator[NDArray[Any], None, None]:
+            for number, image in enumerate(_in_order(dehazed, plan, threads), start=1):
                 report("dehaze", number, len(plan))  # computed; written as it is taken
                 yield image
 
@@ -1032,7 +1114,50 @@ def dehaze_file_tiled(
                 compression=compression,
             )
 
-        return _write_behind(write, blocks())
+        # closed before the source is: no tile is still being read when it closes
+        with contextlib.closing(blocks()) as tiles:
+            return _write_behind(write, tiles)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _in_order(func: Callable[[_T], _R], items: Sequence[_T], threads: int) -> Iterator[_R]:
+    """Yield ``func(item)`` for every item in order, ``threads`` items computed at once.
+
+    With ``threads`` ≥ 2 the items run on the tile pool (:func:`dehaze._parallel.thread_pool`),
+    each on one thread with its kernels pinned to it (:func:`dehaze._parallel.fixed_threads`),
+    as :func:`dehaze.tiles.threaded_mapper` runs the tiles of an array in memory. At most
+    ``threads + 1`` items are started and not yet taken (one waits in the pool's queue so
+    that no thread idles while the oldest is taken), so at most ``threads`` items are
+    being computed and memory stays bounded. When the caller stops early (an error, the
+    writer's failure, Ctrl-C, or the generator closed), the items not started are
+    cancelled and the running ones are waited for before this generator returns.
+    With one thread the items run in order on the calling thread.
+    """
+    if threads <= 1 or len(items) <= 1:
+        for item in items:
+            yield func(item)
+        return
+
+    def one(item: _T) -> _R:
+        with fixed_threads(1):
+            return func(item)
+
+    pool = thread_pool("dehaze-tile", threads)
+    pending: deque[Future[_R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(one, item))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        futures.wait(pending)
 
 
 class _Aborted(Exception):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
+import threading
 import tracemalloc
 import weakref
 from pathlib import Path
@@ -135,6 +137,93 @@ def test_region_keys(tmp_path: Path) -> None:
             source[3, 4]
         with pytest.raises(TypeError, match="slices"):
             source[1:2, 1:2, 0:1]
+
+
+@pytest.mark.parametrize(
+    "layout", ["tiled", "striped", "tiled-zlib-predictor", "striped-lzma", "big-endian"]
+)
+@pytest.mark.parametrize("cache_bytes", [0, 3000, 10**6])
+@pytest.mark.parametrize("keep_covered", [True, False])
+def test_regions_read_from_many_threads_at_once(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+    cache_bytes: int,
+    keep_covered: bool,
+) -> None:
+    """Reads from several threads (the file path's tiles) give what one thread reads."""
+    image = random_image(rng, (97, 83, 3), np.uint16)
+    path = write_tiff(tmp_path / "a.tif", image, **LAYOUTS[layout])
+    monkeypatch.setattr(largeimage, "ROW_BLOCK_BYTES", 1000)
+    regions = [
+        (int(y0), int(y0 + h), int(x0), int(x0 + w))
+        for y0, x0, h, w in zip(
+            rng.integers(0, 90, 400),
+            rng.integers(0, 80, 400),
+            rng.integers(1, 40, 400),
+            rng.integers(1, 40, 400),
+            strict=True,
+        )
+    ]
+    start = threading.Barrier(4)
+    with TiffSource(path, cache_bytes=cache_bytes) as source:
+        source.keep_covered = keep_covered
+
+        def read(part: int) -> list[np.ndarray]:
+            start.wait()  # all threads begin together, on the same regions
+            return [source[y0:y1, x0:x1] for y0, y1, x0, x1 in regions[part::2]]
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(read, [0, 1, 0, 1]))
+        assert not source._decoding  # no segment left marked as being decoded
+        assert source._cached_bytes <= cache_bytes
+    for part, blocks in zip([0, 1, 0, 1], results, strict=True):
+        for (y0, y1, x0, x1), block in zip(regions[part::2], blocks, strict=True):
+            np.testing.assert_array_equal(block, image[y0:y1, x0:x1])
+
+
+def test_segments_are_decoded_once_and_covered_ones_dropped_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = np.arange(64 * 64 * 3, dtype=np.uint16).reshape(64, 64, 3)
+    path = write_tiff(tmp_path / "a.tif", image, tile=(16, 16), compression="zlib")
+    decoded: list[int] = []
+    real_decode = TiffSource._decode
+
+    def counting(self: TiffSource, index: int) -> Any:
+        decoded.append(index)
+        return real_decode(self, index)
+
+    monkeypatch.setattr(TiffSource, "_decode", counting)
+    with TiffSource(path) as source:
+        assert source.keep_covered  # the default: every segment read is kept
+        np.testing.assert_array_equal(source[0:32, 0:32], image[0:32, 0:32])
+        np.testing.assert_array_equal(source[0:32, 0:32], image[0:32, 0:32])
+        assert sorted(decoded) == [0, 1, 4, 5] and sorted(source._cache) == [0, 1, 4, 5]
+    decoded.clear()
+    with TiffSource(path) as source:
+        source.keep_covered = False  # tiles without halo: regions do not overlap
+        np.testing.assert_array_equal(source[8:40, 0:32], image[8:40, 0:32])
+        # rows 8–16 and 32–40 cut tiles 0, 1, 8, 9, kept for the neighbours; 4, 5 are covered
+        assert sorted(source._cache) == [0, 1, 8, 9]
+        np.testing.assert_array_equal(source[40:64, 0:32], image[40:64, 0:32])
+        assert sorted(decoded) == [0, 1, 4, 5, 8, 9, 12, 13]  # 8 and 9 from the cache
+
+    # a segment two threads want at once is decoded by one of them, the other waits
+    decoded.clear()
+    both = threading.Barrier(2)
+    with TiffSource(path) as source:
+
+        def read(_: int) -> np.ndarray:
+            both.wait()
+            return source[0:16, 0:16]
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            blocks = list(pool.map(read, range(8)))
+    assert decoded == [0]
+    for block in blocks:
+        np.testing.assert_array_equal(block, image[0:16, 0:16])
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -533,6 +622,68 @@ def test_a_failing_writer_stops_the_tiles(tmp_path: Path, monkeypatch: pytest.Mo
     assert 2 <= len(made) < 24  # the tiles stopped soon after the writer failed (24 in all)
 
 
+class _WatchedSource(TiffSource):
+    """Records reads still running when the source is closed, and reads after."""
+
+    reading = 0
+    closed = False
+    late: list[str] = []
+    lock = threading.Lock()
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        cls = _WatchedSource
+        with cls.lock:
+            cls.reading += 1
+            if cls.closed:
+                cls.late.append("read after close")
+        try:
+            return super().__getitem__(key)
+        finally:
+            with cls.lock:
+                cls.reading -= 1
+
+    def close(self) -> None:
+        cls = _WatchedSource
+        with cls.lock:
+            if cls.reading:
+                cls.late.append(f"{cls.reading} reads running at close")
+            cls.closed = True
+        super().close()
+
+
+@pytest.mark.parametrize("phase", ["estimate", "dehaze"])
+def test_a_failing_tile_on_a_tile_thread_stops_the_others(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, phase: str
+) -> None:
+    """The error is raised here, no file is left, and no tile reads the closed source."""
+    from dehaze import tiles
+
+    src = write_tiff(tmp_path / "in.tif", hazy_image(rng, (160, 160, 3), np.uint8))
+    started: list[int] = []
+    real = tiles.apply_tile if phase == "dehaze" else tiles._block_part
+    failing = 7
+
+    def fails_at_one_tile(*args: Any, **options: Any) -> Any:
+        tile = args[2]  # apply_tile(prepared, block, tile), _block_part(method, k, tile, block)
+        started.append(tile.index)
+        if tile.index == failing:
+            raise RuntimeError(f"tile {tile.index} failed")
+        return real(*args, **options)
+
+    monkeypatch.setattr(
+        tiles, "apply_tile" if phase == "dehaze" else "_block_part", fails_at_one_tile
+    )
+    monkeypatch.setattr(largeimage, "TiffSource", _WatchedSource)
+    monkeypatch.setattr(_WatchedSource, "late", [])
+    monkeypatch.setattr(_WatchedSource, "closed", False)
+    with dehaze.num_threads(2), pytest.raises(RuntimeError, match=f"tile {failing} failed"):
+        dehaze_file_tiled(dehaze.ClearHaze(), src, tmp_path / "out.tif", tile=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]  # no output, no .part
+    assert _WatchedSource.closed and not _WatchedSource.late
+    assert len(started) < 100  # 100 tiles in all: those after the failure were not begun
+    assert max(started) <= failing + 3  # at most threads + 1 tiles were started ahead
+
+
 def test_file_to_file_refuses_an_output_the_disk_cannot_hold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -556,45 +707,63 @@ def test_tiff_pixels_reads_the_header_only(tmp_path: Path) -> None:
 
 
 class _CountingSource(TiffSource):
-    """Counts the blocks read and how many of them are alive at once."""
+    """Counts the blocks read, the threads reading them and how many are alive at once."""
 
     reads: list[tuple[int, int]] = []
+    readers: set[int] = set()
     alive = 0
     most_alive = 0
+    count_lock = threading.Lock()  # blocks are read, and dropped, on several threads
 
     def __getitem__(self, key: Any) -> np.ndarray:
         block = super().__getitem__(key)
         cls = _CountingSource
-        cls.reads.append(block.shape[:2])
-        cls.alive += 1
-        cls.most_alive = max(cls.most_alive, cls.alive)
+        with cls.count_lock:
+            cls.reads.append(block.shape[:2])
+            cls.readers.add(threading.get_ident())
+            cls.alive += 1
+            cls.most_alive = max(cls.most_alive, cls.alive)
         weakref.finalize(block, _CountingSource._released)
         return block
 
     @staticmethod
     def _released() -> None:
-        _CountingSource.alive -= 1
+        with _CountingSource.count_lock:
+            _CountingSource.alive -= 1
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("name", ["dcp", "clear"])
 def test_the_tiled_path_holds_a_bounded_number_of_tiles(
-    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, name: str
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    threads: int,
 ) -> None:
+    """One tile read per thread at most: the tiles run on ``threads`` threads at once."""
     method = METHODS[name]
     image = hazy_image(rng, (256, 320, 3), np.uint8)
     src = write_tiff(tmp_path / "in.tif", image, tile=(32, 32))
     monkeypatch.setattr(largeimage, "TiffSource", _CountingSource)
     monkeypatch.setattr(_CountingSource, "reads", [])
+    monkeypatch.setattr(_CountingSource, "readers", set())
     monkeypatch.setattr(_CountingSource, "alive", 0)
     monkeypatch.setattr(_CountingSource, "most_alive", 0)
-    out = dehaze_file_tiled(method, src, tmp_path / "out.tif", tile=32, cache_bytes=0)
+    with dehaze.num_threads(threads):
+        out = dehaze_file_tiled(method, src, tmp_path / "out.tif", tile=32, cache_bytes=0)
     np.testing.assert_array_equal(tifffile.imread(out), method(image).image)
     halo = method.halo_for(method.estimate(image))
     side = 32 + 2 * halo
     tiles = (256 // 32) * (320 // 32)
     assert len(_CountingSource.reads) >= 2 * tiles  # the scene pass(es), then the output
     assert all(h <= side and w <= side for h, w in _CountingSource.reads)
-    assert _CountingSource.most_alive <= 2
+    assert _CountingSource.most_alive <= threads
+    others = _CountingSource.readers - {threading.get_ident()}
+    if threads == 1:
+        assert not others
+    else:  # the tiles were read (and computed) on the tile threads
+        assert len(others) >= 2
 
 
 def _peak_memory(method: Any, src: Path, dst: Path) -> int:
