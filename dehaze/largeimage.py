@@ -1002,14 +1002,17 @@ def dehaze_file_tiled(
     compression: str | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
 ) -> Path:
-    """Dehaze a TIFF file into a tiled TIFF, holding about one tile at a time.
+    """Dehaze a TIFF file into a tiled TIFF, holding about one tile per thread.
 
     The scene (atmospheric light, …; ClearHaze's small working planes) is computed exactly
-    over the whole image by :func:`dehaze.tiles.prepare`, reading one tile at a time; then
+    over the whole image by :func:`dehaze.tiles.prepare`, reading it tile by tile; then
     every output tile is computed from its input tile grown by the method's halo
-    (:func:`dehaze.tiles.apply_tile`) and written at once. The result equals
-    ``method(image)`` on the whole image, bit for bit (the output dtype is the input's).
-    An alpha channel is carried through unchanged.
+    (:func:`dehaze.tiles.apply_tile`) and written at once, in order, by a writer thread.
+    The tiles of both passes run on :func:`dehaze.get_num_threads` threads, one tile per
+    thread (its kernels on that thread), so at most that many input tiles are in memory
+    at once. The result equals ``method(image)`` on the whole image, bit for bit (the
+    output dtype is the input's), whatever the thread count. An alpha channel is carried
+    through unchanged.
 
     Parameters
     ----------
@@ -1169,10 +1172,11 @@ _WRITE_QUEUE = 2
 
 
 def _write_behind(write: Callable[[Iterable[NDArray[Any]]], Path], tiles: Iterator[Any]) -> Path:
-    """Run ``write`` on ``tiles`` in a thread while this thread computes the next tiles.
+    """Run ``write`` on ``tiles`` in a thread while this thread takes the next tiles.
 
-    Writing (a memory copy into the file system's cache) then overlaps the computation of
-    the next tile instead of adding to it; at most ``_WRITE_QUEUE`` tiles wait. Whatever
+    Writing (a copy into an aligned buffer and a direct write) then overlaps the
+    computation of the next tiles instead of adding to it; at most ``_WRITE_QUEUE`` tiles
+    wait. Whatever
     fails first, the other side stops: a failing producer (a method error, SIGTERM's
     exception, Ctrl-C) makes the writer raise, so the temporary file is removed; a failing
     writer (a full disk) stops the producer. The producer's exception, else the writer's,
