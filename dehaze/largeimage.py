@@ -203,13 +203,15 @@ class TiffSource:
     extrasample : int or None
         The TIFF ExtraSamples value of the alpha channel (0 unspecified, 2 unassociated),
         None without alpha.
-    keep_covered : bool
-        Whether strips/tiles lying wholly inside a region read are kept in the cache
-        (default True). Set it to False while reading regions that do not overlap (tiles
-        without a halo): such a segment is then never read again, and keeping it only
-        costs memory traffic (measured: reading a 2.7 GB file in aligned 1024-px tiles
-        took twice the CPU time with them kept). Segments a region cuts are kept either
-        way, for the neighbours that read the rest.
+    disjoint_reads : bool
+        Set it to True while the regions read do not overlap (tiles without a halo;
+        default False): every pixel is then read once, so a strip or tile is dropped from
+        the cache as soon as all of its pixels have been read, and one that a region
+        covers whole is not cached at all. The cache then holds only the segments cut by
+        regions read so far, waiting for their neighbours, instead of filling up with
+        segments never read again (reading the 2.7 GB bench file in aligned 1024-px tiles
+        took twice the CPU time with them kept: fresh memory and cache misses). Setting
+        it starts a new count.
 
     Raises
     ------
@@ -253,7 +255,8 @@ class TiffSource:
         # changed under this lock; the file is read with pread, which has no shared offset
         self._lock = threading.Lock()
         self._decoding: dict[int, threading.Event] = {}
-        self.keep_covered = True
+        self._disjoint = False
+        self._unread: dict[int, int] = {}  # pixels of a segment not read yet (disjoint reads)
         self._file_size = self.path.stat().st_size
         try:
             self._tiff = tifffile.TiffFile(self.path)
@@ -501,16 +504,17 @@ class TiffSource:
                     top, left = sy * rows, sx * cols
                     a0, a1 = max(y0, top), min(y1, top + rows)
                     b0, b1 = max(x0, left), min(x1, left + cols)
-                    covered = (a0, b0) == (top, left) and (a1, b1) == (
-                        min(layout.height, top + rows),
-                        min(layout.width, left + cols),
-                    )
-                    segment = self._segment(index, keep=self.keep_covered or not covered)
+                    bottom, right = min(layout.height, top + rows), min(layout.width, left + cols)
+                    area, part = (bottom - top) * (right - left), (a1 - a0) * (b1 - b0)
+                    disjoint = self._disjoint
+                    segment = self._segment(index, keep=not disjoint or part < area)
                     target = out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0, channels]
                     if segment is None:
                         target[...] = 0  # an empty (sparse) segment: zeros, as tifffile reads it
                     else:
                         target[...] = segment[a0 - top : a1 - top, b0 - left : b1 - left]
+                    if disjoint and part < area:
+                        self._count_read(index, area, part)
         return out
 
     def _read_rows(self, block: int) -> NDArray[Any]:
@@ -569,6 +573,29 @@ class TiffSource:
                 del self._decoding[index]
             done.set()
         return segment
+
+    @property
+    def disjoint_reads(self) -> bool:
+        """Whether the regions read do not overlap (see the class's attributes)."""
+        return self._disjoint
+
+    @disjoint_reads.setter
+    def disjoint_reads(self, value: bool) -> None:
+        with self._lock:
+            self._disjoint = bool(value)
+            self._unread.clear()
+
+    def _count_read(self, index: int, area: int, part: int) -> None:
+        """Count ``part`` pixels of segment ``index`` read; drop it once all ``area`` are."""
+        with self._lock:
+            left = self._unread.get(index, area) - part
+            if left > 0:
+                self._unread[index] = left
+                return
+            self._unread.pop(index, None)
+            if index in self._cache:
+                dropped = self._cache.pop(index)
+                self._cached_bytes -= 0 if dropped is None else dropped.nbytes
 
     def _read_at(self, offset: int, count: int) -> bytes:
         """Return ``count`` bytes of the file from ``offset`` (fewer at its end); thread-safe."""
@@ -1072,8 +1099,8 @@ def dehaze_file_tiled(
             def one(piece: Any) -> Any:
                 return func(piece, _tiles.read_block(image, piece.read))
 
-            # tiles read without a halo do not overlap: whole segments are read once
-            source.keep_covered = any(piece.read != piece.out for piece in plan)
+            # tiles read without a halo do not overlap: each segment is read once
+            source.disjoint_reads = all(piece.read == piece.out for piece in plan)
             results = []  # small per-tile statistics; a block per thread in memory
             for result in _in_order(one, plan, threads):
                 results.append(result)
@@ -1098,7 +1125,7 @@ def dehaze_file_tiled(
             del pixels
             return merge_alpha(_tiles.apply_tile(prepared, block, piece).image, kept)
 
-        source.keep_covered = prepared.halo > 0
+        source.disjoint_reads = prepared.halo == 0
 
         def blocks() -> Generator[NDArray[Any], None, None]:
             for number, image in enumerate(_in_order(dehazed, plan, threads), start=1):

@@ -143,14 +143,14 @@ def test_region_keys(tmp_path: Path) -> None:
     "layout", ["tiled", "striped", "tiled-zlib-predictor", "striped-lzma", "big-endian"]
 )
 @pytest.mark.parametrize("cache_bytes", [0, 3000, 10**6])
-@pytest.mark.parametrize("keep_covered", [True, False])
+@pytest.mark.parametrize("disjoint", [False, True])
 def test_regions_read_from_many_threads_at_once(
     tmp_path: Path,
     rng: np.random.Generator,
     monkeypatch: pytest.MonkeyPatch,
     layout: str,
     cache_bytes: int,
-    keep_covered: bool,
+    disjoint: bool,
 ) -> None:
     """Reads from several threads (the file path's tiles) give what one thread reads."""
     image = random_image(rng, (97, 83, 3), np.uint16)
@@ -168,7 +168,7 @@ def test_regions_read_from_many_threads_at_once(
     ]
     start = threading.Barrier(4)
     with TiffSource(path, cache_bytes=cache_bytes) as source:
-        source.keep_covered = keep_covered
+        source.disjoint_reads = disjoint  # (they overlap: dropped early, decoded again)
 
         def read(part: int) -> list[np.ndarray]:
             start.wait()  # all threads begin together, on the same regions
@@ -183,7 +183,7 @@ def test_regions_read_from_many_threads_at_once(
             np.testing.assert_array_equal(block, image[y0:y1, x0:x1])
 
 
-def test_segments_are_decoded_once_and_covered_ones_dropped_on_request(
+def test_segments_are_decoded_once_and_dropped_once_read_when_reads_are_disjoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     image = np.arange(64 * 64 * 3, dtype=np.uint16).reshape(64, 64, 3)
@@ -197,18 +197,25 @@ def test_segments_are_decoded_once_and_covered_ones_dropped_on_request(
 
     monkeypatch.setattr(TiffSource, "_decode", counting)
     with TiffSource(path) as source:
-        assert source.keep_covered  # the default: every segment read is kept
+        assert not source.disjoint_reads  # the default: every segment read is kept
         np.testing.assert_array_equal(source[0:32, 0:32], image[0:32, 0:32])
         np.testing.assert_array_equal(source[0:32, 0:32], image[0:32, 0:32])
         assert sorted(decoded) == [0, 1, 4, 5] and sorted(source._cache) == [0, 1, 4, 5]
     decoded.clear()
     with TiffSource(path) as source:
-        source.keep_covered = False  # tiles without halo: regions do not overlap
+        source.disjoint_reads = True  # tiles without halo: regions do not overlap
         np.testing.assert_array_equal(source[8:40, 0:32], image[8:40, 0:32])
         # rows 8–16 and 32–40 cut tiles 0, 1, 8, 9, kept for the neighbours; 4, 5 are covered
         assert sorted(source._cache) == [0, 1, 8, 9]
         np.testing.assert_array_equal(source[40:64, 0:32], image[40:64, 0:32])
-        assert sorted(decoded) == [0, 1, 4, 5, 8, 9, 12, 13]  # 8 and 9 from the cache
+        assert sorted(source._cache) == [0, 1]  # all of 8 and 9 read: dropped
+        np.testing.assert_array_equal(source[0:8, 0:40], image[0:8, 0:40])
+        assert sorted(source._cache) == [2]  # cut by column 40
+        assert sorted(decoded) == [0, 1, 2, 4, 5, 8, 9, 12, 13]  # 0, 1, 8, 9 decoded once
+        assert source._cached_bytes == 16 * 16 * 3 * 2
+        source.disjoint_reads = False  # a new pass: everything read is kept again
+        source[16:17, 0:1]
+        assert sorted(source._cache) == [2, 4]
 
     # a segment two threads want at once is decoded by one of them, the other waits
     decoded.clear()
