@@ -754,7 +754,8 @@ def write_tiled_tiff(
     tiles : iterable of ndarray
         The tiles, row by row, each ``tile`` × ``tile`` (edge tiles may be smaller; they
         are zero-padded in the file as TIFF requires and cropped by readers).
-        Consumed lazily: only the tile being written is held.
+        Consumed lazily: only the tiles of one write are held (uncompressed: copies of
+        about ``WRITE_BATCH_BYTES``).
     shape : tuple of int
         (H, W) gray, (H, W, 3) RGB, (H, W, 2) gray+alpha or (H, W, 4) RGBA.
     dtype : dtype
@@ -857,6 +858,9 @@ def write_tiled_tiff(
 #: Alignment (bytes) of the uncompressed tiles' offsets and of their buffers in memory:
 #: direct I/O needs the device's logical block size, which 4096 covers.
 DIRECT_ALIGN = 4096
+#: Bytes of consecutive uncompressed tiles written at once (direct writes of 3 MB tiles
+#: reached 1.6–2.0 GB/s on the bench machine, of 12 MB 2.7–3.3 GB/s).
+WRITE_BATCH_BYTES = 16 * 2**20
 #: Whether uncompressed tiles are written with direct I/O (``O_DIRECT``) where the file
 #: system allows it; otherwise (or when it refuses) through the page cache.
 USE_DIRECT_IO = hasattr(os, "O_DIRECT")
@@ -877,8 +881,9 @@ class _UncompressedTiles:
 
     Every tile (edge tiles zero-padded, as TIFF requires) has the same size, so the IFD
     with every tile's offset is known before any pixel: it is written first, and the tiles
-    follow at offsets that are multiples of :data:`DIRECT_ALIGN`. Each tile is copied
-    into an aligned buffer and written with ``pwrite``, with direct I/O when the file
+    follow at offsets that are multiples of :data:`DIRECT_ALIGN`. Tiles are copied
+    into an aligned buffer and written with ``pwrite`` a few at a time
+    (:data:`WRITE_BATCH_BYTES`), with direct I/O when the file
     system allows it (:data:`USE_DIRECT_IO`): a multi-gigabyte output then does not go
     through the page cache, whose copies and write-back cost about 4 times the CPU time
     (measured on ext4: 2.5–2.9 s of system time for 2.7 GB, against 0.6–0.8 s direct).
@@ -960,10 +965,14 @@ class _UncompressedTiles:
         self.header = bytes(head + values)
 
     def write(self, name: str, tiles: Iterable[NDArray[Any]]) -> None:
-        """Write the header and ``count`` tiles (row-major, each at most a tile) to ``name``."""
-        buffer = _aligned_empty(self.tile_bytes)
-        padded = buffer.view(self.dtype).reshape(self.tile_shape)
-        data = buffer.data  # the aligned bytes, for pwrite (no copy)
+        """Write the header and ``count`` tiles (row-major, each at most a tile) to ``name``.
+
+        Consecutive tiles are consecutive in the file: they are gathered into one buffer
+        of about :data:`WRITE_BATCH_BYTES` and written together.
+        """
+        batch = max(1, min(self.count, WRITE_BATCH_BYTES // self.tile_bytes))
+        buffer = _aligned_empty(batch * self.tile_bytes)
+        slots = buffer.view(self.dtype).reshape(batch, *self.tile_shape)
         fd = os.open(name, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_BINARY", 0))
         direct = -1
         try:
@@ -973,22 +982,32 @@ class _UncompressedTiles:
                     direct = os.open(name, os.O_WRONLY | os.O_DIRECT)
                 except OSError:  # e.g. tmpfs: through the page cache
                     direct = -1
-            written = 0
-            for index, block in enumerate(tiles):
-                rows, cols = block.shape[:2]
-                if rows < self.tile or cols < self.tile:
-                    padded[...] = 0
-                padded[:rows, :cols] = block.reshape(rows, cols, -1)
-                offset = self.data_start + index * self.tile_bytes
+
+            def flush(first: int, filled: int) -> None:
+                nonlocal direct
+                data = buffer.data[: filled * self.tile_bytes]  # the aligned bytes, no copy
+                offset = self.data_start + first * self.tile_bytes
                 if direct >= 0:
                     try:
                         _write_all(direct, data, offset)
+                        return
                     except OSError:  # direct I/O refused after all: the page cache
                         os.close(direct)
                         direct = -1
-                if direct < 0:
-                    _write_all(fd, data, offset)
+                _write_all(fd, data, offset)
+
+            written = 0
+            for block in tiles:
+                slot = slots[written % batch]
+                rows, cols = block.shape[:2]
+                if rows < self.tile or cols < self.tile:
+                    slot[...] = 0
+                slot[:rows, :cols] = block.reshape(rows, cols, -1)
                 written += 1
+                if written % batch == 0:
+                    flush(written - batch, batch)
+            if written % batch:
+                flush(written - written % batch, written % batch)
             if written != self.count:  # pragma: no cover - checked() raises first
                 raise ValueError(f"got {written} tiles; expected {self.count}")
         finally:

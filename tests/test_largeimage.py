@@ -515,9 +515,12 @@ def test_uncompressed_tiles_direct_and_buffered_give_the_same_file(
     image = random_image(rng, shape, dtype)
     extras = [2] if channels == 4 else None
     files = []
-    for direct in (True, False):
+    tile_bytes = 64 * 64 * channels * np.dtype(dtype).itemsize
+    # one write for all 12 tiles, one per tile, and 5 + 5 + 2
+    for direct, batch in itertools.product((True, False), (12, 1, 5)):
         monkeypatch.setattr(largeimage, "USE_DIRECT_IO", direct)
-        path = tmp_path / f"{direct}.tif"
+        monkeypatch.setattr(largeimage, "WRITE_BATCH_BYTES", batch * tile_bytes + 1)
+        path = tmp_path / f"{direct}-{batch}.tif"
         path.touch()
         writer = largeimage._UncompressedTiles(shape, np.dtype(dtype), 64, extras, bigtiff=bigtiff)
         writer.write(str(path), _tiles(image, 64))
@@ -531,10 +534,9 @@ def test_uncompressed_tiles_direct_and_buffered_give_the_same_file(
             assert tuple(page.extrasamples) == ((2,) if channels == 4 else ())
         with TiffSource(path) as source:
             np.testing.assert_array_equal(source[7:140, 65:199], image[7:140, 65:199])
-    assert files[0] == files[1]
+    assert all(file == files[0] for file in files[1:])
     # 3 × 4 tiles, the last one last; edge tiles are padded with zeros, not with what the
     # buffer held before: the last tile's rows below the image's 150th are zeros
-    tile_bytes = 64 * 64 * channels * np.dtype(dtype).itemsize
     assert len(files[0]) % largeimage.DIRECT_ALIGN == 0 and len(files[0]) > 12 * tile_bytes
     assert files[0].endswith(bytes((64 - 150 % 64) * 64 * channels * np.dtype(dtype).itemsize))
 
