@@ -32,7 +32,7 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent import futures
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -883,7 +883,8 @@ class _UncompressedTiles:
     with every tile's offset is known before any pixel: it is written first, and the tiles
     follow at offsets that are multiples of :data:`DIRECT_ALIGN`. Tiles are copied
     into an aligned buffer and written with ``pwrite`` a few at a time
-    (:data:`WRITE_BATCH_BYTES`), with direct I/O when the file
+    (:data:`WRITE_BATCH_BYTES`, by a second thread while the next are copied), with
+    direct I/O when the file
     system allows it (:data:`USE_DIRECT_IO`): a multi-gigabyte output then does not go
     through the page cache, whose copies and write-back cost about 4 times the CPU time
     (measured on ext4: 2.5–2.9 s of system time for 2.7 GB, against 0.6–0.8 s direct).
@@ -967,14 +968,36 @@ class _UncompressedTiles:
     def write(self, name: str, tiles: Iterable[NDArray[Any]]) -> None:
         """Write the header and ``count`` tiles (row-major, each at most a tile) to ``name``.
 
-        Consecutive tiles are consecutive in the file: they are gathered into one buffer
-        of about :data:`WRITE_BATCH_BYTES` and written together.
+        Consecutive tiles are consecutive in the file: they are copied into one aligned
+        buffer of about :data:`WRITE_BATCH_BYTES` (edge tiles zero-padded) and written
+        together, by a second thread while the next tiles are copied into a second buffer.
         """
         batch = max(1, min(self.count, WRITE_BATCH_BYTES // self.tile_bytes))
-        buffer = _aligned_empty(batch * self.tile_bytes)
-        slots = buffer.view(self.dtype).reshape(batch, *self.tile_shape)
+        buffers = [_aligned_empty(batch * self.tile_bytes) for _ in range(2)]
         fd = os.open(name, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_BINARY", 0))
         direct = -1
+        writing: Future[None] | None = None  # the write of the other buffer
+
+        def write_batch(buffer: NDArray[np.uint8], first: int, filled: int) -> None:
+            nonlocal direct
+            data = buffer.data[: filled * self.tile_bytes]  # the aligned bytes, no copy
+            offset = self.data_start + first * self.tile_bytes
+            if direct >= 0:
+                try:
+                    _write_all(direct, data, offset)
+                    return
+                except OSError:  # direct I/O refused after all: the page cache
+                    os.close(direct)
+                    direct = -1
+            _write_all(fd, data, offset)
+
+        def finish_writing() -> None:
+            nonlocal writing
+            if writing is not None:
+                done, writing = writing, None
+                done.result()  # its error, if any, raised here
+
+        io = ThreadPoolExecutor(1, thread_name_prefix="dehaze-tiff-io")
         try:
             _write_all(fd, memoryview(self.header), 0)
             if USE_DIRECT_IO and self.tile_bytes % DIRECT_ALIGN == 0:
@@ -982,35 +1005,25 @@ class _UncompressedTiles:
                     direct = os.open(name, os.O_WRONLY | os.O_DIRECT)
                 except OSError:  # e.g. tmpfs: through the page cache
                     direct = -1
-
-            def flush(first: int, filled: int) -> None:
-                nonlocal direct
-                data = buffer.data[: filled * self.tile_bytes]  # the aligned bytes, no copy
-                offset = self.data_start + first * self.tile_bytes
-                if direct >= 0:
-                    try:
-                        _write_all(direct, data, offset)
-                        return
-                    except OSError:  # direct I/O refused after all: the page cache
-                        os.close(direct)
-                        direct = -1
-                _write_all(fd, data, offset)
-
             written = 0
             for block in tiles:
-                slot = slots[written % batch]
+                slots = buffers[(written // batch) % 2].view(self.dtype)
+                slot = slots.reshape(batch, *self.tile_shape)[written % batch]
                 rows, cols = block.shape[:2]
                 if rows < self.tile or cols < self.tile:
                     slot[...] = 0
                 slot[:rows, :cols] = block.reshape(rows, cols, -1)
                 written += 1
-                if written % batch == 0:
-                    flush(written - batch, batch)
-            if written % batch:
-                flush(written - written % batch, written % batch)
+                filled = written % batch or batch
+                if filled == batch or written == self.count:
+                    finish_writing()  # the other buffer is free again
+                    buffer = buffers[((written - 1) // batch) % 2]
+                    writing = io.submit(write_batch, buffer, written - filled, filled)
+            finish_writing()
             if written != self.count:  # pragma: no cover - checked() raises first
                 raise ValueError(f"got {written} tiles; expected {self.count}")
         finally:
+            io.shutdown(wait=True)  # no write in flight when the files are closed
             if direct >= 0:
                 os.close(direct)
             os.close(fd)

@@ -541,6 +541,31 @@ def test_uncompressed_tiles_direct_and_buffered_give_the_same_file(
     assert files[0].endswith(bytes((64 - 150 % 64) * 64 * channels * np.dtype(dtype).itemsize))
 
 
+def test_an_error_writing_a_batch_is_raised_by_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are written on a second thread; its error reaches write_tiled_tiff's caller."""
+    image = np.zeros((150, 200, 3), np.uint8)
+    monkeypatch.setattr(largeimage, "WRITE_BATCH_BYTES", 2 * 64 * 64 * 3)  # 2 tiles a write
+    monkeypatch.setattr(largeimage, "USE_DIRECT_IO", False)  # (a direct write's error: buffered)
+    real = largeimage._write_all
+    calls = []
+
+    def fails_at_the_third_batch(fd: int, data: memoryview, offset: int) -> None:
+        calls.append(offset)
+        if len(calls) == 4:  # the header, then batches
+            raise OSError("no space left on device")
+        real(fd, data, offset)
+
+    monkeypatch.setattr(largeimage, "_write_all", fails_at_the_third_batch)
+    with pytest.raises(OSError, match="no space left"):
+        write_tiled_tiff(
+            tmp_path / "a.tif", _tiles(image, 64), shape=image.shape, dtype=np.uint8, tile=64
+        )
+    assert not list(tmp_path.iterdir())  # the temporary file removed
+    assert len(calls) <= 5  # the batch being copied may be written, nothing after
+
+
 # --- file to file -----------------------------------------------------------------------
 
 METHODS = {
