@@ -627,6 +627,26 @@ def test_file_to_file_gray_and_alpha(
         np.testing.assert_array_equal(out[..., -1], image[..., -1])  # alpha unchanged
 
 
+@pytest.mark.parametrize("layout", ["striped", "one-strip", "tiled", "striped-separate"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_file_to_file_reading_each_segment_once_equals_the_whole_image(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+    threads: int,
+) -> None:
+    """ClearHaze reads without a halo (disjoint reads): segments leave the cache once read."""
+    image = hazy_image(rng, (203, 157, 4), np.uint8)  # with alpha
+    src = write_tiff(tmp_path / "in.tif", image, **LAYOUTS[layout])
+    monkeypatch.setattr(largeimage, "ROW_BLOCK_BYTES", 3000)  # rows cut by the tiles
+    method = dehaze.ClearHaze(working_size=20)  # working blocks of 8 px
+    with dehaze.num_threads(threads):
+        out = tifffile.imread(dehaze_file_tiled(method, src, tmp_path / "out.tif", tile=32))
+    np.testing.assert_array_equal(out[..., :3], method(image[..., :3]).image)
+    np.testing.assert_array_equal(out[..., 3], image[..., 3])
+
+
 def test_file_to_file_refuses_bad_tiles_and_existing_outputs(tmp_path: Path) -> None:
     src = write_tiff(tmp_path / "in.tif", np.zeros((20, 20, 3), np.uint8))
     with pytest.raises(ValueError, match="multiple of 16"):
