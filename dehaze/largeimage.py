@@ -881,13 +881,13 @@ class _UncompressedTiles:
 
     Every tile (edge tiles zero-padded, as TIFF requires) has the same size, so the IFD
     with every tile's offset is known before any pixel: it is written first, and the tiles
-    follow at offsets that are multiples of :data:`DIRECT_ALIGN`. Tiles are copied
-    into an aligned buffer and written with ``pwrite`` a few at a time
-    (:data:`WRITE_BATCH_BYTES`, by a second thread while the next are copied), with
-    direct I/O when the file
-    system allows it (:data:`USE_DIRECT_IO`): a multi-gigabyte output then does not go
-    through the page cache, whose copies and write-back cost about 4 times the CPU time
-    (measured on ext4: 2.5–2.9 s of system time for 2.7 GB, against 0.6–0.8 s direct).
+    follow at offsets that are multiples of :data:`DIRECT_ALIGN`. Tiles are copied into
+    an aligned buffer and written with ``pwrite`` a few at a time
+    (:data:`WRITE_BATCH_BYTES`, by a second thread while the next are copied), with direct
+    I/O when the file system allows it (:data:`USE_DIRECT_IO`): a multi-gigabyte output
+    then does not go through the page cache, whose copies and write-back cost about 4
+    times the CPU time (measured on ext4: 2.5–2.9 s of system time for 2.7 GB, against
+    0.6–0.8 s direct).
     Native byte order (II or MM), as the tiles are in memory. Readers (tifffile, OpenCV,
     :class:`TiffSource`) see the same file tifffile would write.
     """
@@ -1235,11 +1235,10 @@ def _write_behind(write: Callable[[Iterable[NDArray[Any]]], Path], tiles: Iterat
 
     Writing (a copy into an aligned buffer and a direct write) then overlaps the
     computation of the next tiles instead of adding to it; at most ``_WRITE_QUEUE`` tiles
-    wait. Whatever
-    fails first, the other side stops: a failing producer (a method error, SIGTERM's
-    exception, Ctrl-C) makes the writer raise, so the temporary file is removed; a failing
-    writer (a full disk) stops the producer. The producer's exception, else the writer's,
-    is raised here.
+    wait. Whatever fails first, the other side stops: a failing producer (a method error,
+    SIGTERM's exception, Ctrl-C) makes the writer raise, so the temporary file is removed;
+    a failing writer (a full disk) stops the producer. The producer's exception, else the
+    writer's, is raised here.
     """
     handoff: queue.Queue[Any] = queue.Queue(maxsize=_WRITE_QUEUE)
     end, abort = object(), object()
