@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             mem_load = os.getloadavg()[0]
             _, _, mem_rss, text = measured([python, "-c", code])
             mem = json.loads(text.strip().splitlines()[-1])
+            shutil.rmtree(out, ignore_errors=True)  # an existing output would be skipped
             large_load = os.getloadavg()[0]
             large_wall, large_cpu, large_rss, _ = measured([*cli, str(large)])
             mp_4k = mem["megapixels"]
