@@ -86,6 +86,8 @@ _ORIENTATION_TAG = 274
 #: Whether the file is read with ``pread``/``preadv`` (no shared file offset: reads from
 #: several threads need no lock); elsewhere a seek and a read under the source's lock.
 _PREAD = hasattr(os, "pread") and hasattr(os, "preadv")
+#: What :meth:`TiffSource._segment` returns for a segment another thread is decoding.
+_BUSY = object()
 
 
 @dataclass(frozen=True)
@@ -496,26 +498,58 @@ class TiffSource:
         else:
             rows, cols = layout.segment_rows, layout.segment_cols
             across, per_plane = layout.cols_of_segments, layout.per_plane
+        # (plane, index, top, left) of every segment the region touches; one another thread
+        # is decoding is left for later, so threads reading the same band of strips (the
+        # tiles of a row, at once) decode different segments instead of waiting in turn
+        waiting = []
+        disjoint = self._disjoint
         for plane in range(layout.planes):
-            channels = slice(plane, plane + 1) if layout.planar == _SEPARATE else slice(None)
             for sy in range(y0 // rows, (y1 - 1) // rows + 1):
                 for sx in range(x0 // cols, (x1 - 1) // cols + 1):
                     index = plane * per_plane + sy * across + sx
-                    top, left = sy * rows, sx * cols
-                    a0, a1 = max(y0, top), min(y1, top + rows)
-                    b0, b1 = max(x0, left), min(x1, left + cols)
-                    bottom, right = min(layout.height, top + rows), min(layout.width, left + cols)
-                    area, part = (bottom - top) * (right - left), (a1 - a0) * (b1 - b0)
-                    disjoint = self._disjoint
-                    segment = self._segment(index, keep=not disjoint or part < area)
-                    target = out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0, channels]
-                    if segment is None:
-                        target[...] = 0  # an empty (sparse) segment: zeros, as tifffile reads it
-                    else:
-                        target[...] = segment[a0 - top : a1 - top, b0 - left : b1 - left]
-                    if disjoint and part < area:
-                        self._count_read(index, area, part)
+                    piece = (plane, index, sy * rows, sx * cols)
+                    if not self._copy_segment(out, piece, (y0, y1, x0, x1), disjoint, False):
+                        waiting.append(piece)
+        for piece in waiting:
+            self._copy_segment(out, piece, (y0, y1, x0, x1), disjoint, True)
         return out
+
+    def _copy_segment(
+        self,
+        out: NDArray[Any],
+        piece: tuple[int, int, int, int],
+        region: tuple[int, int, int, int],
+        disjoint: bool,
+        wait: bool,
+    ) -> bool:
+        """Copy the part of a segment inside ``region`` into ``out``; False if it must wait.
+
+        ``piece`` is (plane, segment index, first stored row, first stored column).
+        """
+        layout = self._layout
+        plane, index, top, left = piece
+        y0, y1, x0, x1 = region
+        rows, cols = (
+            (self._block_rows, layout.width)
+            if self._row_blocks
+            else (layout.segment_rows, layout.segment_cols)
+        )
+        a0, a1 = max(y0, top), min(y1, top + rows)
+        b0, b1 = max(x0, left), min(x1, left + cols)
+        bottom, right = min(layout.height, top + rows), min(layout.width, left + cols)
+        area, part = (bottom - top) * (right - left), (a1 - a0) * (b1 - b0)
+        found = self._segment(index, keep=not disjoint or part < area, wait=wait)
+        if found is _BUSY:
+            return False
+        channels = slice(plane, plane + 1) if layout.planar == _SEPARATE else slice(None)
+        target = out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0, channels]
+        if found is None:
+            target[...] = 0  # an empty (sparse) segment: zeros, as tifffile reads it
+        else:
+            target[...] = found[a0 - top : a1 - top, b0 - left : b1 - left]
+        if disjoint and part < area:
+            self._count_read(index, area, part)
+        return True
 
     def _read_rows(self, block: int) -> NDArray[Any]:
         """Return rows block·R:(block + 1)·R of uncompressed strips as (rows, W, samples).
@@ -526,27 +560,26 @@ class TiffSource:
         layout, row_bytes = self._layout, self._row_bytes
         r0 = block * self._block_rows
         r1 = min(layout.height, r0 + self._block_rows)
-        buffer = bytearray((r1 - r0) * row_bytes)  # zeros: what an empty (sparse) strip gives
-        view = memoryview(buffer)
+        buffer = np.empty((r1 - r0) * row_bytes, dtype=np.uint8)  # not zeroed: all read
         strip_rows = layout.segment_rows
         for strip in range(r0 // strip_rows, (r1 - 1) // strip_rows + 1):
             top = strip * strip_rows
             a0, a1 = max(r0, top), min(r1, top + strip_rows)
-            part = view[(a0 - r0) * row_bytes : (a1 - r0) * row_bytes]
+            part = buffer[(a0 - r0) * row_bytes : (a1 - r0) * row_bytes]
             if layout.counts[strip] == 0:
-                continue  # an empty (sparse) strip: zeros, as tifffile reads it
-            if self._read_into(part, int(layout.offsets[strip]) + (a0 - top) * row_bytes):
+                part[...] = 0  # an empty (sparse) strip: zeros, as tifffile reads it
+                continue
+            if self._read_into(part.data, int(layout.offsets[strip]) + (a0 - top) * row_bytes):
                 raise self._refuse(f"is truncated: strip {strip} ends past the end of the file")
-        rows = np.frombuffer(buffer, dtype=self._stored_dtype).reshape(
-            r1 - r0, layout.width, layout.samples
-        )
+        rows = buffer.view(self._stored_dtype).reshape(r1 - r0, layout.width, layout.samples)
         return rows if rows.dtype.isnative else rows.astype(self.dtype)
 
-    def _segment(self, index: int, *, keep: bool = True) -> NDArray[Any] | None:
+    def _segment(self, index: int, *, keep: bool = True, wait: bool = True) -> Any:
         """Return strip or tile ``index`` decoded as (rows, cols, samples), through the cache.
 
         A segment decoded here is kept in the cache if ``keep`` (and it fits). Thread-safe:
-        a segment another thread is decoding is waited for, not decoded twice.
+        a segment another thread is decoding is waited for, not decoded twice; without
+        ``wait``, :data:`_BUSY` is returned instead. None for an empty (sparse) segment.
         """
         while True:
             with self._lock:
@@ -557,6 +590,8 @@ class TiffSource:
                 if busy is None:
                     done = self._decoding[index] = threading.Event()
                     break
+            if not wait:
+                return _BUSY
             busy.wait()  # then from the cache (or, evicted or failed, decoded here)
         try:
             segment = self._read_rows(index) if self._row_blocks else self._decode(index)
