@@ -233,6 +233,40 @@ def test_segments_are_decoded_once_and_dropped_once_read_when_reads_are_disjoint
         np.testing.assert_array_equal(block, image[0:16, 0:16])
 
 
+def test_a_segment_another_thread_decodes_is_taken_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While tile 0 is being decoded elsewhere, a region over tiles 0 and 1 decodes 1 first."""
+    image = np.arange(16 * 32 * 3, dtype=np.uint8).reshape(16, 32, 3)
+    path = write_tiff(tmp_path / "a.tif", image, tile=(16, 16))
+    decoded: list[int] = []
+    second = threading.Event()
+    real_decode = TiffSource._decode
+
+    def counting(self: TiffSource, index: int) -> Any:
+        decoded.append(index)
+        if index == 1:
+            second.set()
+        return real_decode(self, index)
+
+    monkeypatch.setattr(TiffSource, "_decode", counting)
+    with TiffSource(path) as source:
+        elsewhere = source._decoding[0] = threading.Event()  # "another thread" decodes 0
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(lambda: source[0:16, 0:32])
+            try:
+                assert second.wait(timeout=30)  # tile 1 decoded while tile 0 is busy
+                assert not reading.done()  # and the read waits for tile 0
+                with source._lock:  # the other thread finishes: tile 0 in the cache
+                    source._cache[0] = real_decode(source, 0)
+            finally:  # as the decoding thread does, whatever happened
+                with source._lock:
+                    del source._decoding[0]
+                elsewhere.set()
+            np.testing.assert_array_equal(reading.result(timeout=30), image)
+    assert decoded == [1]
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_orientation_is_applied_as_the_in_memory_reader_does(
     tmp_path: Path, rng: np.random.Generator, orientation: int
