@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
+import threading
 import tracemalloc
 import weakref
 from pathlib import Path
@@ -135,6 +137,134 @@ def test_region_keys(tmp_path: Path) -> None:
             source[3, 4]
         with pytest.raises(TypeError, match="slices"):
             source[1:2, 1:2, 0:1]
+
+
+@pytest.mark.parametrize(
+    "layout", ["tiled", "striped", "tiled-zlib-predictor", "striped-lzma", "big-endian"]
+)
+@pytest.mark.parametrize("cache_bytes", [0, 3000, 10**6])
+@pytest.mark.parametrize("disjoint", [False, True])
+def test_regions_read_from_many_threads_at_once(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+    cache_bytes: int,
+    disjoint: bool,
+) -> None:
+    """Reads from several threads (the file path's tiles) give what one thread reads."""
+    image = random_image(rng, (97, 83, 3), np.uint16)
+    path = write_tiff(tmp_path / "a.tif", image, **LAYOUTS[layout])
+    monkeypatch.setattr(largeimage, "ROW_BLOCK_BYTES", 1000)
+    regions = [
+        (int(y0), int(y0 + h), int(x0), int(x0 + w))
+        for y0, x0, h, w in zip(
+            rng.integers(0, 90, 400),
+            rng.integers(0, 80, 400),
+            rng.integers(1, 40, 400),
+            rng.integers(1, 40, 400),
+            strict=True,
+        )
+    ]
+    start = threading.Barrier(4)
+    with TiffSource(path, cache_bytes=cache_bytes) as source:
+        source.disjoint_reads = disjoint  # (they overlap: dropped early, decoded again)
+
+        def read(part: int) -> list[np.ndarray]:
+            start.wait()  # all threads begin together, on the same regions
+            return [source[y0:y1, x0:x1] for y0, y1, x0, x1 in regions[part::2]]
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(read, [0, 1, 0, 1]))
+        assert not source._decoding  # no segment left marked as being decoded
+        assert source._cached_bytes <= cache_bytes
+    for part, blocks in zip([0, 1, 0, 1], results, strict=True):
+        for (y0, y1, x0, x1), block in zip(regions[part::2], blocks, strict=True):
+            np.testing.assert_array_equal(block, image[y0:y1, x0:x1])
+
+
+def test_segments_are_decoded_once_and_dropped_once_read_when_reads_are_disjoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = np.arange(64 * 64 * 3, dtype=np.uint16).reshape(64, 64, 3)
+    path = write_tiff(tmp_path / "a.tif", image, tile=(16, 16), compression="zlib")
+    decoded: list[int] = []
+    real_decode = TiffSource._decode
+
+    def counting(self: TiffSource, index: int) -> Any:
+        decoded.append(index)
+        return real_decode(self, index)
+
+    monkeypatch.setattr(TiffSource, "_decode", counting)
+    with TiffSource(path) as source:
+        assert not source.disjoint_reads  # the default: every segment read is kept
+        np.testing.assert_array_equal(source[0:32, 0:32], image[0:32, 0:32])
+        np.testing.assert_array_equal(source[0:32, 0:32], image[0:32, 0:32])
+        assert sorted(decoded) == [0, 1, 4, 5] and sorted(source._cache) == [0, 1, 4, 5]
+    decoded.clear()
+    with TiffSource(path) as source:
+        source.disjoint_reads = True  # tiles without halo: regions do not overlap
+        np.testing.assert_array_equal(source[8:40, 0:32], image[8:40, 0:32])
+        # rows 8–16 and 32–40 cut tiles 0, 1, 8, 9, kept for the neighbours; 4, 5 are covered
+        assert sorted(source._cache) == [0, 1, 8, 9]
+        np.testing.assert_array_equal(source[40:64, 0:32], image[40:64, 0:32])
+        assert sorted(source._cache) == [0, 1]  # all of 8 and 9 read: dropped
+        np.testing.assert_array_equal(source[0:8, 0:40], image[0:8, 0:40])
+        assert sorted(source._cache) == [2]  # cut by column 40
+        assert sorted(decoded) == [0, 1, 2, 4, 5, 8, 9, 12, 13]  # 0, 1, 8, 9 decoded once
+        assert source._cached_bytes == 16 * 16 * 3 * 2
+        source.disjoint_reads = False  # a new pass: everything read is kept again
+        source[16:17, 0:1]
+        assert sorted(source._cache) == [2, 4]
+
+    # a segment two threads want at once is decoded by one of them, the other waits
+    decoded.clear()
+    both = threading.Barrier(2)
+    with TiffSource(path) as source:
+
+        def read(_: int) -> np.ndarray:
+            both.wait()
+            return source[0:16, 0:16]
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            blocks = list(pool.map(read, range(8)))
+    assert decoded == [0]
+    for block in blocks:
+        np.testing.assert_array_equal(block, image[0:16, 0:16])
+
+
+def test_a_segment_another_thread_decodes_is_taken_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While tile 0 is being decoded elsewhere, a region over tiles 0 and 1 decodes 1 first."""
+    image = np.arange(16 * 32 * 3, dtype=np.uint8).reshape(16, 32, 3)
+    path = write_tiff(tmp_path / "a.tif", image, tile=(16, 16))
+    decoded: list[int] = []
+    second = threading.Event()
+    real_decode = TiffSource._decode
+
+    def counting(self: TiffSource, index: int) -> Any:
+        decoded.append(index)
+        if index == 1:
+            second.set()
+        return real_decode(self, index)
+
+    monkeypatch.setattr(TiffSource, "_decode", counting)
+    with TiffSource(path) as source:
+        elsewhere = source._decoding[0] = threading.Event()  # "another thread" decodes 0
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(lambda: source[0:16, 0:32])
+            try:
+                assert second.wait(timeout=30)  # tile 1 decoded while tile 0 is busy
+                assert not reading.done()  # and the read waits for tile 0
+                with source._lock:  # the other thread finishes: tile 0 in the cache
+                    source._cache[0] = real_decode(source, 0)
+            finally:  # as the decoding thread does, whatever happened
+                with source._lock:
+                    del source._decoding[0]
+                elsewhere.set()
+            np.testing.assert_array_equal(reading.result(timeout=30), image)
+    assert decoded == [1]
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -419,9 +549,12 @@ def test_uncompressed_tiles_direct_and_buffered_give_the_same_file(
     image = random_image(rng, shape, dtype)
     extras = [2] if channels == 4 else None
     files = []
-    for direct in (True, False):
+    tile_bytes = 64 * 64 * channels * np.dtype(dtype).itemsize
+    # one write for all 12 tiles, one per tile, and 5 + 5 + 2
+    for direct, batch in itertools.product((True, False), (12, 1, 5)):
         monkeypatch.setattr(largeimage, "USE_DIRECT_IO", direct)
-        path = tmp_path / f"{direct}.tif"
+        monkeypatch.setattr(largeimage, "WRITE_BATCH_BYTES", batch * tile_bytes + 1)
+        path = tmp_path / f"{direct}-{batch}.tif"
         path.touch()
         writer = largeimage._UncompressedTiles(shape, np.dtype(dtype), 64, extras, bigtiff=bigtiff)
         writer.write(str(path), _tiles(image, 64))
@@ -435,12 +568,36 @@ def test_uncompressed_tiles_direct_and_buffered_give_the_same_file(
             assert tuple(page.extrasamples) == ((2,) if channels == 4 else ())
         with TiffSource(path) as source:
             np.testing.assert_array_equal(source[7:140, 65:199], image[7:140, 65:199])
-    assert files[0] == files[1]
+    assert all(file == files[0] for file in files[1:])
     # 3 × 4 tiles, the last one last; edge tiles are padded with zeros, not with what the
     # buffer held before: the last tile's rows below the image's 150th are zeros
-    tile_bytes = 64 * 64 * channels * np.dtype(dtype).itemsize
     assert len(files[0]) % largeimage.DIRECT_ALIGN == 0 and len(files[0]) > 12 * tile_bytes
     assert files[0].endswith(bytes((64 - 150 % 64) * 64 * channels * np.dtype(dtype).itemsize))
+
+
+def test_an_error_writing_a_batch_is_raised_by_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are written on a second thread; its error reaches write_tiled_tiff's caller."""
+    image = np.zeros((150, 200, 3), np.uint8)
+    monkeypatch.setattr(largeimage, "WRITE_BATCH_BYTES", 2 * 64 * 64 * 3)  # 2 tiles a write
+    monkeypatch.setattr(largeimage, "USE_DIRECT_IO", False)  # (a direct write's error: buffered)
+    real = largeimage._write_all
+    calls = []
+
+    def fails_at_the_third_batch(fd: int, data: memoryview, offset: int) -> None:
+        calls.append(offset)
+        if len(calls) == 4:  # the header, then batches
+            raise OSError("no space left on device")
+        real(fd, data, offset)
+
+    monkeypatch.setattr(largeimage, "_write_all", fails_at_the_third_batch)
+    with pytest.raises(OSError, match="no space left"):
+        write_tiled_tiff(
+            tmp_path / "a.tif", _tiles(image, 64), shape=image.shape, dtype=np.uint8, tile=64
+        )
+    assert not list(tmp_path.iterdir())  # the temporary file removed
+    assert len(calls) <= 5  # the batch being copied may be written, nothing after
 
 
 # --- file to file -----------------------------------------------------------------------
@@ -504,6 +661,26 @@ def test_file_to_file_gray_and_alpha(
         np.testing.assert_array_equal(out[..., -1], image[..., -1])  # alpha unchanged
 
 
+@pytest.mark.parametrize("layout", ["striped", "one-strip", "tiled", "striped-separate"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_file_to_file_reading_each_segment_once_equals_the_whole_image(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+    threads: int,
+) -> None:
+    """ClearHaze reads without a halo (disjoint reads): segments leave the cache once read."""
+    image = hazy_image(rng, (203, 157, 4), np.uint8)  # with alpha
+    src = write_tiff(tmp_path / "in.tif", image, **LAYOUTS[layout])
+    monkeypatch.setattr(largeimage, "ROW_BLOCK_BYTES", 3000)  # rows cut by the tiles
+    method = dehaze.ClearHaze(working_size=20)  # working blocks of 8 px
+    with dehaze.num_threads(threads):
+        out = tifffile.imread(dehaze_file_tiled(method, src, tmp_path / "out.tif", tile=32))
+    np.testing.assert_array_equal(out[..., :3], method(image[..., :3]).image)
+    np.testing.assert_array_equal(out[..., 3], image[..., 3])
+
+
 def test_file_to_file_refuses_bad_tiles_and_existing_outputs(tmp_path: Path) -> None:
     src = write_tiff(tmp_path / "in.tif", np.zeros((20, 20, 3), np.uint8))
     with pytest.raises(ValueError, match="multiple of 16"):
@@ -533,6 +710,68 @@ def test_a_failing_writer_stops_the_tiles(tmp_path: Path, monkeypatch: pytest.Mo
     assert 2 <= len(made) < 24  # the tiles stopped soon after the writer failed (24 in all)
 
 
+class _WatchedSource(TiffSource):
+    """Records reads still running when the source is closed, and reads after."""
+
+    reading = 0
+    closed = False
+    late: list[str] = []
+    lock = threading.Lock()
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        cls = _WatchedSource
+        with cls.lock:
+            cls.reading += 1
+            if cls.closed:
+                cls.late.append("read after close")
+        try:
+            return super().__getitem__(key)
+        finally:
+            with cls.lock:
+                cls.reading -= 1
+
+    def close(self) -> None:
+        cls = _WatchedSource
+        with cls.lock:
+            if cls.reading:
+                cls.late.append(f"{cls.reading} reads running at close")
+            cls.closed = True
+        super().close()
+
+
+@pytest.mark.parametrize("phase", ["estimate", "dehaze"])
+def test_a_failing_tile_on_a_tile_thread_stops_the_others(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, phase: str
+) -> None:
+    """The error is raised here, no file is left, and no tile reads the closed source."""
+    from dehaze import tiles
+
+    src = write_tiff(tmp_path / "in.tif", hazy_image(rng, (160, 160, 3), np.uint8))
+    started: list[int] = []
+    real = tiles.apply_tile if phase == "dehaze" else tiles._block_part
+    failing = 7
+
+    def fails_at_one_tile(*args: Any, **options: Any) -> Any:
+        tile = args[2]  # apply_tile(prepared, block, tile), _block_part(method, k, tile, block)
+        started.append(tile.index)
+        if tile.index == failing:
+            raise RuntimeError(f"tile {tile.index} failed")
+        return real(*args, **options)
+
+    monkeypatch.setattr(
+        tiles, "apply_tile" if phase == "dehaze" else "_block_part", fails_at_one_tile
+    )
+    monkeypatch.setattr(largeimage, "TiffSource", _WatchedSource)
+    monkeypatch.setattr(_WatchedSource, "late", [])
+    monkeypatch.setattr(_WatchedSource, "closed", False)
+    with dehaze.num_threads(2), pytest.raises(RuntimeError, match=f"tile {failing} failed"):
+        dehaze_file_tiled(dehaze.ClearHaze(), src, tmp_path / "out.tif", tile=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]  # no output, no .part
+    assert _WatchedSource.closed and not _WatchedSource.late
+    assert len(started) < 100  # 100 tiles in all: those after the failure were not begun
+    assert max(started) <= failing + 3  # at most threads + 1 tiles were started ahead
+
+
 def test_file_to_file_refuses_an_output_the_disk_cannot_hold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -556,45 +795,63 @@ def test_tiff_pixels_reads_the_header_only(tmp_path: Path) -> None:
 
 
 class _CountingSource(TiffSource):
-    """Counts the blocks read and how many of them are alive at once."""
+    """Counts the blocks read, the threads reading them and how many are alive at once."""
 
     reads: list[tuple[int, int]] = []
+    readers: set[int] = set()
     alive = 0
     most_alive = 0
+    count_lock = threading.Lock()  # blocks are read, and dropped, on several threads
 
     def __getitem__(self, key: Any) -> np.ndarray:
         block = super().__getitem__(key)
         cls = _CountingSource
-        cls.reads.append(block.shape[:2])
-        cls.alive += 1
-        cls.most_alive = max(cls.most_alive, cls.alive)
+        with cls.count_lock:
+            cls.reads.append(block.shape[:2])
+            cls.readers.add(threading.get_ident())
+            cls.alive += 1
+            cls.most_alive = max(cls.most_alive, cls.alive)
         weakref.finalize(block, _CountingSource._released)
         return block
 
     @staticmethod
     def _released() -> None:
-        _CountingSource.alive -= 1
+        with _CountingSource.count_lock:
+            _CountingSource.alive -= 1
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("name", ["dcp", "clear"])
 def test_the_tiled_path_holds_a_bounded_number_of_tiles(
-    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, name: str
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    threads: int,
 ) -> None:
+    """One tile read per thread at most: the tiles run on ``threads`` threads at once."""
     method = METHODS[name]
     image = hazy_image(rng, (256, 320, 3), np.uint8)
     src = write_tiff(tmp_path / "in.tif", image, tile=(32, 32))
     monkeypatch.setattr(largeimage, "TiffSource", _CountingSource)
     monkeypatch.setattr(_CountingSource, "reads", [])
+    monkeypatch.setattr(_CountingSource, "readers", set())
     monkeypatch.setattr(_CountingSource, "alive", 0)
     monkeypatch.setattr(_CountingSource, "most_alive", 0)
-    out = dehaze_file_tiled(method, src, tmp_path / "out.tif", tile=32, cache_bytes=0)
+    with dehaze.num_threads(threads):
+        out = dehaze_file_tiled(method, src, tmp_path / "out.tif", tile=32, cache_bytes=0)
     np.testing.assert_array_equal(tifffile.imread(out), method(image).image)
     halo = method.halo_for(method.estimate(image))
     side = 32 + 2 * halo
     tiles = (256 // 32) * (320 // 32)
     assert len(_CountingSource.reads) >= 2 * tiles  # the scene pass(es), then the output
     assert all(h <= side and w <= side for h, w in _CountingSource.reads)
-    assert _CountingSource.most_alive <= 2
+    assert _CountingSource.most_alive <= threads
+    others = _CountingSource.readers - {threading.get_ident()}
+    if threads == 1:
+        assert not others
+    else:  # the tiles were read (and computed) on the tile threads
+        assert len(others) >= 2
 
 
 def _peak_memory(method: Any, src: Path, dst: Path) -> int:
