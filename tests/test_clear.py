@@ -152,6 +152,15 @@ def test_kth_largest_is_the_partition(rng, size, levels):
         assert _kth_largest(values, k) == np.partition(values, size - k)[size - k]
 
 
+def test_kth_largest_when_the_sample_overstates_the_largest_values(rng):
+    # the large values sit exactly where the strided sample looks (every 4th of 16384), so
+    # the sample's bound lies above the 100th largest: the whole array must be searched
+    values = rng.random(16384).astype(np.float32) * 0.5
+    values[: 60 * 4 : 4] = 1.0 + rng.random(60).astype(np.float32)
+    for k in (55, 100, 300):
+        assert _kth_largest(values, k) == np.partition(values, values.size - k)[values.size - k]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("gray", [False, True])
 @pytest.mark.parametrize(("top", "bright"), [(0.05, 0.01), (0.5, 0.3), (1e-4, 0.5), (1.0, 1.0)])
