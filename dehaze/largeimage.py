@@ -29,20 +29,19 @@ import struct
 import sys
 import threading
 import zlib
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dehaze._files import AtomicFile
-from dehaze._parallel import current_threads, fixed_threads, thread_pool
+from dehaze._parallel import current_threads
 from dehaze.io import merge_alpha
 from dehaze.result import Method
 
@@ -1169,7 +1168,7 @@ def dehaze_file_tiled(
             # tiles read without a halo do not overlap: each segment is read once
             source.disjoint_reads = all(piece.read == piece.out for piece in plan)
             results = []  # small per-tile statistics; a block per thread in memory
-            for result in _in_order(one, plan, threads):
+            for result in _tiles.in_order(one, plan, threads):
                 results.append(result)
                 read[0] += 1
                 report("estimate", read[0], 0)
@@ -1195,7 +1194,7 @@ def dehaze_file_tiled(
         source.disjoint_reads = prepared.halo == 0
 
         def blocks() -> Generator[NDArray[Any], None, None]:
-            for number, image in enumerate(_in_order(dehazed, plan, threads), start=1):
+            for number, image in enumerate(_tiles.in_order(dehazed, plan, threads), start=1):
                 report("dehaze", number, len(plan))  # computed; written as it is taken
                 yield image
 
@@ -1214,47 +1213,6 @@ def dehaze_file_tiled(
         # closed before the source is: no tile is still being read when it closes
         with contextlib.closing(blocks()) as tiles:
             return _write_behind(write, tiles)
-
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-
-def _in_order(func: Callable[[_T], _R], items: Sequence[_T], threads: int) -> Iterator[_R]:
-    """Yield ``func(item)`` for every item in order, ``threads`` items computed at once.
-
-    With ``threads`` ≥ 2 the items run on the tile pool (:func:`dehaze._parallel.thread_pool`),
-    each on one thread with its kernels pinned to it (:func:`dehaze._parallel.fixed_threads`),
-    as :func:`dehaze.tiles.threaded_mapper` runs the tiles of an array in memory. At most
-    ``threads + 1`` items are started and not yet taken (one waits in the pool's queue so
-    that no thread idles while the oldest is taken), so at most ``threads`` items are
-    being computed and memory stays bounded. When the caller stops early (an error, the
-    writer's failure, Ctrl-C, or the generator closed), the items not started are
-    cancelled and the running ones are waited for before this generator returns.
-    With one thread the items run in order on the calling thread.
-    """
-    if threads <= 1 or len(items) <= 1:
-        for item in items:
-            yield func(item)
-        return
-
-    def one(item: _T) -> _R:
-        with fixed_threads(1):
-            return func(item)
-
-    pool = thread_pool("dehaze-tile", threads)
-    pending: deque[Future[_R]] = deque()
-    try:
-        for item in items:
-            pending.append(pool.submit(one, item))
-            if len(pending) > threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:
-            future.cancel()
-        futures.wait(pending)
 
 
 class _Aborted(Exception):

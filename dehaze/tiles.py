@@ -32,7 +32,10 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -85,6 +88,7 @@ KEY_DIGIT_BITS = 16
 MAP_CHUNK = 64
 
 T = TypeVar("T")
+_Item = TypeVar("_Item")
 
 
 class ImageSource(Protocol):
@@ -207,25 +211,57 @@ def _tile_threads(image: ImageSource, count: int) -> int:
     return max(1, min(current_threads(), count))
 
 
+def in_order(
+    func: Callable[[_Item], T], items: Sequence[_Item], threads: int, *, ahead: int | None = None
+) -> Iterator[T]:
+    """Yield ``func(item)`` for every item in order, ``threads`` items computed at once.
+
+    With ``threads`` ≥ 2 the items run on the tile pool
+    (:func:`dehaze._parallel.thread_pool`), each on one thread with its kernels pinned to it
+    (:func:`dehaze._parallel.fixed_threads` at 1): the threads take items as they become
+    free, so there is one wait per item taken instead of one per kernel for the band
+    threads of every item, and a thread slowed by other jobs on the machine holds up no
+    other. At most ``ahead`` items (default ``threads + 1``: one waits in the pool's queue
+    so that no thread idles while the oldest is taken) are started and not yet taken, so
+    memory stays bounded. When the caller stops early (an error, Ctrl-C, or the generator
+    closed), the items not started are cancelled and the running ones are waited for
+    before this generator returns. With one thread the items run in order on the calling
+    thread, each with the band threads.
+    """
+    if threads <= 1 or len(items) <= 1:
+        for item in items:
+            yield func(item)
+        return
+
+    def one(item: _Item) -> T:
+        with fixed_threads(1):
+            return func(item)
+
+    limit = threads + 1 if ahead is None else max(ahead, threads)
+    # a persistent pool: its tasks never submit to a pool (pinned to 1 thread), so callers
+    # sharing it cannot deadlock, their items queue
+    pool = thread_pool("dehaze-tile", threads)
+    pending: deque[Future[T]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(one, item))
+            if len(pending) >= limit:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        futures.wait(pending)
+
+
 def _for_each_tile(func: Callable[[Tile], T], tiles: Sequence[Tile], threads: int) -> list[T]:
     """Return ``[func(t) for t in tiles]``, the tiles run on ``threads`` threads at once.
 
-    Each tile's kernels then run on its own thread (:func:`dehaze._parallel.fixed_threads`
-    pinned to 1): the threads take tiles as they become free, so there is one wait at the
-    end instead of one per tile for the band threads of every tile's every kernel, and a
-    thread slowed by other jobs on the machine holds up no other. With one thread the
-    tiles run in order on the calling thread, each with the band threads.
+    Every tile is handed to the pool at once (:func:`in_order` with no bound: the tiles of
+    an array in memory), so no thread waits for the oldest tile to be taken.
     """
-    if threads <= 1 or len(tiles) <= 1:
-        return [func(t) for t in tiles]
-
-    def one(tile: Tile) -> T:
-        with fixed_threads(1):
-            return func(tile)
-
-    # a persistent pool: its tasks never submit to a pool (pinned to 1 thread), so callers
-    # sharing it cannot deadlock, their tiles queue
-    return list(thread_pool("dehaze-tile", threads).map(one, tiles))
+    return list(in_order(func, tiles, threads, ahead=len(tiles)))
 
 
 def threaded_mapper(
