@@ -13,6 +13,7 @@ from dehaze._validate import as_float_image
 from conftest import run
 from reference import (
     atmospheric_light_ref,
+    block_mean_ref,
     box_mean_ref,
     dark_channel_ref,
     guided_color_ref,
@@ -129,6 +130,25 @@ def test_guided_coefficients(benchmark, planes, size, impl):
         "dehaze": lambda: guided_coefficients(work, src, 80, 0.03),
         "reference": lambda: _coefficients_ref(work, src, 80, 0.03),
         "opencv": lambda: _coefficients_opencv(work, src, 80, 0.03),
+    }[impl]
+    run(benchmark, func, slow=impl == "reference")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_block_mean(benchmark, image, size, impl):
+    # ClearHaze's working image: the uint8 input averaged over k x k blocks, k = round(short
+    # side / 400) (dehaze._kernels.clear.block_mean); OpenCV: INTER_AREA on the float copy
+    # a user would make (the same means where k divides the size, as it does here)
+    k = max(1, round(min(image.shape[:2]) / 400))
+    benchmark.group = f"block mean k={k} {size}"
+    method = dehaze.ClearHaze()
+    shape = (image.shape[1] // k, image.shape[0] // k)
+    func = {
+        "dehaze": lambda: method.working_image(image, k),
+        "reference": lambda: block_mean_ref(to_float64(image), k),
+        "opencv": lambda: cv2.resize(
+            image.astype(np.float32) * np.float32(1 / 255), shape, interpolation=cv2.INTER_AREA
+        ),
     }[impl]
     run(benchmark, func, slow=impl == "reference")
 
