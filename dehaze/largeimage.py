@@ -266,6 +266,11 @@ class TiffSource:
         try:
             self._open_page()
             self._raw = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+            if hasattr(os, "posix_fadvise"):
+                # tiles are read row after row, mostly forward through the file: a larger
+                # read-ahead (measured on a 2.7 GB file not in the page cache: 2.2 → 1.3-1.45 s
+                # of system time for the whole run)
+                os.posix_fadvise(self._raw.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         except BaseException:
             self._tiff.close()
             raise
