@@ -545,16 +545,21 @@ class ClearHaze:
         """
         return self._scene(as_float_image(work, "work"), factor)[0]
 
-    def working_planes(self, work: FloatArray, scene: ClearScene) -> ClearPlanes:
+    def working_planes(
+        self, work: FloatArray, scene: ClearScene, *, reuse: bool = False
+    ) -> ClearPlanes:
         """Return the working-scale maps :meth:`apply_planes` upsamples, for a whole image.
 
         Every windowed stage runs here, on the (small) working image; what is left at full
         size is per pixel. ``work`` is the whole image's :meth:`working_image` at
-        ``scene.factor``.
+        ``scene.factor``. With ``reuse`` the maps are written into the calling thread's
+        scratch buffer, which its next ClearHaze call overwrites: for a caller whose planes
+        do not outlive its call (:func:`dehaze.tiles.dehaze_tiled`), it saves allocating
+        (and page-faulting in) the largest working-scale array on every image.
         """
         checked = _check_clear_scene(scene)
         img = as_float_image(work, "work")
-        return self._planes(img, _luma(img), checked)
+        return self._planes(img, _luma(img), checked, reuse=reuse)
 
     def apply_planes(
         self,

@@ -37,7 +37,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -591,6 +591,11 @@ def _working_image(
 ) -> tuple[FloatArray, int]:
     height, width, channels = _check_source(image)
     factor = method.working_factor((height, width))
+    if _reads_free(image):
+        # a C-ordered array in memory is read in bands without a copy: the block means of
+        # the whole image at once are the same numbers (each block summed in the same
+        # order) without a copy of every part
+        return method.working_image(cast(NDArray[Any], image), factor), factor
     tiles = plan_tiles((height, width), tile, 0, align=factor, strips=_reads_free(image))
     parts = mapper(functools.partial(_block_part, method, factor), image, tiles)
     small = (-(-height // factor), -(-width // factor))
@@ -706,12 +711,15 @@ def prepare(
     *,
     tile: int = DEFAULT_TILE,
     mapper: Mapper | None = None,
+    reuse: bool = False,
 ) -> Prepared:
     """Estimate the scene (unless given) and everything else tiles share.
 
     For ClearHaze this reads the image once to build its working image and computes the
     working-scale maps (small: about working_size × working_size pixels, whatever the
-    image's size).
+    image's size); with ``reuse`` in the calling thread's scratch buffer
+    (:meth:`dehaze.ClearHaze.working_planes`), for a caller that is done with the
+    result before it calls ClearHaze again in this thread.
     """
     run = threaded_mapper if mapper is None else mapper
     height, width, _ = _check_source(image)
@@ -719,7 +727,7 @@ def prepare(
         work, factor = _working_image(method, image, tile, run)
         if scene is None:
             scene = method.estimate_working(work, factor)
-        planes = method.working_planes(work, scene)  # type: ignore[arg-type]
+        planes = method.working_planes(work, scene, reuse=reuse)  # type: ignore[arg-type]
         return Prepared(method, scene, (height, width), 0, 1, planes, _reads_free(image))
     if scene is None:
         scene = estimate_tiled(method, image, tile=tile, mapper=run)
@@ -824,7 +832,8 @@ def dehaze_tiled(
     """
     wanted = check_outputs(outputs)
     height, width, _ = _check_source(image)
-    prepared = prepare(method, image, scene, tile=tile)
+    # the planes are read by the tiles and dropped before this returns
+    prepared = prepare(method, image, scene, tile=tile, reuse=True)
     plan = prepared.plan(tile)
     result = np.empty(tuple(image.shape), dtype=np.dtype(image.dtype))
     planes: dict[str, NDArray[Any] | None] = {}

@@ -305,6 +305,22 @@ def test_a_call_leaves_earlier_results_and_planes_alone(rng):
     np.testing.assert_array_equal(method.apply_planes(first, planes).image, kept["image"])
 
 
+def test_working_planes_in_the_scratch_buffer(rng):
+    # reuse=True (dehaze_tiled) gives the same planes, in the buffer this thread's next
+    # ClearHaze call overwrites; without it the planes are the caller's own
+    method = ClearHaze(working_size=48)
+    image = hazy_scene(rng, 60, 80)
+    scene = method.estimate(image)
+    work = method.working_image(image, scene.factor)
+    own = method.working_planes(work, scene)
+    shared = method.working_planes(work, scene, reuse=True)
+    np.testing.assert_array_equal(shared.planes, own.planes)
+    assert not np.shares_memory(shared.planes, own.planes)
+    method(image[::-1].copy())
+    assert not np.array_equal(shared.planes, own.planes)  # overwritten by the call between
+    assert np.shares_memory(method.working_planes(work, scene, reuse=True).planes, shared.planes)
+
+
 @pytest.mark.parametrize("kind", ["float64", "float32", "uint8", "gray"])
 def test_two_threads_give_the_one_thread_result(rng, kind):
     # two threads overlap independent working-scale stages; banded kernels inside them
