@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import numpy as np
@@ -140,6 +140,10 @@ class ClearScene(LightScene):
     noise_sigma: float
 
 
+#: Bilinear sampling of the planes along one axis: (lo, hi, frac), see grid_weights.
+_Weights = tuple[NDArray[np.uintp], NDArray[np.uintp], FloatArray]
+
+
 @dataclass(frozen=True, eq=False)
 class ClearPlanes:
     """The working-scale maps of a whole image that :class:`ClearHaze` upsamples.
@@ -158,6 +162,25 @@ class ClearPlanes:
     planes: FloatArray
     light: FloatArray
     factor: int
+    #: Sampling weights already computed for these planes, by (length, start, axis): the
+    #: strips of one image share their columns' (3840 of them at 4K, ~60 µs a strip).
+    _weights: dict[tuple[int, int, int], _Weights] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def weights(self, length: int, start: int, axis: int) -> _Weights:
+        """Return :func:`dehaze.guided.grid_weights` of ``length`` pixels from ``start``.
+
+        ``axis`` 0 samples the planes' rows, 1 their columns; computed once per planes
+        (the arrays are shared: kernels only read them).
+        """
+        key = (length, start, axis)
+        found = self._weights.get(key)
+        if found is None:
+            small = self.planes.shape[1 + axis]
+            found = grid_weights(length, small, self.factor, self.planes.dtype, start=start)
+            self._weights[key] = found  # a race computes the same arrays twice: harmless
+        return found
 
 
 def _check_clear_scene(scene: Any) -> ClearScene:
@@ -689,10 +712,9 @@ class ClearHaze:
             )
         height, width = px.shape[:2]
         y0, x0 = origin
-        k = plan.factor
         # the whole image's sampling positions, cut to the region (exact tiles)
-        rows = grid_weights(height, planes.shape[1], k, dtype, start=y0)
-        cols = grid_weights(width, planes.shape[2], k, dtype, start=x0)
+        rows = plan.weights(height, y0, 0)
+        cols = plan.weights(width, x0, 1)
         channels = 1 if px.ndim == 2 else px.shape[2]
         if channels != plan.light.shape[0]:
             raise ValueError(
