@@ -51,6 +51,7 @@ from dehaze.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
+    header_pixels,
     imread,
     imwrite,
     merge_alpha,
@@ -652,6 +653,17 @@ class Tally:
     warnings: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
 
+    def merge(self, other: Tally) -> None:
+        """Add the counts of ``other`` (one file's, counted apart) to these."""
+        self.done += other.done
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.megapixels += other.megapixels
+        self.video_frames += other.video_frames
+        self.video_seconds += other.video_seconds
+        self.warnings |= other.warnings
+        self.notes.extend(other.notes)
+
 
 def _targets(job: Job, args: argparse.Namespace) -> list[Path]:
     """All files a job writes: its output and its side outputs."""
@@ -945,15 +957,67 @@ def _run_jobs(
     tally: Tally,
     show: bool,
 ) -> None:
-    """Process ``jobs`` through ``bar`` (a tqdm over them), counting into ``tally``."""
+    """Process ``jobs`` through ``bar`` (a tqdm over them), counting into ``tally``.
+
+    Runs of consecutive small images (:func:`_concurrent`) are dehazed several at once,
+    one per kernel thread, each with its kernels on that one thread: below a few
+    megapixels a single image keeps two cores only partly busy (decoding, encoding and the
+    small working-scale stages run on one), so a folder of them went 1.5 cores at most.
+    The files, reports and counts are those of one file after another, in order.
+    """
     from tqdm import tqdm
 
+    from dehaze._parallel import get_num_threads
+    from dehaze.tiles import in_order
+
     single = len(jobs) == 1
-    for job in bar:
+    threads = 1 if single else get_num_threads()
+    lane: list[Job] = []
+
+    def report(job: Job, text: str | None) -> None:
+        if text is not None:
+            tqdm.write(f"dehaze: {job.source}: {text}", file=sys.stderr)
+        bar.update(1)
+
+    def run_lane() -> None:
+        def one(job: Job) -> tuple[str | None, Tally]:
+            own = Tally()
+            return run_job(job, method, args, own, False), own
+
+        results = in_order(one, lane, threads, ahead=threads)
+        try:
+            for job, (text, own) in zip(lane, results, strict=True):
+                tally.merge(own)
+                report(job, text)
+                _stop_if_terminated()
+        finally:
+            results.close()  # on an error or a signal: the running files end, no others start
+        lane.clear()
+
+    for job in jobs:
         _stop_if_terminated()
-        report = run_job(job, method, args, tally, show and single)
-        if report is not None:
-            tqdm.write(f"dehaze: {job.source}: {report}", file=sys.stderr)
+        if threads > 1 and _concurrent(job, args):
+            lane.append(job)
+            continue
+        if lane:
+            run_lane()
+        report(job, run_job(job, method, args, tally, show and single))
+    if lane:
+        run_lane()
+
+
+#: Images of at most this many pixels (as their headers declare) are dehazed several at
+#: once in a batch (one per kernel thread, ``threads`` at most in memory); larger ones one
+#: at a time with every thread, as their banded kernels already keep the cores busy.
+CONCURRENT_PIXELS = 4_000_000
+
+
+def _concurrent(job: Job, args: argparse.Namespace) -> bool:
+    """Whether a job may run beside others: a small image that is read whole."""
+    if job.is_video or _streamed(job, args):
+        return False
+    pixels = header_pixels(job.source)
+    return pixels is not None and pixels <= CONCURRENT_PIXELS
 
 
 #: Said once on stderr when a kernel is about to be compiled (nothing is said on a warm cache).

@@ -140,6 +140,24 @@ def _read_header(data: bytes) -> _Header | None:
     return None
 
 
+def header_pixels(path: StrPath, *, max_bytes: int = 1 << 20) -> int | None:
+    """Pixels (all frames) an image file declares in its header, or None if not found.
+
+    Only the first ``max_bytes`` of the file are read and nothing is decoded: for
+    deciding how to process a file before :func:`imread` checks it properly. None for
+    an unreadable file, a format Pillow does not know, or a header further in.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes)
+    except OSError:
+        return None
+    header = _read_header(data)
+    if header is None:
+        return None
+    return header.width * header.height * max(1, header.frames)
+
+
 def _exif_orientation(raw: bytes) -> int:
     """Read the orientation tag (1–8) of an EXIF block; 1 if absent or unreadable."""
     from PIL import Image

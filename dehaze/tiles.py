@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -213,7 +213,7 @@ def _tile_threads(image: ImageSource, count: int) -> int:
 
 def in_order(
     func: Callable[[_Item], T], items: Sequence[_Item], threads: int, *, ahead: int | None = None
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Yield ``func(item)`` for every item in order, ``threads`` items computed at once.
 
     With ``threads`` ≥ 2 the items run on the tile pool

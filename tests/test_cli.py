@@ -662,3 +662,57 @@ def test_sigterm_during_a_video_leaves_no_temporary_file(tmp_path: Path) -> None
     assert proc.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
     assert list(out.iterdir()) == []  # neither the clip nor its temporary file
+
+
+def test_small_images_side_by_side_give_the_one_by_one_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a batch of small images runs two at once (one kernel thread each); the files, the
+    # reports (in input order) and the counts are those of one file after another
+    from dehaze import tiles
+
+    src = tmp_path / "in"
+    for k in range(6):
+        imwrite(src / f"{k}.png", hazy(k, 60, 80))
+    (src / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")  # fails, mid-batch
+    imwrite(src / "6.png", np.full((60, 80, 3), 128, np.uint8))  # "little haze found"
+    lanes: list[tuple[list[str], int]] = []
+    real = tiles.in_order
+
+    def spy(func, items, threads, **options):  # type: ignore[no-untyped-def]
+        lanes.append(([job.source.name for job in items], threads))
+        return real(func, items, threads, **options)
+
+    monkeypatch.setattr(tiles, "in_order", spy)
+    outputs = {}
+    for threads in (2, 1):
+        out = tmp_path / f"out{threads}"
+        imwrite(out / "5.png", np.zeros((4, 4, 3), np.uint8))  # exists: skipped
+        with dehaze.num_threads(threads):
+            assert cli.main([str(src), "-o", str(out), "-q"]) == 1
+        err = capsys.readouterr().err.replace(str(out), "OUT")
+        lines = [line for line in err.splitlines() if " done, " not in line]
+        outputs[threads] = (lines, {p.name: digest(p) for p in sorted(out.iterdir())})
+    assert lanes == [(["0.png", "1.png", "2.png"], 2), (["4.png", "5.png", "6.png"], 2)]
+    assert outputs[2] == outputs[1]
+    lines, files = outputs[2]
+    assert sorted(files) == ["0.png", "1.png", "2.png", "4.png", "5.png", "6.png"]
+    assert [line.split(":")[1].strip() for line in lines[:2]] == [
+        str(src / "3.png"),
+        str(src / "5.png"),
+    ]
+    assert "little haze found" in lines[-1] and "6.png" in lines[-1]
+
+
+def test_which_jobs_run_side_by_side(tmp_path: Path) -> None:
+    from argparse import Namespace
+
+    args = Namespace(tile=None, max_pixels=None)
+    imwrite(tmp_path / "small.jpg", hazy(1))
+    imwrite(tmp_path / "large.png", np.zeros((2000, 2100, 3), np.uint8))  # 4.2 MP
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    job = lambda name, video=False: cli.Job(tmp_path / name, tmp_path / "o" / name, video)  # noqa: E731
+    assert cli._concurrent(job("small.jpg"), args)
+    assert not cli._concurrent(job("large.png"), args)
+    assert not cli._concurrent(job("junk.png"), args)
+    assert not cli._concurrent(job("clip.mp4", True), args)  # a video: never beside others
