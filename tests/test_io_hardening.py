@@ -277,6 +277,21 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path, monkeypat
             imread(small, max_pixels=bad)  # type: ignore[arg-type]
 
 
+def test_header_pixels_reads_the_declared_size_only(tmp_path: Path, rng) -> None:
+    imwrite(tmp_path / "a.jpg", rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    imwrite(tmp_path / "b.png", rng.integers(0, 256, (7, 9), dtype=np.uint8))
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(20000, 20000))
+    frames = [Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    assert dio.header_pixels(tmp_path / "a.jpg") == 30 * 50
+    assert dio.header_pixels(tmp_path / "b.png") == 7 * 9
+    assert dio.header_pixels(tmp_path / "bomb.png") == 20000 * 20000  # nothing decoded
+    assert dio.header_pixels(tmp_path / "anim.gif") == 3 * 8 * 8
+    assert dio.header_pixels(tmp_path / "junk.png") is None
+    assert dio.header_pixels(tmp_path / "missing.png") is None
+
+
 def test_pillow_own_bomb_limit_does_not_interfere(tmp_path: Path) -> None:
     # Pillow warns above 89 MP and refuses above 179 MP through global state; imread's
     # limit (default 200 MP) is the only one: a 180 MP header is read, not refused by Pillow
