@@ -47,6 +47,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "header_pixels",
     "imread",
     "imwrite",
     "choose_codecs",
