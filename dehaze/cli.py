@@ -998,6 +998,8 @@ def _run_jobs(
         _stop_if_terminated()
         if threads > 1 and _concurrent(job, args):
             lane.append(job)
+            if len(lane) == LANE_FILES:  # a long run is taken in parts: reports come as it goes
+                run_lane()
             continue
         if lane:
             run_lane()
@@ -1010,6 +1012,9 @@ def _run_jobs(
 #: once in a batch (one per kernel thread, ``threads`` at most in memory); larger ones one
 #: at a time with every thread, as their banded kernels already keep the cores busy.
 CONCURRENT_PIXELS = 4_000_000
+#: Small images gathered before they are started (their headers read ahead of them): the
+#: threads wait for the slowest of a part once per part.
+LANE_FILES = 32
 
 
 def _concurrent(job: Job, args: argparse.Namespace) -> bool:

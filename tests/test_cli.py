@@ -716,3 +716,26 @@ def test_which_jobs_run_side_by_side(tmp_path: Path) -> None:
     assert not cli._concurrent(job("large.png"), args)
     assert not cli._concurrent(job("junk.png"), args)
     assert not cli._concurrent(job("clip.mp4", True), args)  # a video: never beside others
+
+
+def test_a_long_run_of_small_images_is_taken_in_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dehaze import tiles
+
+    src = tmp_path / "in"
+    for k in range(5):
+        imwrite(src / f"{k}.png", hazy(k, 20, 24))
+    lanes: list[list[str]] = []
+    real = tiles.in_order
+
+    def spy(func, items, threads, **options):  # type: ignore[no-untyped-def]
+        lanes.append([job.source.name for job in items])
+        return real(func, items, threads, **options)
+
+    monkeypatch.setattr(tiles, "in_order", spy)
+    monkeypatch.setattr(cli, "LANE_FILES", 2)
+    with dehaze.num_threads(2):
+        assert cli.main([str(src), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert lanes == [["0.png", "1.png"], ["2.png", "3.png"], ["4.png"]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{k}.png" for k in range(5)]
