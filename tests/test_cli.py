@@ -739,3 +739,39 @@ def test_a_long_run_of_small_images_is_taken_in_parts(
         assert cli.main([str(src), "-o", str(tmp_path / "out"), "-q"]) == 0
     assert lanes == [["0.png", "1.png"], ["2.png", "3.png"], ["4.png"]]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{k}.png" for k in range(5)]
+
+
+def test_a_video_between_small_images_runs_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the side-by-side lane is drained before a video, which runs on its own
+    from dehaze import tiles
+
+    src = tmp_path / "in"
+    for name in ("a.png", "b.png", "d.png", "e.png"):
+        imwrite(src / name, hazy(len(name) + ord(name[0]), 30, 40))
+    writer = cv2.VideoWriter(str(src / "c.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (40, 30))
+    for k in range(4):
+        writer.write(np.full((30, 40, 3), 200 - 10 * k, np.uint8))
+    writer.release()
+    lanes: list[list[str]] = []
+    real = tiles.in_order
+
+    def spy(func, items, threads, **options):  # type: ignore[no-untyped-def]
+        if items and isinstance(items[0], cli.Job):
+            lanes.append([job.source.name for job in items])
+        return real(func, items, threads, **options)
+
+    monkeypatch.setattr(tiles, "in_order", spy)
+    out = tmp_path / "out"
+    names = ["a.png", "b.png", "c.avi", "d.png", "e.png"]  # a folder gives its images only
+    with dehaze.num_threads(2):
+        assert cli.main([*(str(src / name) for name in names), "-o", str(out), "-q"]) == 0
+    assert lanes == [["a.png", "b.png"], ["d.png", "e.png"]]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.avi", "d.png", "e.png"]
+    capture = cv2.VideoCapture(str(out / "c.avi"))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames == 4
