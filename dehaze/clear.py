@@ -97,6 +97,9 @@ _TWO_BANDS = BandPlan(2, (0, 1, 2))
 #: Largest planes buffer (bytes) a thread keeps between calls (a 620 × 460 working image
 #: needs 9 MB; a long panorama whose short side is below ``working_size`` would need more).
 _SCRATCH_BYTES = 16 << 20
+#: Most bytes of scratch arrays a thread keeps between calls (:class:`_Scratch`): those of a
+#: 620 × 460 working image (~25 MB); a longer working image keeps what fits.
+_WORKSPACE_BYTES = 32 << 20
 _scratch = threading.local()
 
 
@@ -117,6 +120,59 @@ def _planes_buffer(shape: tuple[int, int, int], dtype: np.dtype[Any], reuse: boo
         buffer = np.empty(shape, dtype=dtype)
         _scratch.stack = buffer
     return buffer
+
+
+class _Scratch:
+    """Named scratch arrays for the working-scale stages of one call.
+
+    The stages allocate and free some twenty arrays of the working image's size on every
+    call. With glibc's adaptive malloc, freed blocks that size are returned to the system
+    and page-faulted in again on the next call: a loop of ``dehaze.dehaze`` over SOTS images
+    (620 × 460, where the working image is the whole image) took 20–24 ms per image against
+    14 ms with the memory kept. The calling thread keeps one of these between its calls
+    (:func:`_workspace`) and both chains of stages take their arrays from it by distinct
+    names (never from the thread they run on, which may serve another caller next), so
+    nothing in it outlives the call that uses it. Arrays beyond :data:`_WORKSPACE_BYTES` in
+    all (a long panorama's) are allocated afresh on every call.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, NDArray[Any]] = {}
+        self._lock = threading.Lock()  # the two chains take their arrays at the same time
+
+    def take(self, name: str, shape: tuple[int, ...], dtype: Any) -> NDArray[Any]:
+        """Return the (uninitialised) array ``name`` of this shape and dtype.
+
+        Kept for the next call while all kept arrays stay within :data:`_WORKSPACE_BYTES`.
+        """
+        with self._lock:
+            found = self._arrays.get(name)
+            if found is not None and found.shape == shape and found.dtype == dtype:
+                return found
+            self._arrays.pop(name, None)
+            array = np.empty(shape, dtype=dtype)
+            kept = sum(a.nbytes for a in self._arrays.values())
+            if kept + array.nbytes <= _WORKSPACE_BYTES:
+                self._arrays[name] = array
+            return array
+
+    def like(self, name: str, plane: NDArray[Any], channels: int = 0) -> NDArray[Any]:
+        """Return ``name`` shaped as ``plane`` (H×W) or as H×W×``channels``."""
+        shape = plane.shape[:2] + ((channels,) if channels else ())
+        return self.take(name, shape, plane.dtype)
+
+
+def _release_scratch() -> None:
+    """Drop the calling thread's kept planes stack and scratch (the next call allocates)."""
+    _scratch.__dict__.clear()
+
+
+def _workspace() -> _Scratch:
+    """Return the calling thread's scratch (see :class:`_Scratch`)."""
+    found: _Scratch | None = getattr(_scratch, "workspace", None)
+    if found is None:
+        found = _scratch.workspace = _Scratch()
+    return found
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,20 +287,31 @@ class _Radii(NamedTuple):
     sigma: float
 
 
-def _block_mean(px: NDArray[Any], unit: float, factor: int) -> FloatArray:
+def _block_mean(
+    px: NDArray[Any], unit: float, factor: int, scratch: _Scratch | None = None
+) -> FloatArray:
     """Average validated pixels over ``factor`` × ``factor`` blocks, on the [0, 1] scale.
 
     The image itself (as floats) for factor 1. Otherwise ⌈H / k⌉ × ⌈W / k⌉ blocks, a block cut
     by the image's edge averaged over its own pixels, each summed in a fixed order, exactly
     for integer pixels (:func:`dehaze._kernels.clear.block_mean`): the blocks of a tile whose
-    origin is a multiple of k are the whole image's, bit for bit.
+    origin is a multiple of k are the whole image's, bit for bit. With ``scratch`` the result
+    is its array ``"work"`` (a float image at k = 1 is returned as is).
     """
     if factor == 1:
-        return as_float_image(px)
+        if scratch is None or px.dtype.kind != "u":
+            return as_float_image(px)
+        wdt = working_dtype(px.dtype)
+        out1 = scratch.take("work", px.shape, wdt)
+        # as_float_image's product, into the scratch array
+        np.multiply(px, wdt.type(1.0 / np.iinfo(px.dtype).max), dtype=wdt, out=out1)
+        return out1
     height, width = px.shape[:2]
     channels = 1 if px.ndim == 2 else px.shape[2]
     small_h, small_w = -(-height // factor), -(-width // factor)
-    out = np.empty((small_h, small_w * channels), dtype=working_dtype(px.dtype))
+    shape = (small_h, small_w * channels)
+    wdt = working_dtype(px.dtype)
+    out = np.empty(shape, dtype=wdt) if scratch is None else scratch.take("work", shape, wdt)
     flat = px.reshape(height, width * channels)
     sums = _ck.column_sum_dtype(px.dtype, factor)
     zero = np.float64(0.0) if px.dtype.kind == "f" else np.int64(0)
@@ -259,23 +326,25 @@ def _block_mean(px: NDArray[Any], unit: float, factor: int) -> FloatArray:
     return clipped
 
 
-def _box_mean(plane: FloatArray, radius: int) -> FloatArray:
-    """Mean over the (2r + 1)² window (OpenCV, reflected border)."""
+def _box_mean(plane: FloatArray, radius: int, out: FloatArray | None = None) -> FloatArray:
+    """Mean over the (2r + 1)² window (OpenCV, reflected border), into ``out`` if given."""
     size = (2 * radius + 1, 2 * radius + 1)
-    out = cv2.boxFilter(plane, -1, size, normalize=True, borderType=cv2.BORDER_REFLECT)
-    return cast(FloatArray, out)
+    mean = cv2.boxFilter(plane, -1, size, dst=out, normalize=True, borderType=cv2.BORDER_REFLECT)
+    return cast(FloatArray, mean)
 
 
-def _luma(image: FloatArray) -> FloatArray:
+def _luma(image: FloatArray, out: FloatArray | None = None) -> FloatArray:
     """Rec. 601 luma of a working image (a gray one is returned as is).
 
     float32 through OpenCV (the same weights as :func:`dehaze.guided.to_gray`, within one
-    float32 ulp of it, tested), which needs no kernel compiled; float64 through ``to_gray``.
+    float32 ulp of it, tested), which needs no kernel compiled, into ``out`` if given;
+    float64 through ``to_gray``.
     """
     if image.ndim == 2:
         return image
     if image.dtype == np.float32 and image.shape[2] == 3:
-        return cast(FloatArray, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY))
+        src = np.ascontiguousarray(image)
+        return cast(FloatArray, cv2.cvtColor(src, cv2.COLOR_RGB2GRAY, dst=out))
     return to_gray(np.ascontiguousarray(image))
 
 
@@ -285,57 +354,84 @@ def _window(plane: FloatArray, radius: int) -> NDArray[np.uint8]:
     return np.ones((2 * min(radius, height - 1) + 1, 2 * min(radius, width - 1) + 1), np.uint8)
 
 
-def _min_window(plane: FloatArray, radius: int) -> FloatArray:
+def _min_window(plane: FloatArray, radius: int, out: FloatArray | None = None) -> FloatArray:
     """Minimum over the (2r + 1)² window clipped to the plane.
 
     OpenCV's erosion: its default border (+∞ outside) makes the windows the clipped ones
     of :func:`dehaze.filters.min_filter_plane`, and a minimum is exact, so the two agree
     bit for bit (tested); at the working scale it is as fast, and compiles nothing.
     """
-    return cast(FloatArray, cv2.erode(plane, _window(plane, radius)))
+    return cast(FloatArray, cv2.erode(plane, _window(plane, radius), dst=out))
 
 
-def _max_window(plane: FloatArray, radius: int) -> FloatArray:
+def _max_window(plane: FloatArray, radius: int, out: FloatArray | None = None) -> FloatArray:
     """Maximum over the (2r + 1)² window clipped to the plane (OpenCV's dilation)."""
-    return cast(FloatArray, cv2.dilate(plane, _window(plane, radius)))
+    return cast(FloatArray, cv2.dilate(plane, _window(plane, radius), dst=out))
 
 
-def _dark_channel(image: FloatArray, radius: int, scale: FloatArray | None = None) -> FloatArray:
+def _dark_channel(
+    image: FloatArray,
+    radius: int,
+    scale: FloatArray | None = None,
+    scratch: _Scratch | None = None,
+    name: str = "dark",
+) -> FloatArray:
     """Dark channel of a float working image: min over channels (of I_c · scale_c), then window.
 
     The products and minima are those of :func:`dehaze.transmission_map.dark_channel_plane`
-    (``scale`` rounded to the image's dtype first), so the result is the same.
+    (``scale`` rounded to the image's dtype first), so the result is the same. With
+    ``scratch`` its arrays ``name`` (the result), ``name + "-min"`` and ``name + "-term"``
+    are used.
     """
+    work = _Scratch() if scratch is None else scratch  # a throw-away one: fresh arrays
     dtype = image.dtype
     factors = None if scale is None else np.asarray(scale, dtype=np.float64).astype(dtype)
-    if image.ndim == 2:
-        channel_min = image if factors is None else image * factors[0]
+    first = image if image.ndim == 2 else image[:, :, 0]
+    if image.ndim == 2 and factors is None:
+        channel_min = np.ascontiguousarray(image)
     else:
-        channel_min = image[:, :, 0] if factors is None else image[:, :, 0] * factors[0]
-        channel_min = np.array(channel_min, dtype=dtype)  # a C-contiguous copy
+        channel_min = work.like(name + "-min", first)
+        if factors is None:
+            np.copyto(channel_min, first)  # a C-contiguous copy
+        else:
+            np.multiply(first, factors[0], out=channel_min)
+    if image.ndim == 3:
+        term = None if factors is None else work.like(name + "-term", first)
         for c in range(1, image.shape[2]):
-            plane = image[:, :, c] if factors is None else image[:, :, c] * factors[c]
-            np.minimum(channel_min, plane, out=channel_min)
-    return _min_window(np.ascontiguousarray(channel_min), radius)
+            if factors is None or term is None:
+                np.minimum(channel_min, image[:, :, c], out=channel_min)
+            else:
+                np.multiply(image[:, :, c], factors[c], out=term)
+                np.minimum(channel_min, term, out=channel_min)
+    return _min_window(channel_min, radius, work.like(name, first))
 
 
-def _distance_to(image: FloatArray, light: FloatArray) -> FloatArray:
-    """Return the maximum over channels of |I_c − A_c| (a new C-contiguous plane).
+def _distance_to(image: FloatArray, light: FloatArray, scratch: _Scratch) -> FloatArray:
+    """Return the maximum over channels of |I_c − A_c| (the scratch array ``"distance"``).
 
     float32 through OpenCV's per-channel absolute difference (the same values as NumPy's
-    ``abs(I_c − A_c)``, in one pass over the interleaved channels instead of one per channel).
+    ``abs(I_c − A_c)``, in one pass over the interleaved channels instead of one per channel),
+    written over ``image`` when it is a C-contiguous float32 RGB image (the caller's own
+    scratch, not needed after).
     """
+    out = scratch.like("distance", image)
     if image.ndim == 2:
-        return np.abs(image - image.dtype.type(light[0]))
+        np.subtract(image, image.dtype.type(light[0]), out=out)
+        np.abs(out, out=out)
+        return out
     channels = image.shape[2]
     if image.dtype != np.float32 or channels > 4:
-        out = np.abs(image[:, :, 0] - image.dtype.type(light[0]))
+        term = scratch.like("distance-term", image)
+        np.subtract(image[:, :, 0], image.dtype.type(light[0]), out=out)
+        np.abs(out, out=out)
         for c in range(1, channels):
-            np.maximum(out, np.abs(image[:, :, c] - image.dtype.type(light[c])), out=out)
+            np.subtract(image[:, :, c], image.dtype.type(light[c]), out=term)
+            np.maximum(out, np.abs(term, out=term), out=out)
         return out
     scalar = tuple(float(v) for v in light) + (0.0,) * (4 - channels)
-    difference = cv2.absdiff(np.ascontiguousarray(image), scalar)
-    out = np.array(difference[:, :, 0])
+    src = np.ascontiguousarray(image)
+    difference = cv2.absdiff(src, scalar, dst=src)  # in place (an element-wise operation)
+    np.copyto(out, difference[:, :, 0])
     for c in range(1, channels):
         np.maximum(out, difference[:, :, c], out=out)
     return out
@@ -495,7 +591,8 @@ class ClearHaze:
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
         factor = self.working_factor(arr.shape)
-        return self.estimate_working(_block_mean(px, unit, factor), factor)
+        scratch = _workspace()
+        return self._scene(_block_mean(px, unit, factor, scratch), factor, scratch)[0]
 
     def apply(
         self,
@@ -527,8 +624,10 @@ class ClearHaze:
         wanted = check_outputs(outputs)
         px, unit = as_pixels(arr)
         checked = _check_clear_scene(scene)
-        work = _block_mean(px, unit, checked.factor)
-        planes = self._planes(work, _luma(work), checked, reuse=True)
+        scratch = _workspace()
+        work = _block_mean(px, unit, checked.factor, scratch)
+        work_luma = _luma(work, scratch.like("luma", work) if work.ndim == 3 else None)
+        planes = self._planes(work, work_luma, checked, scratch, reuse=True)
         return self._recover(arr, px, unit, planes, (0, 0), wanted)
 
     def __call__(self, image: ArrayLike, *, outputs: Collection[str] = ALL_OUTPUTS) -> DehazeResult:
@@ -537,9 +636,10 @@ class ClearHaze:
         arr = np.asarray(image)
         px, unit = as_pixels(arr)
         factor = self.working_factor(arr.shape)
-        work = _block_mean(px, unit, factor)
-        scene, work_luma = self._scene(work, factor)
-        planes = self._planes(work, work_luma, scene, reuse=True)
+        scratch = _workspace()
+        work = _block_mean(px, unit, factor, scratch)
+        scene, work_luma = self._scene(work, factor, scratch)
+        planes = self._planes(work, work_luma, scene, scratch, reuse=True)
         return self._recover(arr, px, unit, planes, (0, 0), wanted)
 
     # --- the pieces, for images processed in tiles (dehaze.tiles) ---------------------------
@@ -566,7 +666,7 @@ class ClearHaze:
 
         ``work`` is :meth:`working_image` of the whole image with k = ``factor``.
         """
-        return self._scene(as_float_image(work, "work"), factor)[0]
+        return self._scene(as_float_image(work, "work"), factor, _workspace())[0]
 
     def working_planes(
         self, work: FloatArray, scene: ClearScene, *, reuse: bool = False
@@ -582,7 +682,9 @@ class ClearHaze:
         """
         checked = _check_clear_scene(scene)
         img = as_float_image(work, "work")
-        return self._planes(img, _luma(img), checked, reuse=reuse)
+        scratch = _workspace()
+        work_luma = _luma(img, scratch.like("luma", img) if img.ndim == 3 else None)
+        return self._planes(img, work_luma, checked, scratch, reuse=reuse)
 
     def apply_planes(
         self,
@@ -645,30 +747,39 @@ class ClearHaze:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _scene(self, work: FloatArray, factor: int) -> tuple[ClearScene, FloatArray]:
-        """Return the scene from the working image, and the working luma."""
+    def _scene(
+        self, work: FloatArray, factor: int, scratch: _Scratch
+    ) -> tuple[ClearScene, FloatArray]:
+        """Return the scene from the working image, and the working luma (in ``scratch``)."""
         extent = min(work.shape[:2]) / self.working_size
         radii = self._radii(extent)
 
         def luma_and_noise() -> tuple[FloatArray, float]:
-            luma = _luma(work)
-            return luma, noise_sigma(luma)
+            luma = _luma(work, scratch.like("luma", work) if work.ndim == 3 else None)
+            wide = scratch.take("noise-copy", luma.shape, np.float64)
+            response = scratch.take("noise-response", luma.shape, np.float64)
+            return luma, noise_sigma(luma, buffers=(wide, response))
 
-        light, (work_luma, sigma) = _in_parallel(
-            lambda: bright_mean_light(
-                work, _dark_channel(work, radii.patch), self.top_fraction, self.bright_fraction
-            ),
-            luma_and_noise,
-        )
+        def atmospheric_light() -> FloatArray:
+            dark = _dark_channel(work, radii.patch, scratch=scratch, name="dark")
+            return bright_mean_light(work, dark, self.top_fraction, self.bright_fraction)
+
+        light, (work_luma, sigma) = _in_parallel(atmospheric_light, luma_and_noise)
         return ClearScene(light.astype(np.float64), factor, extent, sigma), work_luma
 
     def _planes(
-        self, work: FloatArray, work_luma: FloatArray, scene: ClearScene, reuse: bool = False
+        self,
+        work: FloatArray,
+        work_luma: FloatArray,
+        scene: ClearScene,
+        scratch: _Scratch,
+        reuse: bool = False,
     ) -> ClearPlanes:
         """Return the working-scale planes; with ``reuse``, in this thread's scratch buffer.
 
         ``reuse`` is for calls whose planes do not outlive them (:meth:`__call__`,
-        :meth:`apply`): the next call in the same thread overwrites the buffer.
+        :meth:`apply`): the next call in the same thread overwrites the buffer. The
+        intermediate maps are ``scratch``'s arrays, distinct names in the two chains.
         """
         light = scene.light_for(work)
         radii = self._radii(scene.extent)
@@ -679,18 +790,21 @@ class ClearHaze:
 
         def transmission_side() -> FloatArray:
             # the physical t and its guided coefficients, then the distance-to-A weight
-            physical = self._physical(work, light, radii)
+            physical = self._physical(work, light, radii, scratch)
             out = stack[_ck.A_T : _ck.B_T + 1]
-            guided_coefficients(work_luma, physical, radii.guided, self.eps, out)
-            return self._far_weight(work, light, radii)
+            ab = scratch.take("ab", out.shape, out.dtype)
+            guided_coefficients(work_luma, physical, radii.guided, self.eps, out, scratch=ab)
+            return self._far_weight(work, light, radii, scratch)
 
         # two independent chains of stages, one per thread
         far, weight = _in_parallel(
-            transmission_side, lambda: self._detail_weights(work, work_luma, scene, radii, stack)
+            transmission_side,
+            lambda: self._detail_weights(work, work_luma, scene, radii, stack, scratch),
         )
         np.maximum(weight, far, out=weight)
         out = stack[_ck.A_W : _ck.B_W + 1]
-        guided_coefficients(work_luma, weight, radii.guided, self.weight_eps, out)
+        ab = scratch.take("ab", out.shape, out.dtype)  # the first chain is done with it
+        guided_coefficients(work_luma, weight, radii.guided, self.weight_eps, out, scratch=ab)
         return ClearPlanes(stack, light, scene.factor)
 
     def _recover(
@@ -761,16 +875,26 @@ class ClearHaze:
             depth=depth_plane(t, 1.0, self.t0) if "depth" in wanted else None,
         )
 
-    def _physical(self, work: FloatArray, light: FloatArray, radii: _Radii) -> FloatArray:
+    def _physical(
+        self, work: FloatArray, light: FloatArray, radii: _Radii, scratch: _Scratch
+    ) -> FloatArray:
         """Return the working-scale physical t: the prior, bounded below by Meng's box."""
         dtype = work.dtype
         one = dtype.type(1.0)
         # 1 − ω · dark(I / A), as raw_transmission computes it
         inverse_light = 1.0 / light.astype(np.float64)
-        physical = _dark_channel(work, radii.patch, inverse_light)
+        # the scene's dark-channel arrays are free by now
+        physical = _dark_channel(work, radii.patch, inverse_light, scratch, "dark")
         physical *= dtype.type(-self.omega)
         physical += one
-        np.maximum(physical, boundary_transmission(work, light), out=physical)
+        plane = work if work.ndim == 2 else work[:, :, 0]
+        bound = boundary_transmission(
+            work,
+            light,
+            out=scratch.like("dark-min", plane),  # free once the window minimum is taken
+            scratch=scratch.like("dark-term", plane),
+        )
+        np.maximum(physical, bound, out=physical)
         np.clip(physical, dtype.type(0.0), one, out=physical)
         return physical
 
@@ -781,41 +905,55 @@ class ClearHaze:
         scene: ClearScene,
         radii: _Radii,
         stack: FloatArray,
+        scratch: _Scratch,
     ) -> FloatArray:
-        """Return the detail weight spread by the reach max filter (a new plane).
+        """Return the detail weight spread by the reach max filter (a scratch plane).
 
         The detail weight itself and the base layer are written to their planes of
-        ``stack`` (``_ck.DETAIL``, ``_ck.BASE`` on). The per-pixel steps run in place: at
-        620 × 460 every fresh plane costs page faults (a working image is small).
+        ``stack`` (``_ck.DETAIL``, ``_ck.BASE`` on). The per-pixel steps run in place and the
+        other maps are ``scratch``'s: at 620 × 460 every fresh plane costs page faults.
         """
         dtype = work.dtype
         zero, one = dtype.type(0.0), dtype.type(1.0)
+        channels = 0 if work.ndim == 2 else work.shape[2]
         # detail SNR: Wiener gain of the high-pass energy against (k σ)²
-        blurred = cv2.GaussianBlur(work, (0, 0), radii.sigma, borderType=cv2.BORDER_REFLECT)
+        blurred = cv2.GaussianBlur(
+            work,
+            (0, 0),
+            radii.sigma,
+            dst=scratch.like("base", work, channels),
+            borderType=cv2.BORDER_REFLECT,
+        )
         base = cast(FloatArray, blurred).reshape(work.shape)
         if base.ndim == 2:
             stack[_ck.BASE] = base
         else:
             stack[_ck.BASE :] = base.transpose(2, 0, 1)
-        detail = work_luma - _luma(base)
+        base_luma = _luma(base, scratch.like("base-luma", work) if channels else None)
+        detail = np.subtract(work_luma, base_luma, out=scratch.like("detail", work))
         np.multiply(detail, detail, out=detail)
-        energy = _box_mean(detail, radii.signal)
+        energy = _box_mean(detail, radii.signal, scratch.like("energy", work))
         noise = dtype.type((self.snr_margin * scene.noise_sigma) ** 2)
         detail_weight: FloatArray = stack[_ck.DETAIL]
         np.maximum(energy, dtype.type(1e-12), out=energy)
         np.divide(noise, energy, out=detail_weight)
         np.subtract(one, detail_weight, out=detail_weight)
         np.clip(detail_weight, zero, one, out=detail_weight)
+        reach = scratch.like("reach", work)
         if radii.reach > 0:
             # a max filter (its clipped windows give the same maxima as a reflected border)
-            return _max_window(detail_weight, radii.reach)
-        return detail_weight.copy()
+            return _max_window(detail_weight, radii.reach, reach)
+        np.copyto(reach, detail_weight)
+        return reach
 
-    def _far_weight(self, work: FloatArray, light: FloatArray, radii: _Radii) -> FloatArray:
-        """Return the distance-to-A weight: flat but clearly not airlight (a new plane)."""
+    def _far_weight(
+        self, work: FloatArray, light: FloatArray, radii: _Radii, scratch: _Scratch
+    ) -> FloatArray:
+        """Return the distance-to-A weight: flat but clearly not airlight (a scratch plane)."""
         dtype = work.dtype
-        mean = _box_mean(work, radii.signal).reshape(work.shape)
-        far = _distance_to(mean, light)
+        channels = 0 if work.ndim == 2 else work.shape[2]
+        mean = _box_mean(work, radii.signal, scratch.like("mean", work, channels))
+        far = _distance_to(mean.reshape(work.shape), light, scratch)
         np.maximum(far, dtype.type(1e-6), out=far)
         np.divide(dtype.type(self.sky_tolerance), far, out=far)
         np.multiply(far, far, out=far)

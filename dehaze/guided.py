@@ -185,6 +185,8 @@ def guided_coefficients(
     radius: int,
     eps: float,
     out: FloatArray | None = None,
+    *,
+    scratch: FloatArray | None = None,
 ) -> FloatArray:
     """Box-averaged guided-filter coefficients (mean a, mean b) of a gray-guided plane.
 
@@ -192,9 +194,10 @@ def guided_coefficients(
     filter's output; computed on a small copy and upsampled, they are He & Sun's fast guided
     filter (as :class:`dehaze.ClearHaze` uses them). Validated float h×w inputs (``eps``
     checked); the result is written to ``out`` (a C-contiguous 2×h×w array of the source's
-    dtype) when given. Windows are cut by the plane's edges, sums are float64; the whole
-    plane is computed in one call on the calling thread (the planes are small): callers run
-    several of them in parallel.
+    dtype) when given; ``scratch``, an array like ``out``, holds the per-window a and b
+    (allocated when not given). Windows are cut by the plane's edges, sums are float64; the
+    whole plane is computed in one call on the calling thread (the planes are small):
+    callers run several of them in parallel.
     """
     eps = check_eps(eps)
     sh, sw = small_src.shape
@@ -209,7 +212,15 @@ def guided_coefficients(
             f"out must be a C-contiguous {dtype} array of shape {(2, sh, sw)}, got "
             f"{out.dtype} {out.shape}"
         )
-    ab = np.empty((2, sh, sw), dtype=dtype)
+    if scratch is None:
+        ab = np.empty((2, sh, sw), dtype=dtype)
+    elif scratch.shape != (2, sh, sw) or scratch.dtype != dtype or not scratch.flags.c_contiguous:
+        raise ValueError(
+            f"scratch must be a C-contiguous {dtype} array of shape {(2, sh, sw)}, got "
+            f"{scratch.dtype} {scratch.shape}"
+        )
+    else:
+        ab = scratch
     _gk.coefficient_means(gray, src, r, eps, ab, out)
     return out
 

@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from dehaze._lazy import lazy_module
 from dehaze._validate import check_float_map, check_real
@@ -35,7 +35,12 @@ NOISE_MASK = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 WINDOW = 8
 
 
-def noise_sigma(luma: ArrayLike, *, percentile: float = 10.0) -> float:
+def noise_sigma(
+    luma: ArrayLike,
+    *,
+    percentile: float = 10.0,
+    buffers: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+) -> float:
     """Noise standard deviation of a gray image, measured where it is flattest.
 
     Immerkær's mask responds to noise and to texture but not to planes or ramps; the RMS of
@@ -55,6 +60,10 @@ def noise_sigma(luma: ArrayLike, *, percentile: float = 10.0) -> float:
         Gray image on the [0, 1] scale, finite.
     percentile : float, optional
         In (0, 100): which part of the image counts as flat.
+    buffers : pair of (H, W) float64 ndarrays, optional
+        Scratch for the float64 copy of ``luma`` and the mask's response (a caller that
+        estimates σ image after image keeps them instead of allocating three planes each
+        time); the result is the same.
 
     Returns
     -------
@@ -75,16 +84,34 @@ def noise_sigma(luma: ArrayLike, *, percentile: float = 10.0) -> float:
     >>> round(noise_sigma(noisy), 3)  # 0.8 of the white noise's σ
     0.016
     """
-    plane = check_float_map(luma, "luma").astype(np.float64)
+    checked = check_float_map(luma, "luma")
     share = check_real(percentile, "percentile", low=0.0, high=100.0)
+    if buffers is not None and any(
+        b.shape != checked.shape or b.dtype != np.float64 or not b.flags.c_contiguous
+        for b in buffers
+    ):
+        raise ValueError(
+            f"buffers must be two C-contiguous float64 arrays of shape {checked.shape}"
+        )
+    if buffers is None:
+        plane = checked.astype(np.float64)
+        filtered = None
+    else:
+        plane, filtered = buffers
+        np.copyto(plane, checked)
     if min(plane.shape) < 3:
         return QUANTISATION_SIGMA
-    response = cv2.filter2D(plane, -1, NOISE_MASK, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    full = cv2.filter2D(plane, -1, NOISE_MASK, dst=filtered, borderType=cv2.BORDER_REFLECT)
+    response = full[1:-1, 1:-1]
     rows, cols = response.shape[0] // WINDOW, response.shape[1] // WINDOW
     if rows == 0 or cols == 0:  # smaller than one block: the whole response is the block
         energy = np.array([np.mean(response * response)])
     else:
-        blocks = response[: rows * WINDOW, : cols * WINDOW] ** 2
-        energy = blocks.reshape(rows, WINDOW, cols, WINDOW).mean(axis=(1, 3)).ravel()
+        # the squares in a C-ordered block of the first buffer (the copy is no longer needed)
+        squares = plane.reshape(-1)[: rows * WINDOW * cols * WINDOW].reshape(
+            rows * WINDOW, cols * WINDOW
+        )
+        np.square(response[: rows * WINDOW, : cols * WINDOW], out=squares)
+        energy = squares.reshape(rows, WINDOW, cols, WINDOW).mean(axis=(1, 3)).ravel()
     sigma = math.sqrt(max(float(np.percentile(energy, share)), 0.0)) / 6.0
     return max(sigma, QUANTISATION_SIGMA)

@@ -341,13 +341,21 @@ def sky_fraction(
     return luma_sky_fraction(to_gray(img), light_luma(light), r, std, dist)
 
 
-def boundary_transmission(image: FloatArray, light: FloatArray) -> FloatArray:
+def boundary_transmission(
+    image: FloatArray,
+    light: FloatArray,
+    *,
+    out: FloatArray | None = None,
+    scratch: FloatArray | None = None,
+) -> FloatArray:
     """Return the smallest t keeping J = (I − A) / t + A ≤ 1 in every channel (Meng's box).
 
     ``max_c (I_c − A_c) / (1 − A_c)``, clipped to [0, 1] (0 where I ≤ A in every channel):
     a pixel brighter than A (the sun, a white wall) is recovered with at least this t, so it
     is not blown out. The upper side of the radiance box of Meng et al.; ``1 − A_c`` is taken
     at least 1e-3. ``image`` is a validated float image (H×W or H×W×C), ``light`` its A.
+    ``out`` and ``scratch`` (H×W planes of the image's dtype), when given, receive the
+    result and the per-channel terms instead of new planes.
 
     References
     ----------
@@ -357,12 +365,16 @@ def boundary_transmission(image: FloatArray, light: FloatArray) -> FloatArray:
     dtype = image.dtype
     a = np.asarray(light, dtype=dtype)
     room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))
-    if image.ndim == 2:
-        bound = (image - a[0]) / room[0]
-    else:  # channel by channel: a reduction over a short last axis is slow in NumPy
-        bound = (image[:, :, 0] - a[0]) / room[0]
+    plane = image if image.ndim == 2 else image[:, :, 0]
+    bound = np.empty(plane.shape, dtype) if out is None else out
+    np.subtract(plane, a[0], out=bound)
+    np.divide(bound, room[0], out=bound)
+    if image.ndim == 3:  # channel by channel: a reduction over a short last axis is slow
+        term = np.empty(plane.shape, dtype) if scratch is None else scratch
         for c in range(1, image.shape[2]):
-            np.maximum(bound, (image[:, :, c] - a[c]) / room[c], out=bound)
+            np.subtract(image[:, :, c], a[c], out=term)
+            np.divide(term, room[c], out=term)
+            np.maximum(bound, term, out=bound)
     clipped: FloatArray = np.clip(bound, dtype.type(0.0), dtype.type(1.0), out=bound)
     return clipped
 

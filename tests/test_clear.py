@@ -339,3 +339,78 @@ def test_two_threads_give_the_one_thread_result(rng, kind):
         two = method(image)
     np.testing.assert_array_equal(two.image, one.image)
     np.testing.assert_array_equal(two.transmission, one.transmission)
+
+
+# --- the calling thread's scratch ------------------------------------------------------
+
+
+def test_concurrent_callers_each_get_their_own_result(rng):
+    # every caller's intermediate maps live in its own thread's scratch (the pool thread
+    # that runs a call's second chain writes into the caller's): four user threads at once,
+    # images of one shape and of others, give the results of one call after another
+    from concurrent.futures import ThreadPoolExecutor
+
+    method = ClearHaze(working_size=48)
+    images = [hazy_scene(rng, 60, 80) for _ in range(4)] + [
+        hazy_scene(rng, 50 + 5 * k, 70) for k in range(4)
+    ]
+    images.append(hazy_scene(rng, 60, 80)[:, :, 0].copy())  # gray
+    with dehaze.num_threads(2):
+        serial = [method(im).image for im in images]
+        scenes = [method.estimate(im) for im in images]
+        applied = [method.apply(im, sc).image for im, sc in zip(images, scenes, strict=True)]
+        for _ in range(3):
+            with ThreadPoolExecutor(max_workers=4) as users:
+                parallel = list(users.map(lambda im: method(im).image, images))
+                pairs = list(zip(images, scenes, strict=True))
+                split = list(users.map(lambda pair: method.apply(*pair).image, pairs))
+            for want, got in zip(serial, parallel, strict=True):
+                np.testing.assert_array_equal(got, want)
+            for want, got in zip(applied, split, strict=True):
+                np.testing.assert_array_equal(got, want)
+
+
+def test_scratch_stays_within_its_budget(rng, monkeypatch):
+    # a thread keeps at most _WORKSPACE_BYTES of scratch; beyond it arrays are made afresh,
+    # with the same result
+    from dehaze import clear
+
+    image = hazy_scene(rng, 90, 120)
+    method = ClearHaze(working_size=90)
+    want = method(image).image
+    budget = 90 * 120 * 4 * 5  # five planes of the working image
+    monkeypatch.setattr(clear, "_WORKSPACE_BYTES", budget)
+    clear._release_scratch()
+    np.testing.assert_array_equal(method(image).image, want)
+    np.testing.assert_array_equal(method(image).image, want)
+    kept = clear._workspace()._arrays
+    assert 0 < sum(a.nbytes for a in kept.values()) <= budget
+
+
+def test_noise_sigma_buffers_give_the_same_sigma(rng):
+    from dehaze.noise import noise_sigma
+
+    luma = (rng.random((67, 93)) * 0.5 + 0.2).astype(np.float32)
+    buffers = (np.empty((67, 93)), np.empty((67, 93)))
+    assert noise_sigma(luma, buffers=buffers) == noise_sigma(luma)
+    with pytest.raises(ValueError, match="buffers"):
+        noise_sigma(luma, buffers=(np.empty((67, 93)), np.empty((67, 92))))
+
+
+def test_guided_coefficients_scratch_and_boundary_out_give_the_same_planes(rng):
+    from dehaze.guided import guided_coefficients
+    from dehaze.transmission_map import boundary_transmission
+
+    guide = rng.random((40, 50)).astype(np.float32)
+    src = rng.random((40, 50)).astype(np.float32)
+    want = guided_coefficients(guide, src, 6, 1e-3)
+    ab = np.empty((2, 40, 50), np.float32)
+    np.testing.assert_array_equal(guided_coefficients(guide, src, 6, 1e-3, scratch=ab), want)
+    with pytest.raises(ValueError, match="scratch"):
+        guided_coefficients(guide, src, 6, 1e-3, scratch=np.empty((2, 40, 50)))
+    image = rng.random((40, 50, 3)).astype(np.float32)
+    light = np.array([0.8, 0.85, 0.9], np.float32)
+    plane, term = np.empty((40, 50), np.float32), np.empty((40, 50), np.float32)
+    got = boundary_transmission(image, light, out=plane, scratch=term)
+    assert got is plane
+    np.testing.assert_array_equal(got, boundary_transmission(image, light))

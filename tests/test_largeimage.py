@@ -15,6 +15,7 @@ import pytest
 import tifffile
 
 import dehaze
+from dehaze import clear as clear_module
 from dehaze import cli, largeimage
 from dehaze.io import _orient, imread, imwrite
 from dehaze.largeimage import TiffSource, dehaze_file_tiled, tiff_pixels, write_tiled_tiff
@@ -857,6 +858,9 @@ def test_the_tiled_path_holds_a_bounded_number_of_tiles(
 def _peak_memory(method: Any, src: Path, dst: Path) -> int:
     dehaze_file_tiled(method, src, dst.with_name("warm.tif"), tile=64)  # JIT compiled first
     dst.with_name("warm.tif").unlink()
+    # ClearHaze keeps its working-scale scratch in the calling thread between calls: drop
+    # it, so that what this call needs is counted whole
+    clear_module._release_scratch()
     tracemalloc.start()
     try:
         dehaze_file_tiled(method, src, dst, tile=64, cache_bytes=0)
@@ -881,7 +885,10 @@ def test_memory_does_not_grow_with_the_image(
         peaks.append(_peak_memory(method, src, tmp_path / f"out{size}.tif"))
     small, large = peaks
     assert large < 2 * small + 2**20, peaks
-    assert large < 2048 * 2048 * 3 * 4  # below one float32 copy of the image
+    # below one float32 copy of the image, besides ClearHaze's working-scale scratch (a
+    # fixed amount, at most _WORKSPACE_BYTES, whatever the image's size)
+    scratch = clear_module._WORKSPACE_BYTES if name == "clear" else 0
+    assert large < 2048 * 2048 * 3 * 4 + scratch, peaks
 
 
 # --- the command line -------------------------------------------------------------------
