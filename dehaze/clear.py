@@ -485,8 +485,8 @@ class ClearHaze:
     A and the noise level on the whole image; :meth:`apply` runs local stages only.
 
     Memory kept between calls: each thread that calls ClearHaze keeps its working-scale
-    arrays (the planes stack, at most 16 MB, and the intermediate maps, at most 32 MB; about
-    45 MB in all for 620 × 460 images, whose working image is the whole image), so that a
+    arrays (the planes stack, at most 16 MB, and the intermediate maps, at most 32 MB; 36 MB
+    in all for 620 × 460 RGB images, whose working image is the whole image), so that a
     loop over images does not page-fault them in again on every call (20–24 → 14 ms per
     SOTS image).
 
