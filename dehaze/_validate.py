@@ -306,6 +306,22 @@ def check_atmospheric_light(value: ArrayLike, channels: int, dtype: DTypeLike) -
 MIN_EPS = 1e-12
 
 
+def check_buffer(
+    array: NDArray[Any], name: str, shape: tuple[int, ...], dtype: DTypeLike
+) -> NDArray[Any]:
+    """Check that an output or scratch array is C-contiguous of this shape and dtype.
+
+    Returns it; raises ValueError naming ``name``, the shape and dtype wanted and given.
+    """
+    want = np.dtype(dtype)
+    if array.shape != tuple(shape) or array.dtype != want or not array.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be a C-contiguous {want} array of shape {tuple(shape)}, got "
+            f"{array.dtype} {array.shape}"
+        )
+    return array
+
+
 def check_eps(value: Any, name: str = "eps") -> float:
     """Return the guided filter's ``eps`` as a float if it is a real number ≥ :data:`MIN_EPS`.
 

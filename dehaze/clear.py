@@ -67,6 +67,7 @@ from dehaze._validate import (
     FloatArray,
     as_float_image,
     as_pixels,
+    check_buffer,
     check_eps,
     check_radius,
     check_real,
@@ -742,13 +743,8 @@ class ClearHaze:
                 f"planes are for an image of {small_h}×{small_w} blocks of {k} pixels, not "
                 f"for shape {(height, width)}"
             )
-        if out is not None and (
-            out.shape != arr.shape or out.dtype != arr.dtype or not out.flags.c_contiguous
-        ):
-            raise ValueError(
-                f"out must be a C-contiguous {arr.dtype} array of shape {arr.shape}, got "
-                f"{out.dtype} {out.shape}"
-            )
+        if out is not None:
+            check_buffer(out, "out", arr.shape, arr.dtype)
         return self._recover(arr, px, unit, planes, (y0, x0), wanted, out)
 
     # --- internals -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
+    check_buffer,
     check_eps,
     check_float_map,
     check_radius,
@@ -205,22 +206,13 @@ def guided_coefficients(
     r = min(radius, max(sh, sw))
     gray = np.ascontiguousarray(small_guide, dtype=dtype)
     src = np.ascontiguousarray(small_src, dtype=dtype)
-    if out is None:
-        out = np.empty((2, sh, sw), dtype=dtype)
-    elif out.shape != (2, sh, sw) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(
-            f"out must be a C-contiguous {dtype} array of shape {(2, sh, sw)}, got "
-            f"{out.dtype} {out.shape}"
-        )
-    if scratch is None:
-        ab = np.empty((2, sh, sw), dtype=dtype)
-    elif scratch.shape != (2, sh, sw) or scratch.dtype != dtype or not scratch.flags.c_contiguous:
-        raise ValueError(
-            f"scratch must be a C-contiguous {dtype} array of shape {(2, sh, sw)}, got "
-            f"{scratch.dtype} {scratch.shape}"
-        )
-    else:
-        ab = scratch
+    shape = (2, sh, sw)
+    out = np.empty(shape, dtype=dtype) if out is None else check_buffer(out, "out", shape, dtype)
+    ab = (
+        np.empty(shape, dtype=dtype)
+        if scratch is None
+        else check_buffer(scratch, "scratch", shape, dtype)
+    )
     _gk.coefficient_means(gray, src, r, eps, ab, out)
     return out
 

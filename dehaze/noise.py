@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dehaze._lazy import lazy_module
-from dehaze._validate import check_float_map, check_real
+from dehaze._validate import check_buffer, check_float_map, check_real
 
 if TYPE_CHECKING:
     import cv2
@@ -86,18 +86,14 @@ def noise_sigma(
     """
     checked = check_float_map(luma, "luma")
     share = check_real(percentile, "percentile", low=0.0, high=100.0)
-    if buffers is not None and any(
-        b.shape != checked.shape or b.dtype != np.float64 or not b.flags.c_contiguous
-        for b in buffers
-    ):
-        raise ValueError(
-            f"buffers must be two C-contiguous float64 arrays of shape {checked.shape}"
-        )
     if buffers is None:
         plane = checked.astype(np.float64)
         filtered = None
     else:
-        plane, filtered = buffers
+        plane, filtered = (
+            check_buffer(b, f"buffers[{i}]", checked.shape, np.float64)
+            for i, b in enumerate(buffers)
+        )
         np.copyto(plane, checked)
     if min(plane.shape) < 3:
         return QUANTISATION_SIGMA
