@@ -334,17 +334,18 @@ def _box_mean(plane: FloatArray, radius: int, out: FloatArray | None = None) -> 
     return cast(FloatArray, mean)
 
 
-def _luma(image: FloatArray, out: FloatArray | None = None) -> FloatArray:
+def _luma(image: FloatArray, scratch: _Scratch | None = None, name: str = "luma") -> FloatArray:
     """Rec. 601 luma of a working image (a gray one is returned as is).
 
     float32 through OpenCV (the same weights as :func:`dehaze.guided.to_gray`, within one
-    float32 ulp of it, tested), which needs no kernel compiled, into ``out`` if given;
-    float64 through ``to_gray``.
+    float32 ulp of it, tested), which needs no kernel compiled, into ``scratch``'s array
+    ``name`` if given; float64 through ``to_gray``.
     """
     if image.ndim == 2:
         return image
     if image.dtype == np.float32 and image.shape[2] == 3:
         src = np.ascontiguousarray(image)
+        out = None if scratch is None else scratch.like(name, image)
         return cast(FloatArray, cv2.cvtColor(src, cv2.COLOR_RGB2GRAY, dst=out))
     return to_gray(np.ascontiguousarray(image))
 
@@ -633,7 +634,7 @@ class ClearHaze:
         checked = _check_clear_scene(scene)
         scratch = _workspace()
         work = _block_mean(px, unit, checked.factor, scratch)
-        work_luma = _luma(work, scratch.like("luma", work) if work.ndim == 3 else None)
+        work_luma = _luma(work, scratch)
         planes = self._planes(work, work_luma, checked, scratch, reuse=True)
         return self._recover(arr, px, unit, planes, (0, 0), wanted)
 
@@ -690,7 +691,7 @@ class ClearHaze:
         checked = _check_clear_scene(scene)
         img = as_float_image(work, "work")
         scratch = _workspace()
-        work_luma = _luma(img, scratch.like("luma", img) if img.ndim == 3 else None)
+        work_luma = _luma(img, scratch)
         return self._planes(img, work_luma, checked, scratch, reuse=reuse)
 
     def apply_planes(
@@ -757,7 +758,7 @@ class ClearHaze:
         radii = self._radii(extent)
 
         def luma_and_noise() -> tuple[FloatArray, float]:
-            luma = _luma(work, scratch.like("luma", work) if work.ndim == 3 else None)
+            luma = _luma(work, scratch)
             wide = scratch.take("noise-copy", luma.shape, np.float64)
             response = scratch.take("noise-response", luma.shape, np.float64)
             return luma, noise_sigma(luma, buffers=(wide, response))
@@ -931,7 +932,7 @@ class ClearHaze:
             stack[_ck.BASE] = base
         else:
             stack[_ck.BASE :] = base.transpose(2, 0, 1)
-        base_luma = _luma(base, scratch.like("base-luma", work) if channels else None)
+        base_luma = _luma(base, scratch, "base-luma")
         detail = np.subtract(work_luma, base_luma, out=scratch.like("detail", work))
         np.multiply(detail, detail, out=detail)
         energy = _box_mean(detail, radii.signal, scratch.like("energy", work))

@@ -596,7 +596,8 @@ def _working_image(
         # the whole image at once are the same numbers (each block summed in the same
         # order) without a copy of every part
         return method.working_image(cast(NDArray[Any], image), factor), factor
-    tiles = plan_tiles((height, width), tile, 0, align=factor, strips=_reads_free(image))
+    # any other source: square tiles (its full-width strips would be copies anyway)
+    tiles = plan_tiles((height, width), tile, 0, align=factor)
     parts = mapper(functools.partial(_block_part, method, factor), image, tiles)
     small = (-(-height // factor), -(-width // factor))
     work = np.empty(small + ((channels,) if len(image.shape) == 3 else ()), parts[0].dtype)
