@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         pairs = []
-        for _ in range(args.repeat):
+        inner = FILE_IN_PROCESS.format(
+            method=args.method, out=str(out), small=str(small), large=str(large)
+        )
+        for repeat in range(args.repeat):
             mem_load = os.getloadavg()[0]
             _, _, mem_rss, text = measured([python, "-c", code])
             mem = json.loads(text.strip().splitlines()[-1])
@@ -191,62 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                     mem_rss,
                 ),
             ]
-            for cache in ("cold", "warm") if args.cache == "both" else (args.cache,):
-                if cache == "cold":
-                    _drop_from_page_cache(large)
-                shutil.rmtree(out, ignore_errors=True)  # an existing output would be skipped
-                large_load = os.getloadavg()[0]
-                large_wall, large_cpu, large_rss, _ = measured([*cli, str(large)])
+            if repeat == 0:
                 rows.append(
-                    (
-                        f"{args.size}² command line (tiled, {args.layout} input, {cache})",
-                        large_load,
-                        mp_large,
-                        large_wall,
-                        large_cpu,
-                        large_rss,
-                    )
-                )
-                pairs.append(
-                    (
-                        f"command line, {cache}",
-                        large_wall / mp_large / mem_wall,
-                        large_cpu / mp_large / mem_cpu,
-                        large_rss,
-                    )
-                )
-                # the same file to file in a warmed-up process, timed like the 4K run:
-                # without the command's start-up (imports, kernels loaded: about 1 s)
-                if cache == "cold":
-                    _drop_from_page_cache(large)
-                shutil.rmtree(out, ignore_errors=True)
-                inner = FILE_IN_PROCESS.format(
-                    method=args.method, out=str(out), small=str(small), large=str(large)
-                )
-                file_load = os.getloadavg()[0]
-                _, _, file_rss, text = measured([python, "-c", inner])
-                timed = json.loads(text.strip().splitlines()[-1])
-                rows.append(
-                    (
-                        f"{args.size}² file to file in process (warm process, {cache})",
-                        file_load,
-                        mp_large,
-                        timed["seconds"],
-                        timed["cpu"],
-                        file_rss,
-                    )
-                )
-                pairs.append(
-                    (
-                        f"in process, {cache}",
-                        timed["seconds"] / mp_large / mem_wall,
-                        timed["cpu"] / mp_large / mem_cpu,
-                        file_rss,
-                    )
-                )
-            if len(pairs) <= (4 if args.cache == "both" else 2):
-                rows.insert(
-                    1,
                     (
                         "4K command line (in memory, start-up included)",
                         small_load,
@@ -254,8 +203,37 @@ def main(argv: list[str] | None = None) -> int:
                         small_wall,
                         small_cpu,
                         small_rss,
-                    ),
+                    )
                 )
+            for cache in ("cold", "warm") if args.cache == "both" else (args.cache,):
+                # the command line (start-up included), then the same file to file in a
+                # warmed-up process, timed like the 4K run: without the command's start-up
+                # (imports, kernels loaded: about 1 s)
+                for how, label, command in (
+                    (
+                        "command line",
+                        f"command line (tiled, {args.layout} input",
+                        [*cli, str(large)],
+                    ),
+                    ("in process", "file to file in process (warm process", [python, "-c", inner]),
+                ):
+                    if cache == "cold":
+                        _drop_from_page_cache(large)
+                    shutil.rmtree(out, ignore_errors=True)  # an existing output is skipped
+                    load = os.getloadavg()[0]
+                    wall, cpu, rss, text = measured(command)
+                    if how == "in process":  # the child times the call itself
+                        timed = json.loads(text.strip().splitlines()[-1])
+                        wall, cpu = timed["seconds"], timed["cpu"]
+                    rows.append((f"{args.size}² {label}, {cache})", load, mp_large, wall, cpu, rss))
+                    pairs.append(
+                        (
+                            f"{how}, {cache}",
+                            wall / mp_large / mem_wall,
+                            cpu / mp_large / mem_cpu,
+                            rss,
+                        )
+                    )
             for name, load, mp, wall, cpu, rss in rows:
                 print(
                     f"| {name} | {load:.1f} | {mp:.1f} | {wall:.2f} | {wall / mp * 1000:.1f} | "
