@@ -41,6 +41,25 @@ def working_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
 
 
+#: Unsigned type of each float size, and the bits of 1.0 read as it (see check_image).
+_UNIT_BITS: dict[int, np.dtype[Any]] = {4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
+_ONE_BITS = {
+    size: int(np.array(1.0, dtype=f"f{size}").view(bits)) for size, bits in _UNIT_BITS.items()
+}
+
+
+def _surely_unit(arr: np.ndarray) -> bool:
+    """Whether every value of a float32/float64 array is in [+0, 1], in one integer pass.
+
+    Read as unsigned integers, the values in [+0, 1] are exactly the bit patterns up to
+    1.0's; NaN, ±inf, negatives and values above 1 all have larger ones, and so has −0.0
+    (the sign bit alone). False therefore means "look again" (−0.0 is a valid value), not
+    "invalid". Half the time of a min and a max over the image.
+    """
+    size = arr.dtype.itemsize
+    return bool(arr.view(_UNIT_BITS[size]).max() <= _ONE_BITS[size])
+
+
 def check_image(image: ArrayLike, name: str = "image", *, allow_gray: bool = True) -> np.ndarray:
     """Check an image's type, shape and values; return it as an ndarray (no copy).
 
@@ -85,15 +104,15 @@ def check_image(image: ArrayLike, name: str = "image", *, allow_gray: bool = Tru
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); height and width must be ≥ 1")
-    if arr.dtype.kind == "f":
+    if arr.dtype.kind == "f" and not _surely_unit(arr):
         lo = float(np.min(arr))
         hi = float(np.max(arr))
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise ValueError(f"{name} contains NaN or inf; only finite values are accepted")
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
-                f"{name} is a float image with values in [{lo:g}, {hi:g}]; float images must lie "
-                f"in [0, 1] (scale it, e.g. {name} / 255, or clip it yourself)"
+                f"{name} is a float image with values in [{lo:.9g}, {hi:.9g}]; float images "
+                f"must lie in [0, 1] (scale it, e.g. {name} / 255, or clip it yourself)"
             )
     return arr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -76,3 +77,48 @@ def test_box_filter_is_the_clipped_window_mean(a, radius):
     out = dehaze.box_filter(a, radius)
     np.testing.assert_allclose(out, box_mean_ref(a, radius), rtol=0, atol=1e-9)
     assert np.all(out >= a.min() - 1e-9) and np.all(out <= a.max() + 1e-9)
+
+
+@given(
+    st.sampled_from([np.float32, np.float64]).flatmap(
+        lambda dtype: arrays(
+            dtype,
+            st.tuples(st.integers(1, 6), st.integers(1, 6), st.just(3)),
+            # any float at all: NaN, ±inf, ±0, subnormals, values just outside [0, 1]
+            elements=st.floats(width=np.dtype(dtype).itemsize * 8, allow_nan=True)
+            | st.sampled_from([-0.0, 0.0, 1.0, -1e-30, 1.0 + 1e-6]),
+        )
+    ),
+    st.booleans(),
+)
+def test_float_images_are_accepted_exactly_when_finite_and_in_unit_range(image, strided):
+    # check_image's one-pass bit test must give the plain answer on every float, -0.0 too
+    arr = image[:, ::2] if strided else image
+    valid = bool(np.all(np.isfinite(arr)) and np.all(arr >= 0.0) and np.all(arr <= 1.0))
+    try:
+        dehaze._validate.check_image(arr)
+    except ValueError as exc:
+        assert not valid, exc
+        assert ("NaN or inf" in str(exc)) == (not np.all(np.isfinite(arr)))
+    else:
+        assert valid
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_images_at_the_edges_of_the_unit_range(dtype):
+    # the neighbours of 0 and 1 on either side, and the special values
+    info = np.finfo(dtype)
+    one_up = np.nextafter(dtype(1), dtype(2))
+    tiny = info.smallest_subnormal
+    below_one = np.nextafter(dtype(1), dtype(0))
+    valid_values = [0.0, -0.0, 1.0, tiny, below_one]  # a list: -0.0 == 0.0 as a dict key
+    invalid_values = [one_up, -tiny, np.inf, -np.inf, np.nan, -np.nan, info.max]
+    cases = [(v, True) for v in valid_values] + [(v, False) for v in invalid_values]
+    for value, valid in cases:
+        image = np.full((2, 3, 3), 0.5, dtype)
+        image[1, 2, 1] = value
+        if valid:
+            dehaze._validate.check_image(image)
+        else:
+            with pytest.raises(ValueError):
+                dehaze._validate.check_image(image)
