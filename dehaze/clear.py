@@ -75,7 +75,6 @@ from dehaze._validate import (
     check_unit,
 )
 from dehaze.atmosphere import bright_mean_light
-from dehaze.depth import depth_plane
 from dehaze.guided import GRAY_WEIGHTS, grid_weights, guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
@@ -875,10 +874,13 @@ class ClearHaze:
             out = out_image.reshape(height, width * channels)  # C-contiguous: a view
         out_scale = float(np.iinfo(arr.dtype).max) if arr.dtype.kind == "u" else 0.0
         t_rec = np.empty((height, width) if "transmission" in wanted else (0, 0), dtype=dtype)
-        t = np.empty((height, width) if "depth" in wanted else (0, 0), dtype=dtype)
+        # the depth −ln t = ln(1 / clip(t, t0, 1)), as dehaze.depth.depth_plane computes it:
+        # the kernel writes the inverse, each band takes its logarithm while it is in cache
+        depth = np.empty((height, width) if "depth" in wanted else (0, 0), dtype=dtype)
         light_c = np.ascontiguousarray(plan.light, dtype=dtype)
-        run_bands(
-            lambda i0, i1: _ck.recover_detail(
+
+        def band(i0: int, i1: int) -> None:
+            _ck.recover_detail(
                 flat,
                 unit,
                 luma_weights,
@@ -890,18 +892,21 @@ class ClearHaze:
                 out_scale,
                 out,
                 t_rec,
-                t,
+                depth,
                 i0,
                 i1,
-            ),
-            height,
-        )
+            )
+            if depth.size:
+                rows_of = depth[i0:i1]  # contiguous rows, as cv2 needs
+                cv2.log(rows_of, rows_of)
+
+        run_bands(band, height)
         return DehazeResult(
             image=out.reshape(arr.shape),
             transmission=t_rec if "transmission" in wanted else None,
             atmospheric_light=plan.light,
             dark_channel=None,
-            depth=depth_plane(t, 1.0, self.t0) if "depth" in wanted else None,
+            depth=depth if "depth" in wanted else None,
         )
 
     def _physical(

@@ -140,7 +140,7 @@ def recover_detail(
     out_scale: float,
     out: np.ndarray,
     t_rec_out: Array,
-    t_out: Array,
+    inverse_out: Array,
     i0: int,
     i1: int,
 ) -> None:
@@ -154,8 +154,9 @@ def recover_detail(
     t = clip(a_t L + b_t, 0, 1), w = clip(a_w L + b_w, 0, 1), t_s = max(t, t0),
     g = 1 / t_rec = 1 + w (1 − t_s) / t_s, e = (1 − w_d)(g − 1) and
     J_c = clip((I_c − A_c) g + A_c − e (I_c − base_c), 0, 1), stored as rint(J · out_scale)
-    for integer outputs (``out_scale > 0``) or as J. ``t_rec_out`` and ``t_out`` (H×W, or
-    0×0 to skip) receive t_rec and t.
+    for integer outputs (``out_scale > 0``) or as J. ``t_rec_out`` and ``inverse_out`` (H×W,
+    or 0×0 to skip) receive t_rec and 1 / t_s (= 1 / clip(t, t0, 1), what
+    :func:`dehaze._kernels.depth.inverse_clipped` gives: the depth is its logarithm).
 
     The two working rows around an output row are upsampled along the row once each (into
     full-width buffers reused by every output row between them, k times fewer gathers than
@@ -174,7 +175,7 @@ def recover_detail(
     T = type(planes[0, 0, 0])  # the working dtype: float32 math stays float32
     zero, one, u, t_min, scale = T(0.0), T(1.0), T(unit), T(t0), T(out_scale)
     want_rec = t_rec_out.shape[0] == height
-    want_t = t_out.shape[0] == height
+    want_inverse = inverse_out.shape[0] == height
     dtype = planes.dtype
     lum = np.empty(width, dtype=dtype)
     gain = np.empty(width, dtype=dtype)
@@ -221,11 +222,16 @@ def recover_detail(
             t = min(max(a_t * lum[j] + b_t, zero), one)
             w = min(max(a_w * lum[j] + b_w, zero), one)
             t_s = max(t, t_min)
-            g = one + w * (one - t_s) / t_s  # 1 / t_rec, one division per pixel
+            # the one division per pixel; 1 / t_s also gives the depth. Written out, so the
+            # gain is the same product whether or not the depth is asked for (with
+            # reciprocal fast-math, an (1 − t_s) / t_s beside a 1 / t_s got rounded
+            # differently in the two cases)
+            inverse = one / t_s
+            g = one + w * ((one - t_s) * inverse)  # 1 / t_rec
             gain[j] = g
             excess[j] = (one - detail) * (g - one)
-            if want_t:
-                t_out[i, j] = t
+            if want_inverse:
+                inverse_out[i, j] = inverse
         if want_rec:
             for j in range(width):
                 t_rec_out[i, j] = one / gain[j]
