@@ -46,6 +46,7 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra in
 from dehaze import cli, tiles
 from dehaze._parallel import num_threads
 from dehaze._validate import working_dtype
+from dehaze.clear import ClearHaze
 from dehaze.depth import COLORMAPS
 from dehaze.io import DEFAULT_MAX_PIXELS
 from dehaze.registry import DEFAULT_METHOD, MethodContext, MethodSpec, build_method
@@ -643,7 +644,10 @@ def dehaze_dask(
     chunks = (tuple(np.diff(rows).tolist()), tuple(np.diff(cols).tolist()))
     blocks = array.rechunk(chunks + ((array.shape[2],) if array.ndim == 3 else ()))
     channels = array.shape[2] if array.ndim == 3 else 1
-    float_dtype = working_dtype(array.dtype)
+    # the maps' dtype, as the method returns them (ClearHaze's is its precision)
+    float_dtype = (
+        np.dtype(method.precision) if isinstance(method, ClearHaze) else working_dtype(array.dtype)
+    )
 
     def apply_block(block: NDArray[Any], block_info: dict[Any, Any] | None = None) -> NDArray[Any]:
         assert block_info is not None

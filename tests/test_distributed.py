@@ -315,7 +315,7 @@ def array_methods() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("name", "dtype"),
     [(name, dtype) for name in array_methods() for dtype in (np.uint8, np.float32)]
-    + [("dcp_fast_color", np.uint16)],
+    + [("dcp_fast_color", np.uint16), ("clear", np.float64)],  # float64: float32 maps
 )
 def test_dask_array_equals_the_whole_image(client: Any, name: str, dtype: Any) -> None:
     import dask.array as da
