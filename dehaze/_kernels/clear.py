@@ -111,16 +111,40 @@ def block_mean(
 
 @jit
 def _upsample_row(
-    planes: Array, row: int, col_lo: np.ndarray, col_hi: np.ndarray, col_frac: Array, out: Array
+    planes: Array,
+    row: int,
+    col_lo: np.ndarray,
+    col_hi: np.ndarray,
+    col_frac: Array,
+    out: Array,
+    copy_from: int,
 ) -> None:
-    """out[p, j] = planes[p, row] sampled bilinearly at the columns ``col_*`` (one row)."""
+    """out[p, j] = planes[p, row] sampled bilinearly at the columns ``col_*`` (one row).
+
+    ``copy_from`` ≥ 0 says the columns are planes' columns ``copy_from + j`` with weight 0
+    on the next (k = 1: the working image is the image): the row is copied, the same
+    numbers (lo + (hi − lo) · 0 = lo) without the gathers.
+    """
     width = out.shape[1]
     for p in range(planes.shape[0]):
         src = planes[p, row]
         dst = out[p]
+        if copy_from >= 0:
+            dst[:] = src[copy_from : copy_from + width]
+            continue
         for j in range(width):
             lo = src[col_lo[j]]
             dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
+
+
+@jit
+def _copied_columns(col_lo: np.ndarray, col_frac: Array) -> int:
+    """Return the first column if the columns are consecutive with weight 0 (a copy), else −1."""
+    first = col_lo[0]
+    for j in range(col_lo.shape[0]):
+        if col_frac[j] != 0.0 or col_lo[j] != first + j:
+            return -1
+    return int(first)
 
 
 @jit
@@ -193,6 +217,7 @@ def recover_detail(
     bottom = np.empty((n_planes, width), dtype=dtype)
     top_row = -1
     bottom_row = -1
+    copy_from = _copied_columns(col_lo, col_frac)
     for i in range(i0, i1):
         fy = row_frac[i]
         lo_r = row_lo[i]
@@ -202,10 +227,10 @@ def recover_detail(
                 top, bottom = bottom, top
                 top_row, bottom_row = bottom_row, top_row
             else:
-                _upsample_row(planes, lo_r, col_lo, col_hi, col_frac, top)
+                _upsample_row(planes, lo_r, col_lo, col_hi, col_frac, top, copy_from)
                 top_row = lo_r
         if bottom_row != hi_r:
-            _upsample_row(planes, hi_r, col_lo, col_hi, col_frac, bottom)
+            _upsample_row(planes, hi_r, col_lo, col_hi, col_frac, bottom, copy_from)
             bottom_row = hi_r
         row = image[i]
         luma_row(row, luma_weights, lum)  # the luma kernel's sum, in its order
