@@ -459,3 +459,7 @@ def test_guided_coefficients_scratch_and_boundary_out_give_the_same_planes(rng):
     got = boundary_transmission(image, light, out=plane, scratch=term)
     assert got is plane
     np.testing.assert_array_equal(got, boundary_transmission(image, light))
+    with pytest.raises(ValueError, match="out must be a C-contiguous float32"):
+        boundary_transmission(image, light, out=np.empty((40, 50)))
+    with pytest.raises(ValueError, match="scratch must be a C-contiguous float32"):
+        boundary_transmission(image, light, scratch=np.empty((50, 40), np.float32))
