@@ -60,11 +60,36 @@ def _surely_unit(arr: np.ndarray) -> bool:
     return bool(arr.view(_UNIT_BITS[size]).max() <= _ONE_BITS[size])
 
 
-def check_image(image: ArrayLike, name: str = "image", *, allow_gray: bool = True) -> np.ndarray:
+def check_values(arr: np.ndarray, name: str = "image") -> None:
+    """Raise ValueError unless every value of a float ``arr`` is finite and in [0, 1].
+
+    Integer arrays pass. One integer pass (:func:`_surely_unit`) decides for a valid image;
+    only a suspect one is read again, for the message.
+    """
+    if arr.dtype.kind != "f" or _surely_unit(arr):
+        return
+    lo = float(np.min(arr))
+    hi = float(np.max(arr))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or inf; only finite values are accepted")
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{name} is a float image with values in [{lo:.9g}, {hi:.9g}]; float images "
+            f"must lie in [0, 1] (scale it, e.g. {name} / 255, or clip it yourself)"
+        )
+
+
+def check_image(
+    image: ArrayLike, name: str = "image", *, allow_gray: bool = True, values: bool = True
+) -> np.ndarray:
     """Check an image's type, shape and values; return it as an ndarray (no copy).
 
     Accepted: H×W×3 RGB (and H×W gray if ``allow_gray``) arrays of uint8, uint16, float32
     or float64 with H, W ≥ 1; float images must be finite and within [0, 1].
+
+    With ``values=False`` the values are not read: the caller checks them itself, in a
+    pass over the image it makes anyway, and calls :func:`check_values` (which raises the
+    same errors) if it finds one outside [0, 1] (ClearHaze's block means).
 
     Raises
     ------
@@ -104,16 +129,8 @@ def check_image(image: ArrayLike, name: str = "image", *, allow_gray: bool = Tru
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); height and width must be ≥ 1")
-    if arr.dtype.kind == "f" and not _surely_unit(arr):
-        lo = float(np.min(arr))
-        hi = float(np.max(arr))
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise ValueError(f"{name} contains NaN or inf; only finite values are accepted")
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"{name} is a float image with values in [{lo:.9g}, {hi:.9g}]; float images "
-                f"must lie in [0, 1] (scale it, e.g. {name} / 255, or clip it yourself)"
-            )
+    if values:
+        check_values(arr, name)
     return arr
 
 
@@ -135,7 +152,7 @@ def as_float_image(image: ArrayLike, name: str = "image", *, allow_gray: bool = 
 
 
 def as_pixels(
-    image: ArrayLike, name: str = "image", *, allow_gray: bool = True
+    image: ArrayLike, name: str = "image", *, allow_gray: bool = True, values: bool = True
 ) -> tuple[np.ndarray, float]:
     """Validate ``image``; return C-contiguous pixels and the factor that maps them to [0, 1].
 
@@ -143,9 +160,9 @@ def as_pixels(
     accept them scale while they read, which saves the float copy of the whole image (a
     uint8 image is a quarter of its float32 copy). Float images are returned as
     :func:`as_float_image` returns them, with factor 1. The caller must not write into
-    the result.
+    the result. ``values`` as for :func:`check_image`.
     """
-    arr = check_image(image, name, allow_gray=allow_gray)
+    arr = check_image(image, name, allow_gray=allow_gray, values=values)
     if arr.dtype.kind == "u":
         return np.ascontiguousarray(arr), 1.0 / float(np.iinfo(arr.dtype).max)
     return np.ascontiguousarray(arr, dtype=working_dtype(arr.dtype)), 1.0

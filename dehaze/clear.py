@@ -73,6 +73,7 @@ from dehaze._validate import (
     check_radius,
     check_real,
     check_unit,
+    check_values,
 )
 from dehaze.atmosphere import bright_mean_light
 from dehaze.guided import GRAY_WEIGHTS, grid_weights, guided_coefficients, to_gray
@@ -296,6 +297,8 @@ def _block_mean(
     factor: int,
     wdt: np.dtype[Any],
     scratch: _Scratch | None = None,
+    *,
+    name: str = "",
 ) -> FloatArray:
     """Average validated pixels over ``factor`` × ``factor`` blocks, on the [0, 1] scale.
 
@@ -306,7 +309,14 @@ def _block_mean(
     (:func:`dehaze._kernels.clear.block_mean`): the blocks of a tile whose origin is a
     multiple of k are the whole image's, bit for bit. With ``scratch`` the result is its
     array ``"work"`` (an image already of dtype ``wdt`` at k = 1 is returned as is).
+
+    With a ``name``, the pixels' values have not been checked yet (``as_pixels(...,
+    values=False)``): the block sums check them as they read them (k > 1, one read of the
+    image fewer per call), or :func:`check_values` does (k = 1), and an invalid image
+    raises its error under that name.
     """
+    if name and factor == 1:
+        check_values(px, name)
     if factor == 1:
         if px.dtype == wdt:
             return cast(FloatArray, px)  # validated floats in [0, 1]: the image itself
@@ -324,12 +334,16 @@ def _block_mean(
     flat = px.reshape(height, width * channels)
     sums = _ck.column_sum_dtype(px.dtype, factor)
     zero = np.float64(0.0) if px.dtype.kind == "f" else np.int64(0)
+    checks = bool(name) and px.dtype.kind == "f"
+    outside = np.zeros(small_h if checks else 0, dtype=np.uint8)
 
     def blocks(b0: int, b1: int) -> None:
         scratch = np.empty(flat.shape[1], dtype=sums)
-        _ck.block_mean(flat, channels, factor, unit, out, b0, b1, scratch, zero)
+        _ck.block_mean(flat, channels, factor, unit, out, b0, b1, scratch, zero, outside)
 
     run_bands(blocks, small_h)
+    if checks and outside.any():
+        check_values(px, name)  # raises: a value is NaN or outside [0, 1]
     shaped = out.reshape(small_h, small_w, *px.shape[2:])
     clipped: FloatArray = np.clip(shaped, 0.0, 1.0, out=shaped)
     return clipped
@@ -620,10 +634,10 @@ class ClearHaze:
             k, the radius scale, A (rule 5 on the working image, at least 1e-3) and σ.
         """
         arr = np.asarray(image)
-        px, unit = as_pixels(arr)
+        px, unit = as_pixels(arr, values=False)  # checked by the block means' pass
         factor = self.working_factor(arr.shape)
         scratch = _workspace()
-        work = _block_mean(px, unit, factor, self._dtype, scratch)
+        work = _block_mean(px, unit, factor, self._dtype, scratch, name="image")
         return self._scene(work, factor, scratch)[0]
 
     def apply(
@@ -655,10 +669,10 @@ class ClearHaze:
         """
         arr = np.asarray(image)
         wanted = check_outputs(outputs)
-        px, unit = as_pixels(arr)
+        px, unit = as_pixels(arr, values=False)  # checked by the block means' pass
         checked = _check_clear_scene(scene)
         scratch = _workspace()
-        work = _block_mean(px, unit, checked.factor, self._dtype, scratch)
+        work = _block_mean(px, unit, checked.factor, self._dtype, scratch, name="image")
         work_luma = _luma(work, scratch)
         planes = self._planes(work, work_luma, checked, scratch, reuse=True)
         return self._recover(arr, px, unit, planes, (0, 0), wanted)
@@ -667,10 +681,10 @@ class ClearHaze:
         """Dehaze ``image``; same as ``apply(image, estimate(image), outputs=outputs)``."""
         wanted = check_outputs(outputs)
         arr = np.asarray(image)
-        px, unit = as_pixels(arr)
+        px, unit = as_pixels(arr, values=False)  # checked by the block means' pass
         factor = self.working_factor(arr.shape)
         scratch = _workspace()
-        work = _block_mean(px, unit, factor, self._dtype, scratch)
+        work = _block_mean(px, unit, factor, self._dtype, scratch, name="image")
         scene, work_luma = self._scene(work, factor, scratch)
         planes = self._planes(work, work_luma, scene, scratch, reuse=True)
         return self._recover(arr, px, unit, planes, (0, 0), wanted)

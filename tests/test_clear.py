@@ -187,6 +187,50 @@ def test_block_means_are_exact_at_the_largest_sums(rng, dtype, factor, shape, fi
         assert np.all(got == 1.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("shape", "working_size"),
+    [
+        ((24, 30, 3), 400),  # k = 1: the working image is the image, checked on its own
+        ((66, 81, 3), 16),  # k = 4, blocks cut by both edges
+        ((50, 47), 16),  # k = 3, gray (the generic loop)
+    ],
+)
+def test_float_values_are_checked_in_the_block_means_pass(dtype, shape, working_size):
+    # ClearHaze reads a float image's values while it sums the blocks (no separate pass):
+    # every entry point refuses what check_image refuses, with its message, wherever the
+    # value lies (first row of a block row, a later row, the last cut block), and -0.0
+    # and the neighbours of 0 and 1 inside the range pass
+    info = np.finfo(dtype)
+    one_up, tiny = np.nextafter(dtype(1), dtype(2)), info.smallest_subnormal
+    valid = [0.0, -0.0, 1.0, tiny, np.nextafter(dtype(1), dtype(0))]
+    invalid = [one_up, -tiny, np.inf, -np.inf, np.nan, info.max]
+    h, w = shape[:2]
+    positions = [(0, 0), (5, 7), (h - 1, w - 1), (h - 2, 1)]
+    method = ClearHaze(working_size=working_size)
+    good = np.full(shape, 0.5, dtype)
+    scene = method.estimate(good)
+    calls = {
+        "call": lambda im: method(im, outputs=()),
+        "estimate": method.estimate,
+        "apply": lambda im: method.apply(im, scene, outputs=()),
+    }
+    for value, ok in [(v, True) for v in valid] + [(v, False) for v in invalid]:
+        for y, x in positions:
+            image = good.copy()
+            image[(y, x, 1) if len(shape) == 3 else (y, x)] = value
+            if ok:
+                for call in calls.values():
+                    call(image)
+                continue
+            with pytest.raises(ValueError) as expected:
+                dehaze._validate.check_image(image)
+            for name, call in calls.items():
+                with pytest.raises(ValueError) as got:
+                    call(image)
+                assert str(got.value) == str(expected.value), (name, value, (y, x))
+
+
 @pytest.mark.parametrize("size", [1, 2, 17, 4096, 50_000])
 @pytest.mark.parametrize("levels", [None, 3, 200])  # continuous values, or many ties
 def test_kth_largest_is_the_partition(rng, size, levels):

@@ -44,6 +44,7 @@ def block_mean(
     b1: int,
     columns: np.ndarray,
     zero: Any,
+    outside: np.ndarray,
 ) -> None:
     """Block rows [b0, b1) of the mean over ``factor`` × ``factor`` blocks, times ``unit``.
 
@@ -61,21 +62,41 @@ def block_mean(
     scale per block row and the three channels' sums kept side by side (1920×1080 uint8,
     k = 3, one thread: 4.0 ms with int64 column sums and the per-block loop over channels,
     1.2 ms so; summing pixel by pixel into each block was 1.5× slower still).
+
+    ``outside`` (uint8, one per block row, or empty to skip) receives 1 for a block row
+    with a value that is NaN or outside [0, 1], found in the same pass as the sums: a
+    float image's values are checked while it is read anyway (one read of the image fewer
+    per call; :func:`dehaze._validate.check_values` then gives the error).
     """
     height = image.shape[0]
     n = image.shape[1]
     width = n // channels
     small_w = out.shape[1] // channels
+    check = outside.shape[0] > 0
     for b in range(b0, b1):
         y0 = b * factor
         y1 = min(y0 + factor, height)
         first = image[y0]
-        for x in range(n):
-            columns[x] = first[x]
-        for y in range(y0 + 1, y1):
-            row = image[y]
+        if check:
+            bad = False
             for x in range(n):
-                columns[x] += row[x]  # never wraps: the caller sized the type for k rows
+                v = first[x]
+                columns[x] = v
+                bad |= (v < 0) | (v > 1) | (v != v)  # −0.0 passes, as it must
+            for y in range(y0 + 1, y1):
+                row = image[y]
+                for x in range(n):
+                    v = row[x]
+                    columns[x] += v
+                    bad |= (v < 0) | (v > 1) | (v != v)
+            outside[b] = bad
+        else:
+            for x in range(n):
+                columns[x] = first[x]
+            for y in range(y0 + 1, y1):
+                row = image[y]
+                for x in range(n):
+                    columns[x] += row[x]  # never wraps: the caller sized the type for k rows
         out_row = out[b]
         # blocks k columns wide: one scale; RGB with the three channels' sums side by side
         full = width // factor
