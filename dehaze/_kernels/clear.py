@@ -15,6 +15,8 @@ from dehaze._kernels.guided import luma_row
 #: base layer's C channels.
 A_T, B_T, A_W, B_W, DETAIL = 0, 1, 2, 3, 4
 BASE = 5
+#: Planes of an RGB image's stack.
+RGB_PLANES = BASE + 3
 
 
 def column_sum_dtype(pixels: np.dtype, factor: int) -> np.dtype:
@@ -139,22 +141,45 @@ def _upsample_row(
     col_frac: Array,
     out: Array,
     copy_from: np.intp,
+    side: Array,
 ) -> None:
     """out[p, j] = planes[p, row] sampled bilinearly at the columns ``col_*`` (one row).
 
     ``copy_from`` ≥ 0 says the columns are planes' columns ``copy_from + j`` with weight 0
     on the next (k = 1: the working image is the image): the row is copied, the same
     numbers (lo + (hi − lo) · 0 = lo) without the gathers.
+
+    With the eight planes of an RGB image the row's values are first put side by side,
+    ``side[x] = planes[:, row, x]`` (w × P scratch), so that each output column reads its
+    two source columns' eight values as two contiguous runs instead of sixteen gathers:
+    the full-size pass at 1920×1080 (k = 3, one thread) 8.3 → 6.1 ms, at 3840×2160 (k = 5)
+    24.0 → 18.8 ms, the same numbers. Other plane counts (gray) gather.
     """
     width = out.shape[1]
-    for p in range(planes.shape[0]):
-        src = planes[p, row]
-        dst = out[p]
-        if copy_from >= 0:
+    n_planes = planes.shape[0]
+    if copy_from >= 0:
+        for p in range(n_planes):
+            src = planes[p, row]
+            dst = out[p]
             # a plain loop: a slice assignment here added 2.5 s to the first call's compile
             for j in range(width):
                 dst[j] = src[copy_from + j]
-            continue
+        return
+    if n_planes == RGB_PLANES:
+        for x in range(planes.shape[2]):  # a constant count of planes: unrolled
+            values = side[x]
+            for p in range(RGB_PLANES):
+                values[p] = planes[p, row, x]
+        for j in range(width):
+            lo = side[col_lo[j]]
+            hi = side[col_hi[j]]
+            f = col_frac[j]
+            for p in range(RGB_PLANES):
+                out[p, j] = lo[p] + (hi[p] - lo[p]) * f
+        return
+    for p in range(n_planes):
+        src = planes[p, row]
+        dst = out[p]
         for j in range(width):
             lo = src[col_lo[j]]
             dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
@@ -238,6 +263,7 @@ def recover_detail(
     # each (not once per output row: k times fewer gathers), then blended per output row
     top = np.empty((n_planes, width), dtype=dtype)
     bottom = np.empty((n_planes, width), dtype=dtype)
+    side = np.empty((planes.shape[2], n_planes), dtype=dtype)  # see _upsample_row
     top_row = -1
     bottom_row = -1
     copy_from = _copied_columns(col_lo, col_frac)
@@ -250,10 +276,10 @@ def recover_detail(
                 top, bottom = bottom, top
                 top_row, bottom_row = bottom_row, top_row
             else:
-                _upsample_row(planes, lo_r, col_lo, col_hi, col_frac, top, copy_from)
+                _upsample_row(planes, lo_r, col_lo, col_hi, col_frac, top, copy_from, side)
                 top_row = lo_r
         if bottom_row != hi_r:
-            _upsample_row(planes, hi_r, col_lo, col_hi, col_frac, bottom, copy_from)
+            _upsample_row(planes, hi_r, col_lo, col_hi, col_frac, bottom, copy_from, side)
             bottom_row = hi_r
         row = image[i]
         luma_row(row, luma_weights, lum)  # the luma kernel's sum, in its order
