@@ -358,6 +358,15 @@ def check_buffer(
     return array
 
 
+def buffer_or_new(
+    array: NDArray[Any] | None, name: str, shape: tuple[int, ...], dtype: DTypeLike
+) -> NDArray[Any]:
+    """Return ``array`` checked by :func:`check_buffer`, or a new (uninitialised) one if None."""
+    if array is None:
+        return np.empty(shape, dtype=dtype)
+    return check_buffer(array, name, shape, dtype)
+
+
 def check_eps(value: Any, name: str = "eps") -> float:
     """Return the guided filter's ``eps`` as a float if it is a real number ≥ :data:`MIN_EPS`.
 

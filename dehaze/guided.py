@@ -15,7 +15,7 @@ from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
-    check_buffer,
+    buffer_or_new,
     check_eps,
     check_float_map,
     check_radius,
@@ -207,12 +207,8 @@ def guided_coefficients(
     gray = np.ascontiguousarray(small_guide, dtype=dtype)
     src = np.ascontiguousarray(small_src, dtype=dtype)
     shape = (2, sh, sw)
-    out = np.empty(shape, dtype=dtype) if out is None else check_buffer(out, "out", shape, dtype)
-    ab = (
-        np.empty(shape, dtype=dtype)
-        if scratch is None
-        else check_buffer(scratch, "scratch", shape, dtype)
-    )
+    out = buffer_or_new(out, "out", shape, dtype)
+    ab = buffer_or_new(scratch, "scratch", shape, dtype)
     _gk.coefficient_means(gray, src, r, eps, ab, out)
     return out
 

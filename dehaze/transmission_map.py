@@ -18,8 +18,8 @@ from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
+    buffer_or_new,
     check_atmospheric_light,
-    check_buffer,
     check_float_map,
     check_radius,
     check_real,
@@ -367,19 +367,11 @@ def boundary_transmission(
     a = np.asarray(light, dtype=dtype)
     room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))
     plane = image if image.ndim == 2 else image[:, :, 0]
-    bound = (
-        np.empty(plane.shape, dtype)
-        if out is None
-        else check_buffer(out, "out", plane.shape, dtype)
-    )
+    bound = buffer_or_new(out, "out", plane.shape, dtype)
     np.subtract(plane, a[0], out=bound)
     np.divide(bound, room[0], out=bound)
     if image.ndim == 3:  # channel by channel: a reduction over a short last axis is slow
-        term = (
-            np.empty(plane.shape, dtype)
-            if scratch is None
-            else check_buffer(scratch, "scratch", plane.shape, dtype)
-        )
+        term = buffer_or_new(scratch, "scratch", plane.shape, dtype)
         for c in range(1, image.shape[2]):
             np.subtract(image[:, :, c], a[c], out=term)
             np.divide(term, room[c], out=term)
