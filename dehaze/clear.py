@@ -311,13 +311,13 @@ def _block_mean(
     array ``"work"`` (an image already of dtype ``wdt`` at k = 1 is returned as is).
 
     With a ``name``, the pixels' values have not been checked yet (``as_pixels(...,
-    values=False)``): the block sums check them as they read them (k > 1, one read of the
-    image fewer per call), or :func:`check_values` does (k = 1), and an invalid image
-    raises its error under that name.
+    values=False)``): the block-means kernel checks each block row after its sums, while
+    it is in cache (k > 1: no pass of its own over the image), or :func:`check_values`
+    does (k = 1), and an invalid image raises its error under that name.
     """
-    if name and factor == 1:
-        check_values(px, name)
     if factor == 1:
+        if name:
+            check_values(px, name)
         if px.dtype == wdt:
             return cast(FloatArray, px)  # validated floats in [0, 1]: the image itself
         out1 = np.empty(px.shape, wdt) if scratch is None else scratch.take("work", px.shape, wdt)
