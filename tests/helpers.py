@@ -9,6 +9,16 @@ SHAPES = ((1, 1), (1, 7), (7, 1), (5, 9), (13, 4), (33, 47))
 RADII = (0, 1, 3, 60)
 
 
+def unit_edge_values(dtype: type) -> tuple[list[float], list[float]]:
+    """Float values at the edges of [0, 1]: (valid, invalid), the neighbours of 0 and 1 on
+    either side and the special values (lists: -0.0 == 0.0 as a key)."""
+    info = np.finfo(dtype)
+    one_up, tiny = np.nextafter(dtype(1), dtype(2)), info.smallest_subnormal
+    valid = [0.0, -0.0, 1.0, tiny, np.nextafter(dtype(1), dtype(0))]
+    invalid = [one_up, -tiny, np.inf, -np.inf, np.nan, -np.nan, info.max]
+    return valid, invalid
+
+
 def random_image(rng: np.random.Generator, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     dt = np.dtype(dtype)
     if dt.kind == "u":

@@ -14,6 +14,7 @@ from dehaze.atmosphere import _kth_largest, bright_mean_light, he_light
 from dehaze.io import imread
 from dehaze.metrics import psnr
 
+from helpers import unit_edge_values
 from reference import (
     assert_rounded_equal,
     block_mean_ref,
@@ -201,10 +202,7 @@ def test_float_values_are_checked_in_the_block_means_pass(dtype, shape, working_
     # every entry point refuses what check_image refuses, with its message, wherever the
     # value lies (first row of a block row, a later row, the last cut block), and -0.0
     # and the neighbours of 0 and 1 inside the range pass
-    info = np.finfo(dtype)
-    one_up, tiny = np.nextafter(dtype(1), dtype(2)), info.smallest_subnormal
-    valid = [0.0, -0.0, 1.0, tiny, np.nextafter(dtype(1), dtype(0))]
-    invalid = [one_up, -tiny, np.inf, -np.inf, np.nan, info.max]
+    valid, invalid = unit_edge_values(dtype)
     h, w = shape[:2]
     positions = [(0, 0), (5, 7), (h - 1, w - 1), (h - 2, 1)]
     method = ClearHaze(working_size=working_size)

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 import dehaze
 
-from helpers import dcp_dehaze
+from helpers import dcp_dehaze, unit_edge_values
 from reference import box_mean_ref, min_filter_ref
 
 DTYPE = st.sampled_from([np.uint8, np.uint16, np.float32, np.float64])
@@ -107,12 +107,7 @@ def test_float_images_are_accepted_exactly_when_finite_and_in_unit_range(image, 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_float_images_at_the_edges_of_the_unit_range(dtype):
     # the neighbours of 0 and 1 on either side, and the special values
-    info = np.finfo(dtype)
-    one_up = np.nextafter(dtype(1), dtype(2))
-    tiny = info.smallest_subnormal
-    below_one = np.nextafter(dtype(1), dtype(0))
-    valid_values = [0.0, -0.0, 1.0, tiny, below_one]  # a list: -0.0 == 0.0 as a dict key
-    invalid_values = [one_up, -tiny, np.inf, -np.inf, np.nan, -np.nan, info.max]
+    valid_values, invalid_values = unit_edge_values(dtype)
     cases = [(v, True) for v in valid_values] + [(v, False) for v in invalid_values]
     for value, valid in cases:
         image = np.full((2, 3, 3), 0.5, dtype)
