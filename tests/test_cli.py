@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import os
 import signal
@@ -173,6 +174,27 @@ def test_usage_error_in_a_real_process(tmp_path: Path) -> None:
     proc = run("x.png", "-o", "o", "--omega", "1.5", cwd=tmp_path)
     assert proc.returncode == 2 and "omega must be in (0, 1]" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_program_freezes_its_objects_before_it_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry point: main's status, and nothing left for the shutdown's collector."""
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    gc.unfreeze()  # whatever an earlier test froze
+    assert gc.get_freeze_count() == 0
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.run()
+        assert exc.value.code == 3
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # this test process goes on: its objects are collectable again
+
+
+def test_main_leaves_the_callers_collector_alone(tmp_path: Path) -> None:
+    gc.unfreeze()
+    imwrite(tmp_path / "x.png", hazy(0))
+    assert cli.main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "-q"]) == 0
+    assert gc.get_freeze_count() == 0
 
 
 def test_missing_default_weights_is_a_usage_error(
