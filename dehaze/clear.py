@@ -79,7 +79,6 @@ from dehaze.atmosphere import bright_mean_light
 from dehaze.guided import GRAY_WEIGHTS, grid_weights, guided_coefficients, to_gray
 from dehaze.noise import noise_sigma
 from dehaze.result import ALL_OUTPUTS, DehazeResult, LightScene, check_outputs, check_scene
-from dehaze.transmission_map import boundary_transmission
 
 if TYPE_CHECKING:
     import cv2
@@ -394,71 +393,29 @@ def _max_window(plane: FloatArray, radius: int, out: FloatArray | None = None) -
 
 
 def _dark_channel(
-    image: FloatArray,
-    radius: int,
-    scale: FloatArray | None = None,
-    scratch: _Scratch | None = None,
-    name: str = "dark",
+    image: FloatArray, radius: int, scratch: _Scratch | None = None, name: str = "dark"
 ) -> FloatArray:
-    """Dark channel of a float working image: min over channels (of I_c · scale_c), then window.
+    """Dark channel of a float working image: min over channels, then the window minimum.
 
-    The products and minima are those of :func:`dehaze.transmission_map.dark_channel_plane`
-    (``scale`` rounded to the image's dtype first), so the result is the same. With
-    ``scratch`` its arrays ``name`` (the result), ``name + "-min"`` and ``name + "-term"``
-    are used.
+    The numbers of :func:`dehaze.transmission_map.dark_channel_plane`. With ``scratch`` its
+    arrays ``name`` (the result) and ``name + "-min"`` are used.
     """
     work = _Scratch() if scratch is None else scratch  # a throw-away one: fresh arrays
-    dtype = image.dtype
-    factors = None if scale is None else np.asarray(scale, dtype=np.float64).astype(dtype)
     first = image if image.ndim == 2 else image[:, :, 0]
-    if image.ndim == 2 and factors is None:
+    if image.ndim == 2:
         channel_min = np.ascontiguousarray(image)
     else:
         channel_min = work.like(name + "-min", first)
-        if factors is None:
-            np.copyto(channel_min, first)  # a C-contiguous copy
-        else:
-            np.multiply(first, factors[0], out=channel_min)
-    if image.ndim == 3:
-        term = None if factors is None else work.like(name + "-term", first)
+        np.copyto(channel_min, first)  # a C-contiguous copy
         for c in range(1, image.shape[2]):
-            if factors is None or term is None:
-                np.minimum(channel_min, image[:, :, c], out=channel_min)
-            else:
-                np.multiply(image[:, :, c], factors[c], out=term)
-                np.minimum(channel_min, term, out=channel_min)
+            np.minimum(channel_min, image[:, :, c], out=channel_min)
     return _min_window(channel_min, radius, work.like(name, first))
 
 
-def _distance_to(image: FloatArray, light: FloatArray, scratch: _Scratch) -> FloatArray:
-    """Return the maximum over channels of |I_c − A_c| (the scratch array ``"distance"``).
-
-    float32 through OpenCV's per-channel absolute difference (the same values as NumPy's
-    ``abs(I_c − A_c)``, in one pass over the interleaved channels instead of one per channel),
-    written over ``image`` when it is a C-contiguous float32 RGB image (the caller's own
-    scratch, not needed after).
-    """
-    out = scratch.like("distance", image)
-    if image.ndim == 2:
-        np.subtract(image, image.dtype.type(light[0]), out=out)
-        np.abs(out, out=out)
-        return out
-    channels = image.shape[2]
-    if image.dtype != np.float32 or channels > 4:
-        term = scratch.like("distance-term", image)
-        np.subtract(image[:, :, 0], image.dtype.type(light[0]), out=out)
-        np.abs(out, out=out)
-        for c in range(1, channels):
-            np.subtract(image[:, :, c], image.dtype.type(light[c]), out=term)
-            np.maximum(out, np.abs(term, out=term), out=out)
-        return out
-    scalar = tuple(float(v) for v in light) + (0.0,) * (4 - channels)
-    src = np.ascontiguousarray(image)
-    difference = cv2.absdiff(src, scalar, dst=src)  # in place (an element-wise operation)
-    np.copyto(out, difference[:, :, 0])
-    for c in range(1, channels):
-        np.maximum(out, difference[:, :, c], out=out)
-    return out
+def _interleaved(image: FloatArray) -> FloatArray:
+    """Return a C-contiguous H×W×C view of a working-scale image (a gray one as C = 1)."""
+    height, width = image.shape[:2]
+    return np.ascontiguousarray(image).reshape(height, width, -1)
 
 
 @dataclass(frozen=True)
@@ -927,24 +884,23 @@ class ClearHaze:
     def _physical(
         self, work: FloatArray, light: FloatArray, radii: _Radii, scratch: _Scratch
     ) -> FloatArray:
-        """Return the working-scale physical t: the prior, bounded below by Meng's box."""
+        """Return the working-scale physical t: the prior, bounded below by Meng's box.
+
+        max(1 − ω · dark(I / A), Meng's bound), clipped to [0, 1]: the numbers of
+        :func:`dehaze.transmission_map.raw_transmission` and
+        :func:`~dehaze.transmission_map.boundary_transmission`, whose per-pixel terms
+        come from one read of the working image (:func:`dehaze._kernels.clear.light_terms`).
+        """
         dtype = work.dtype
-        one = dtype.type(1.0)
-        # 1 − ω · dark(I / A), as raw_transmission computes it
-        inverse_light = 1.0 / light.astype(np.float64)
-        # the scene's dark-channel arrays are free by now
-        physical = _dark_channel(work, radii.patch, inverse_light, scratch, "dark")
-        physical *= dtype.type(-self.omega)
-        physical += one
-        plane = work if work.ndim == 2 else work[:, :, 0]
-        bound = boundary_transmission(
-            work,
-            light,
-            out=scratch.like("dark-min", plane),  # free once the window minimum is taken
-            scratch=scratch.like("dark-term", plane),
-        )
-        np.maximum(physical, bound, out=physical)
-        np.clip(physical, dtype.type(0.0), one, out=physical)
+        pixels = _interleaved(work)
+        a = np.asarray(light, dtype=dtype)
+        scale = (1.0 / light.astype(np.float64)).astype(dtype)  # as the dark channel of I / A
+        room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))  # as Meng's bound
+        channel_min = scratch.like("dark-min", work)
+        bound = scratch.like("dark-term", work)
+        _ck.light_terms(pixels, scale, a, room, channel_min, bound)
+        physical = _min_window(channel_min, radii.patch, scratch.like("dark", work))
+        _ck.physical_transmission(physical, bound, self.omega)
         return physical
 
     def _detail_weights(
@@ -959,11 +915,9 @@ class ClearHaze:
         """Return the detail weight spread by the reach max filter (a scratch plane).
 
         The detail weight itself and the base layer are written to their planes of
-        ``stack`` (``_ck.DETAIL``, ``_ck.BASE`` on). The per-pixel steps run in place and the
-        other maps are ``scratch``'s: at 620 × 460 every fresh plane costs page faults.
+        ``stack`` (``_ck.DETAIL``, ``_ck.BASE`` on); the other maps are ``scratch``'s: at
+        620 × 460 every fresh plane costs page faults.
         """
-        dtype = work.dtype
-        zero, one = dtype.type(0.0), dtype.type(1.0)
         channels = 0 if work.ndim == 2 else work.shape[2]
         # detail SNR: Wiener gain of the high-pass energy against (k σ)²
         blurred = cv2.GaussianBlur(
@@ -974,20 +928,13 @@ class ClearHaze:
             borderType=cv2.BORDER_REFLECT,
         )
         base = cast(FloatArray, blurred).reshape(work.shape)
-        if base.ndim == 2:
-            stack[_ck.BASE] = base
-        else:
-            stack[_ck.BASE :] = base.transpose(2, 0, 1)
         base_luma = _luma(base, scratch, "base-luma")
-        detail = np.subtract(work_luma, base_luma, out=scratch.like("detail", work))
-        np.multiply(detail, detail, out=detail)
+        detail = scratch.like("detail", work)
+        _ck.detail_terms(_interleaved(base), base_luma, work_luma, stack, _ck.BASE, detail)
         energy = _box_mean(detail, radii.signal, scratch.like("energy", work))
-        noise = dtype.type((self.snr_margin * scene.noise_sigma) ** 2)
+        noise = (self.snr_margin * scene.noise_sigma) ** 2
         detail_weight: FloatArray = stack[_ck.DETAIL]
-        np.maximum(energy, dtype.type(1e-12), out=energy)
-        np.divide(noise, energy, out=detail_weight)
-        np.subtract(one, detail_weight, out=detail_weight)
-        np.clip(detail_weight, zero, one, out=detail_weight)
+        _ck.detail_weight(energy, noise, detail_weight)
         reach = scratch.like("reach", work)
         if radii.reach > 0:
             # a max filter (its clipped windows give the same maxima as a reflected border)
@@ -999,15 +946,11 @@ class ClearHaze:
         self, work: FloatArray, light: FloatArray, radii: _Radii, scratch: _Scratch
     ) -> FloatArray:
         """Return the distance-to-A weight: flat but clearly not airlight (a scratch plane)."""
-        dtype = work.dtype
         channels = 0 if work.ndim == 2 else work.shape[2]
         mean = _box_mean(work, radii.signal, scratch.like("mean", work, channels))
-        far = _distance_to(mean.reshape(work.shape), light, scratch)
-        np.maximum(far, dtype.type(1e-6), out=far)
-        np.divide(dtype.type(self.sky_tolerance), far, out=far)
-        np.multiply(far, far, out=far)
-        np.subtract(dtype.type(1.0), far, out=far)
-        np.clip(far, dtype.type(0.0), dtype.type(1.0), out=far)
+        far = scratch.like("distance", work)
+        a = np.asarray(light, dtype=work.dtype)
+        _ck.far_weight(_interleaved(mean.reshape(work.shape)), a, self.sky_tolerance, far)
         return far
 
 
