@@ -413,9 +413,8 @@ def _dark_channel(
 
 
 def _interleaved(image: FloatArray) -> FloatArray:
-    """Return a C-contiguous H×W×C view of a working-scale image (a gray one as C = 1)."""
-    height, width = image.shape[:2]
-    return np.ascontiguousarray(image).reshape(height, width, -1)
+    """Return a working-scale image as C-contiguous H × (W·C) rows (a gray one: C = 1)."""
+    return np.ascontiguousarray(image).reshape(image.shape[0], -1)
 
 
 @dataclass(frozen=True)
@@ -788,12 +787,12 @@ class ClearHaze:
         stack = _planes_buffer((_ck.BASE + channels, height, width), work.dtype, reuse)
 
         def transmission_side() -> FloatArray:
-            # the physical t and its guided coefficients, then the distance-to-A weight
-            physical = self._physical(work, light, radii, scratch)
+            # the physical t and its guided coefficients; the distance-to-A weight
+            physical, far = self._physical_and_far(work, light, radii, scratch)
             out = stack[_ck.A_T : _ck.B_T + 1]
             ab = scratch.take("ab", out.shape, out.dtype)
             guided_coefficients(work_luma, physical, radii.guided, self.eps, out, scratch=ab)
-            return self._far_weight(work, light, radii, scratch)
+            return far
 
         # two independent chains of stages, one per thread
         far, weight = _in_parallel(
@@ -881,27 +880,38 @@ class ClearHaze:
             depth=depth if "depth" in wanted else None,
         )
 
-    def _physical(
+    def _physical_and_far(
         self, work: FloatArray, light: FloatArray, radii: _Radii, scratch: _Scratch
-    ) -> FloatArray:
-        """Return the working-scale physical t: the prior, bounded below by Meng's box.
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return the working-scale physical t and the distance-to-A weight (scratch planes).
 
-        max(1 − ω · dark(I / A), Meng's bound), clipped to [0, 1]: the numbers of
-        :func:`dehaze.transmission_map.raw_transmission` and
-        :func:`~dehaze.transmission_map.boundary_transmission`, whose per-pixel terms
-        come from one read of the working image (:func:`dehaze._kernels.clear.light_terms`).
+        The physical t is max(1 − ω · dark(I / A), Meng's bound), clipped to [0, 1]: the
+        numbers of :func:`dehaze.transmission_map.raw_transmission` and
+        :func:`~dehaze.transmission_map.boundary_transmission`. The weight is 1 where the
+        local mean is clearly away from A (flat but not airlight), 0 within
+        ``sky_tolerance`` of it. Their per-pixel terms come from one read of the working
+        image and its local mean (:func:`dehaze._kernels.clear.transmission_terms`).
         """
         dtype = work.dtype
-        pixels = _interleaved(work)
+        channels = 0 if work.ndim == 2 else work.shape[2]
+        mean = _box_mean(work, radii.signal, scratch.like("mean", work, channels))
         a = np.asarray(light, dtype=dtype)
         scale = (1.0 / light.astype(np.float64)).astype(dtype)  # as the dark channel of I / A
         room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))  # as Meng's bound
         channel_min = scratch.like("dark-min", work)
         bound = scratch.like("dark-term", work)
-        _ck.light_terms(pixels, scale, a, room, channel_min, bound)
+        far = scratch.like("distance", work)
+        local = _interleaved(mean.reshape(work.shape))
+        terms = (channel_min, bound, far)
+        _ck.transmission_terms(
+            _interleaved(work), local, scale, a, room, self.sky_tolerance, *terms
+        )
         physical = _min_window(channel_min, radii.patch, scratch.like("dark", work))
-        _ck.physical_transmission(physical, bound, self.omega)
-        return physical
+        physical *= dtype.type(-self.omega)
+        physical += dtype.type(1.0)
+        np.maximum(physical, bound, out=physical)
+        np.clip(physical, dtype.type(0.0), dtype.type(1.0), out=physical)
+        return physical, far
 
     def _detail_weights(
         self,
@@ -928,30 +938,28 @@ class ClearHaze:
             borderType=cv2.BORDER_REFLECT,
         )
         base = cast(FloatArray, blurred).reshape(work.shape)
+        if base.ndim == 2:
+            stack[_ck.BASE] = base
+        else:
+            stack[_ck.BASE :] = base.transpose(2, 0, 1)
         base_luma = _luma(base, scratch, "base-luma")
-        detail = scratch.like("detail", work)
-        _ck.detail_terms(_interleaved(base), base_luma, work_luma, stack, _ck.BASE, detail)
+        detail = np.subtract(work_luma, base_luma, out=scratch.like("detail", work))
+        np.multiply(detail, detail, out=detail)
         energy = _box_mean(detail, radii.signal, scratch.like("energy", work))
-        noise = (self.snr_margin * scene.noise_sigma) ** 2
+        dtype = work.dtype
+        zero, one = dtype.type(0.0), dtype.type(1.0)
+        noise = dtype.type((self.snr_margin * scene.noise_sigma) ** 2)
         detail_weight: FloatArray = stack[_ck.DETAIL]
-        _ck.detail_weight(energy, noise, detail_weight)
+        np.maximum(energy, dtype.type(1e-12), out=energy)
+        np.divide(noise, energy, out=detail_weight)
+        np.subtract(one, detail_weight, out=detail_weight)
+        np.clip(detail_weight, zero, one, out=detail_weight)
         reach = scratch.like("reach", work)
         if radii.reach > 0:
             # a max filter (its clipped windows give the same maxima as a reflected border)
             return _max_window(detail_weight, radii.reach, reach)
         np.copyto(reach, detail_weight)
         return reach
-
-    def _far_weight(
-        self, work: FloatArray, light: FloatArray, radii: _Radii, scratch: _Scratch
-    ) -> FloatArray:
-        """Return the distance-to-A weight: flat but clearly not airlight (a scratch plane)."""
-        channels = 0 if work.ndim == 2 else work.shape[2]
-        mean = _box_mean(work, radii.signal, scratch.like("mean", work, channels))
-        far = scratch.like("distance", work)
-        a = np.asarray(light, dtype=work.dtype)
-        _ck.far_weight(_interleaved(mean.reshape(work.shape)), a, self.sky_tolerance, far)
-        return far
 
 
 def dehaze(

@@ -481,12 +481,11 @@ def test_noise_sigma_buffers_give_the_same_sigma(rng):
 
 @pytest.mark.parametrize("channels", [0, 1, 2, 3, 4])  # 0: a gray (H×W) image
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_working_scale_per_pixel_kernels_equal_numpy(rng, channels, dtype):
-    # The fused per-pixel steps of the working-scale maps against the NumPy they replaced
-    # (and, for the physical t, the library's own raw and boundary transmissions). The
-    # kernels may fuse a multiply-add or divide by a reciprocal: a few ulps apart.
+def test_transmission_terms_equal_numpy(rng, channels, dtype):
+    # The working-scale physical t and distance-to-A weight, whose per-pixel terms one
+    # kernel computes, against the library's raw and boundary transmissions and the NumPy
+    # the kernel replaced. It may divide by a reciprocal: a few ulps apart.
     from dehaze import clear
-    from dehaze._kernels import clear as ck
     from dehaze.transmission_map import boundary_transmission, raw_transmission
 
     shape = (23, 41) + ((channels,) if channels else ())
@@ -496,36 +495,17 @@ def test_working_scale_per_pixel_kernels_equal_numpy(rng, channels, dtype):
     light[0] = 1.0  # 1 − A below the 1e-3 floor of Meng's bound
     a = light.astype(dtype)
     atol = 4 * np.finfo(dtype).eps
-    pixels = image.reshape(23, 41, -1)
-    method = ClearHaze(omega=0.9, sky_tolerance=0.2, snr_margin=2.0)
-    radii = method._radii(1.0)._replace(patch=3)
+    method = ClearHaze(omega=0.9, sky_tolerance=0.2)
+    radii = method._radii(1.0)._replace(patch=3, signal=2)
 
-    physical = method._physical(image, a, radii, clear._Scratch())
+    physical, far = method._physical_and_far(image, a, radii, clear._Scratch())
     raw = raw_transmission(image, light, 0.9, 3)
     want = np.clip(np.maximum(raw, boundary_transmission(image, a)), 0, 1)
     np.testing.assert_allclose(physical, want, atol=atol, rtol=0)
-
-    far = np.empty((23, 41), dtype)
-    ck.far_weight(pixels, a, 0.2, far)
-    distance = np.maximum(np.abs(pixels - a).max(axis=2), dtype(1e-6))
+    mean = clear._box_mean(image, 2).reshape(23, 41, -1)
+    distance = np.maximum(np.abs(mean - a).max(axis=2), dtype(1e-6))
     want = np.clip(1 - (dtype(0.2) / distance) ** 2, 0, 1)
     np.testing.assert_allclose(far, want, atol=atol, rtol=0)
-
-    luma = rng.random((23, 41)).astype(dtype)
-    base_luma = rng.random((23, 41)).astype(dtype)
-    stack = np.full((2 + pixels.shape[2], 23, 41), np.nan, dtype)
-    detail = np.empty((23, 41), dtype)
-    ck.detail_terms(pixels, base_luma, luma, stack, 2, detail)
-    np.testing.assert_array_equal(stack[2:], pixels.transpose(2, 0, 1))
-    assert np.isnan(stack[:2]).all()  # the planes before ``first`` are not touched
-    np.testing.assert_array_equal(detail, (luma - base_luma) ** 2)
-
-    energy = (rng.random((23, 41)) * 1e-3).astype(dtype)
-    energy[0, :3] = [0.0, 1e-13, 1.0]
-    weight = np.empty((23, 41), dtype)
-    ck.detail_weight(energy, 1e-4, weight)
-    want = np.clip(1 - dtype(1e-4) / np.maximum(energy, dtype(1e-12)), 0, 1)
-    np.testing.assert_allclose(weight, want, atol=atol, rtol=0)
 
 
 def test_guided_coefficients_scratch_and_boundary_out_give_the_same_planes(rng):

@@ -133,148 +133,80 @@ def block_mean(
                 out_row[bx * channels + c] = np.float64(total) * scale
 
 
-# --- the working-scale maps' per-pixel steps (ClearHaze._planes), one pass each ------------
+# --- the working-scale maps' per-pixel steps (ClearHaze._planes) -------------------------
 #
-# Each replaces a few NumPy passes over a working-scale plane (some over strided channel
-# views of the interleaved image) by one: at 640 × 360 (a 1080p frame's working image) the
-# per-pixel steps between the windowed filters took 2.0 ms of the maps' 9.4 ms. The windowed
-# filters themselves stay OpenCV's. ``image``-like arguments are H × W × C, C-contiguous.
+# The NumPy steps between the windowed filters took 2.0 ms of the maps' 9.4 ms at 640 × 360
+# (a 1080p frame's working image, one thread), most of it in passes over strided channel
+# views of the interleaved image. One kernel does those; the steps on single planes stay
+# NumPy's (a kernel would save about 0.1 ms each and costs about 0.2 s of the first
+# call's compilation). The windowed filters stay OpenCV's.
 
 
 @jit
-def light_terms(
-    image: Array, scale: Array, light: Array, room: Array, channel_min: Array, bound: Array
+def transmission_terms(
+    image: Array,
+    mean: Array,
+    scale: Array,
+    light: Array,
+    room: Array,
+    tolerance: float,
+    channel_min: Array,
+    bound: Array,
+    far: Array,
 ) -> None:
-    """Write the physical transmission's two per-pixel terms, from one read of the image.
+    """Write the transmission side's three per-pixel terms, from one read of each input.
 
-    ``channel_min`` = min_c I_c · scale_c (``scale`` = 1 / A: the dark channel of I / A
-    before its window minimum) and ``bound`` = max_c (I_c − A_c) / room_c, ``room`` =
-    max(1 − A, 1e-3): Meng's lower bound on t
-    (:func:`dehaze.transmission_map.boundary_transmission`) before its clip to [0, 1],
-    which :func:`physical_transmission`'s own clip makes redundant.
+    ``image`` and ``mean`` (its local mean) are H × (W·C), C = the length of ``light``:
+
+    * ``channel_min`` = min_c I_c · scale_c (``scale`` = 1 / A): the dark channel of I / A
+      before its window minimum;
+    * ``bound`` = max_c (I_c − A_c) / room_c, ``room`` = max(1 − A, 1e-3): Meng's lower
+      bound on t (:func:`dehaze.transmission_map.boundary_transmission`) before its clip to
+      [0, 1], which the physical t's own clip makes redundant;
+    * ``far`` = clip(1 − (K / d)², 0, 1), d = max(max_c |mean_c − A_c|, 1e-6), K =
+      ``tolerance``: 1 where the local mean is clearly away from A (a flat road under thin
+      haze), 0 within K of it (sky).
     """
-    height, width, channels = image.shape
+    height, width = far.shape
+    channels = light.shape[0]
+    zero = far.dtype.type(0.0)
+    one = far.dtype.type(1.0)
+    k = far.dtype.type(tolerance)
+    floor = far.dtype.type(1e-6)
     for y in range(height):
         row = image[y]
+        local = mean[y]
         low = channel_min[y]
         high = bound[y]
-        if channels == 3:  # RGB spelled out: the loop over x then vectorises (4× faster)
+        weight = far[y]
+        if channels == 3:
+            # A's numbers in registers and flat indices: the loops vectorise (a loop over a
+            # run-time channel count, or row[x, c] indexing, ran 4-8× slower)
+            s0, s1, s2 = scale[0], scale[1], scale[2]
+            a0, a1, a2 = light[0], light[1], light[2]
+            r0, r1, r2 = room[0], room[1], room[2]
             for x in range(width):
-                m = min(row[x, 0] * scale[0], row[x, 1] * scale[1], row[x, 2] * scale[2])
-                b = max(
-                    (row[x, 0] - light[0]) / room[0],
-                    (row[x, 1] - light[1]) / room[1],
-                    (row[x, 2] - light[2]) / room[2],
-                )
-                low[x] = m
-                high[x] = b
+                v0, v1, v2 = row[3 * x], row[3 * x + 1], row[3 * x + 2]
+                low[x] = min(v0 * s0, v1 * s1, v2 * s2)
+                high[x] = max((v0 - a0) / r0, (v1 - a1) / r1, (v2 - a2) / r2)
+            for x in range(width):
+                m0, m1, m2 = local[3 * x], local[3 * x + 1], local[3 * x + 2]
+                d = max(abs(m0 - a0), abs(m1 - a1), abs(m2 - a2))
+                q = k / max(d, floor)
+                weight[x] = min(max(one - q * q, zero), one)
             continue
         for x in range(width):
-            m = row[x, 0] * scale[0]
-            b = (row[x, 0] - light[0]) / room[0]
+            m = row[x * channels] * scale[0]
+            b = (row[x * channels] - light[0]) / room[0]
+            d = abs(local[x * channels] - light[0])
             for c in range(1, channels):
-                m = min(m, row[x, c] * scale[c])
-                b = max(b, (row[x, c] - light[c]) / room[c])
+                m = min(m, row[x * channels + c] * scale[c])
+                b = max(b, (row[x * channels + c] - light[c]) / room[c])
+                d = max(d, abs(local[x * channels + c] - light[c]))
             low[x] = m
             high[x] = b
-
-
-@jit
-def physical_transmission(dark: Array, bound: Array, omega: float) -> None:
-    """In place: ``dark`` ← clip(max(1 − ω · dark, bound), 0, 1), the physical t.
-
-    For an image in [0, 1] both terms are already at most 1 and their maximum non-negative; the
-    clip keeps t in [0, 1] when a divide by 1 − A, done as a multiply by its reciprocal,
-    rounds up.
-    """
-    zero = dark.dtype.type(0.0)
-    one = dark.dtype.type(1.0)
-    w = dark.dtype.type(omega)
-    for y in range(dark.shape[0]):
-        row = dark[y]
-        low = bound[y]
-        for x in range(dark.shape[1]):
-            t = max(one - w * row[x], low[x])
-            row[x] = min(max(t, zero), one)
-
-
-@jit
-def far_weight(mean: Array, light: Array, tolerance: float, out: Array) -> None:
-    """Write the distance-to-A weight, ClearHaze's sky test, into ``out``.
-
-    out = clip(1 − (K / d)², 0, 1), d = max(max_c |mean_c − A_c|, 1e-6), K = ``tolerance``:
-    1 where the local mean is clearly away from A (a flat road under thin haze), 0 within K
-    of it (sky).
-    """
-    height, width, channels = mean.shape
-    zero = out.dtype.type(0.0)
-    one = out.dtype.type(1.0)
-    k = out.dtype.type(tolerance)
-    floor = out.dtype.type(1e-6)
-    for y in range(height):
-        row = mean[y]
-        dst = out[y]
-        if channels == 3:  # RGB spelled out, as in light_terms
-            for x in range(width):
-                d = max(
-                    abs(row[x, 0] - light[0]), abs(row[x, 1] - light[1]), abs(row[x, 2] - light[2])
-                )
-                q = k / max(d, floor)
-                dst[x] = min(max(one - q * q, zero), one)
-            continue
-        for x in range(width):
-            d = abs(row[x, 0] - light[0])
-            for c in range(1, channels):
-                d = max(d, abs(row[x, c] - light[c]))
             q = k / max(d, floor)
-            dst[x] = min(max(one - q * q, zero), one)
-
-
-@jit
-def detail_terms(
-    base: Array, base_luma: Array, luma: Array, stack: Array, first: int, detail: Array
-) -> None:
-    """Copy the base layer into its planes and write the squared detail, in one pass.
-
-    ``stack[first + c] = base[:, :, c]`` (the planes the full-size pass upsamples) and
-    ``detail`` = (luma − base_luma)², the high-pass energy before its window mean.
-    """
-    height, width, channels = base.shape
-    for y in range(height):
-        row = base[y]
-        if channels == 3:  # RGB spelled out: one pass over the row, as in light_terms
-            red = stack[first, y]
-            green = stack[first + 1, y]
-            blue = stack[first + 2, y]
-            for x in range(width):
-                red[x] = row[x, 0]
-                green[x] = row[x, 1]
-                blue[x] = row[x, 2]
-        else:
-            for c in range(channels):
-                dst = stack[first + c, y]
-                for x in range(width):
-                    dst[x] = row[x, c]
-        fine = luma[y]
-        coarse = base_luma[y]
-        energy = detail[y]
-        for x in range(width):
-            d = fine[x] - coarse[x]
-            energy[x] = d * d
-
-
-@jit
-def detail_weight(energy: Array, noise: float, out: Array) -> None:
-    """Write the detail's Wiener gain, out = clip(1 − n / max(energy, 1e-12), 0, 1), n = (k σ)²."""
-    zero = out.dtype.type(0.0)
-    one = out.dtype.type(1.0)
-    n = out.dtype.type(noise)
-    floor = out.dtype.type(1e-12)
-    for y in range(energy.shape[0]):
-        src = energy[y]
-        dst = out[y]
-        for x in range(energy.shape[1]):
-            dst[x] = min(max(one - n / max(src[x], floor), zero), one)
+            weight[x] = min(max(one - q * q, zero), one)
 
 
 @jit
