@@ -9,7 +9,10 @@ hazy scene panning a few pixels per frame), then, in the same run and in turn:
 * **dehaze**: ``python -m dehaze clip.mp4 -o out/`` (the default method) as a fresh
   process, start-up included (Numba's cache is warmed beforehand by a run on a short clip:
   compilation is measured by ``bench/compile_time.py``);
-* **dehaze --fast**: the same with ``--fast``.
+* **dehaze --fast**: the same with ``--fast``;
+* **dehaze --method identity**: the command line dehazing nothing: its floor (process
+  start-up, opening, decoding, converting, encoding and writing the clip), what no method
+  can go below.
 
 For each: the wall-clock time of the whole process, the frames per second it gives, its
 ratio to OpenCV alone and the CPU time per frame (user + system over all threads: steadier
@@ -118,7 +121,7 @@ def main() -> None:
         make_clip(clip, args.frames)
         warm = folder / "warm.mp4"
         make_clip(warm, 3)
-        for options in ((), ("--fast",)):  # compile (or load) every kernel first
+        for options in ((), ("--fast",), ("--method", "identity")):  # compile every kernel first
             command(warm, folder / "warm_out", *options)
         # per run and row: frames/s, its ratio to OpenCV's, CPU s/frame, CPU ratio to OpenCV's
         rows: dict[str, list[tuple[float, float, float, float]]] = {}
@@ -133,7 +136,11 @@ def main() -> None:
             rows.setdefault("OpenCV decode + encode", []).append(
                 (reference, 1.0, reference_cpu, 1.0)
             )
-            for label, options in (("dehaze", ()), ("dehaze --fast", ("--fast",))):
+            for label, options in (
+                ("dehaze", ()),
+                ("dehaze --fast", ("--fast",)),
+                ("dehaze --method identity", ("--method", "identity")),
+            ):
                 seconds, frames, summary_rate, cpu = command(clip, folder / "out", *options)
                 if frames != count:
                     raise RuntimeError(f"{label} wrote {frames} frames, expected {count}")
@@ -146,7 +153,7 @@ def main() -> None:
                     (summary_rate, summary_rate / reference, float("nan"), float("nan"))
                 )
                 print(
-                    f"        {label:<14} {rate:5.1f} fps end to end ({rate / reference:.2f}x), "
+                    f"        {label:<24} {rate:5.1f} fps end to end ({rate / reference:.2f}x), "
                     f"summary {summary_rate:.1f} fps ({summary_rate / reference:.2f}x), "
                     f"CPU {1e3 * per_frame:.1f} ms/frame "
                     f"({per_frame / reference_cpu:.2f}x OpenCV's)"
