@@ -18,7 +18,6 @@ from dehaze._parallel import run_bands
 from dehaze._validate import (
     FloatArray,
     as_float_image,
-    buffer_or_new,
     check_atmospheric_light,
     check_float_map,
     check_radius,
@@ -342,21 +341,15 @@ def sky_fraction(
     return luma_sky_fraction(to_gray(img), light_luma(light), r, std, dist)
 
 
-def boundary_transmission(
-    image: FloatArray,
-    light: FloatArray,
-    *,
-    out: FloatArray | None = None,
-    scratch: FloatArray | None = None,
-) -> FloatArray:
+def boundary_transmission(image: FloatArray, light: FloatArray) -> FloatArray:
     """Return the smallest t keeping J = (I − A) / t + A ≤ 1 in every channel (Meng's box).
 
     ``max_c (I_c − A_c) / (1 − A_c)``, clipped to [0, 1] (0 where I ≤ A in every channel):
     a pixel brighter than A (the sun, a white wall) is recovered with at least this t, so it
     is not blown out. The upper side of the radiance box of Meng et al.; ``1 − A_c`` is taken
     at least 1e-3. ``image`` is a validated float image (H×W or H×W×C), ``light`` its A.
-    ``out`` and ``scratch`` (H×W planes of the image's dtype), when given, receive the
-    result and the per-channel terms instead of new planes.
+    (:class:`dehaze.ClearHaze` computes the same bound inside its working-scale kernel,
+    :func:`dehaze._kernels.clear.transmission_terms`; this is its reference.)
 
     References
     ----------
@@ -366,16 +359,12 @@ def boundary_transmission(
     dtype = image.dtype
     a = np.asarray(light, dtype=dtype)
     room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))
-    plane = image if image.ndim == 2 else image[:, :, 0]
-    bound = buffer_or_new(out, "out", plane.shape, dtype)
-    np.subtract(plane, a[0], out=bound)
-    np.divide(bound, room[0], out=bound)
-    if image.ndim == 3:  # channel by channel: a reduction over a short last axis is slow
-        term = buffer_or_new(scratch, "scratch", plane.shape, dtype)
+    if image.ndim == 2:
+        bound = (image - a[0]) / room[0]
+    else:  # channel by channel: a reduction over a short last axis is slow in NumPy
+        bound = (image[:, :, 0] - a[0]) / room[0]
         for c in range(1, image.shape[2]):
-            np.subtract(image[:, :, c], a[c], out=term)
-            np.divide(term, room[c], out=term)
-            np.maximum(bound, term, out=bound)
+            np.maximum(bound, (image[:, :, c] - a[c]) / room[c], out=bound)
     clipped: FloatArray = np.clip(bound, dtype.type(0.0), dtype.type(1.0), out=bound)
     return clipped
 

@@ -508,9 +508,8 @@ def test_transmission_terms_equal_numpy(rng, channels, dtype):
     np.testing.assert_allclose(far, want, atol=atol, rtol=0)
 
 
-def test_guided_coefficients_scratch_and_boundary_out_give_the_same_planes(rng):
+def test_guided_coefficients_scratch_gives_the_same_planes(rng):
     from dehaze.guided import guided_coefficients
-    from dehaze.transmission_map import boundary_transmission
 
     guide = rng.random((40, 50)).astype(np.float32)
     src = rng.random((40, 50)).astype(np.float32)
@@ -519,13 +518,3 @@ def test_guided_coefficients_scratch_and_boundary_out_give_the_same_planes(rng):
     np.testing.assert_array_equal(guided_coefficients(guide, src, 6, 1e-3, scratch=ab), want)
     with pytest.raises(ValueError, match="scratch"):
         guided_coefficients(guide, src, 6, 1e-3, scratch=np.empty((2, 40, 50)))
-    image = rng.random((40, 50, 3)).astype(np.float32)
-    light = np.array([0.8, 0.85, 0.9], np.float32)
-    plane, term = np.empty((40, 50), np.float32), np.empty((40, 50), np.float32)
-    got = boundary_transmission(image, light, out=plane, scratch=term)
-    assert got is plane
-    np.testing.assert_array_equal(got, boundary_transmission(image, light))
-    with pytest.raises(ValueError, match="out must be a C-contiguous float32"):
-        boundary_transmission(image, light, out=np.empty((40, 50)))
-    with pytest.raises(ValueError, match="scratch must be a C-contiguous float32"):
-        boundary_transmission(image, light, scratch=np.empty((50, 40), np.float32))
