@@ -134,6 +134,64 @@ def test_guided_coefficients(benchmark, planes, size, impl):
     run(benchmark, func, slow=impl == "reference")
 
 
+def _terms_numpy(work, mean, light, tolerance):
+    # the three per-pixel terms as NumPy passes over the channels (float32 as given, or
+    # float64: the reference), what ClearHaze ran before transmission_terms
+    dtype = work.dtype
+    a = light.astype(dtype)
+    room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))
+    channel_min = work[:, :, 0] * (1 / a[0])
+    bound = (work[:, :, 0] - a[0]) / room[0]
+    distance = np.abs(mean[:, :, 0] - a[0])
+    for c in (1, 2):
+        np.minimum(channel_min, work[:, :, c] * (1 / a[c]), out=channel_min)
+        np.maximum(bound, (work[:, :, c] - a[c]) / room[c], out=bound)
+        np.maximum(distance, np.abs(mean[:, :, c] - a[c]), out=distance)
+    far = np.clip(1 - (dtype.type(tolerance) / np.maximum(distance, dtype.type(1e-6))) ** 2, 0, 1)
+    return channel_min, bound, far
+
+
+def _terms_opencv(work, mean, light, tolerance):
+    # the same with OpenCV's per-channel operations where it has them
+    a = tuple(float(v) for v in light) + (0.0,)
+    scaled = cv2.multiply(work, tuple(1 / v for v in a[:3]) + (0.0,))
+    channel_min = cv2.min(cv2.min(scaled[:, :, 0], scaled[:, :, 1]), scaled[:, :, 2])
+    room = tuple(max(1.0 - v, 1e-3) for v in a[:3]) + (1.0,)
+    shifted = cv2.divide(cv2.subtract(work, a), room)
+    bound = cv2.max(cv2.max(shifted[:, :, 0], shifted[:, :, 1]), shifted[:, :, 2])
+    difference = cv2.absdiff(mean, a)
+    distance = cv2.max(cv2.max(difference[:, :, 0], difference[:, :, 1]), difference[:, :, 2])
+    q = np.float32(tolerance) / np.maximum(distance, np.float32(1e-6))
+    return channel_min, bound, np.clip(1 - q * q, 0, 1)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_transmission_terms(benchmark, planes, size, impl):
+    # ClearHaze's per-pixel terms of the physical t and the distance-to-A weight
+    # (dehaze._kernels.clear.transmission_terms, one read of the working image and of its
+    # local mean) on the working image of this size, against NumPy and OpenCV passes
+    from dehaze._kernels.clear import transmission_terms
+
+    img, _ = planes
+    k = max(1, round(min(img.shape[:2]) / 400))
+    work = cv2.resize(img, (img.shape[1] // k, img.shape[0] // k), interpolation=cv2.INTER_AREA)
+    mean = cv2.boxFilter(work, -1, (13, 13), borderType=cv2.BORDER_REFLECT)
+    height, width = work.shape[:2]
+    benchmark.group = f"transmission terms at working size {width}x{height}"
+    light = np.array([0.92, 0.94, 0.97], np.float32)
+    room = np.maximum(np.float32(1) - light, np.float32(1e-3))
+    scale = (1.0 / light.astype(np.float64)).astype(np.float32)
+    outs = [np.empty((height, width), np.float32) for _ in range(3)]
+    flat, flat_mean = work.reshape(height, -1), mean.reshape(height, -1)
+    work64, mean64 = work.astype(np.float64), mean.astype(np.float64)
+    func = {
+        "dehaze": lambda: transmission_terms(flat, flat_mean, scale, light, room, 0.15, *outs),
+        "reference": lambda: _terms_numpy(work64, mean64, light.astype(np.float64), 0.15),
+        "opencv": lambda: _terms_opencv(work, mean, light, 0.15),
+    }[impl]
+    run(benchmark, func, slow=impl == "reference")
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_block_mean(benchmark, image, size, impl):
     # ClearHaze's working image: the uint8 input averaged over k x k blocks, k = round(short
