@@ -21,6 +21,7 @@ from reference import (
     min_filter_ref,
     recover_ref,
     to_float64,
+    transmission_terms_ref,
 )
 
 IMPLS = ("dehaze", "reference", "opencv")
@@ -134,23 +135,6 @@ def test_guided_coefficients(benchmark, planes, size, impl):
     run(benchmark, func, slow=impl == "reference")
 
 
-def _terms_numpy(work, mean, light, tolerance):
-    # the three per-pixel terms as NumPy passes over the channels (float32 as given, or
-    # float64: the reference), what ClearHaze ran before transmission_terms
-    dtype = work.dtype
-    a = light.astype(dtype)
-    room = np.maximum(dtype.type(1.0) - a, dtype.type(1e-3))
-    channel_min = work[:, :, 0] * (1 / a[0])
-    bound = (work[:, :, 0] - a[0]) / room[0]
-    distance = np.abs(mean[:, :, 0] - a[0])
-    for c in (1, 2):
-        np.minimum(channel_min, work[:, :, c] * (1 / a[c]), out=channel_min)
-        np.maximum(bound, (work[:, :, c] - a[c]) / room[c], out=bound)
-        np.maximum(distance, np.abs(mean[:, :, c] - a[c]), out=distance)
-    far = np.clip(1 - (dtype.type(tolerance) / np.maximum(distance, dtype.type(1e-6))) ** 2, 0, 1)
-    return channel_min, bound, far
-
-
 def _terms_opencv(work, mean, light, tolerance):
     # the same with OpenCV's per-channel operations where it has them
     a = tuple(float(v) for v in light) + (0.0,)
@@ -169,7 +153,7 @@ def _terms_opencv(work, mean, light, tolerance):
 def test_transmission_terms(benchmark, planes, size, impl):
     # ClearHaze's per-pixel terms of the physical t and the distance-to-A weight
     # (dehaze._kernels.clear.transmission_terms, one read of the working image and of its
-    # local mean) on the working image of this size, against NumPy and OpenCV passes
+    # local mean) on the working image of this size, against the float64 reference and OpenCV
     from dehaze._kernels.clear import transmission_terms
 
     img, _ = planes
@@ -183,10 +167,9 @@ def test_transmission_terms(benchmark, planes, size, impl):
     scale = (1.0 / light.astype(np.float64)).astype(np.float32)
     outs = [np.empty((height, width), np.float32) for _ in range(3)]
     flat, flat_mean = work.reshape(height, -1), mean.reshape(height, -1)
-    work64, mean64 = work.astype(np.float64), mean.astype(np.float64)
     func = {
         "dehaze": lambda: transmission_terms(flat, flat_mean, scale, light, room, 0.15, *outs),
-        "reference": lambda: _terms_numpy(work64, mean64, light.astype(np.float64), 0.15),
+        "reference": lambda: transmission_terms_ref(work, mean, light, 0.15),
         "opencv": lambda: _terms_opencv(work, mean, light, 0.15),
     }[impl]
     run(benchmark, func, slow=impl == "reference")

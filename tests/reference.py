@@ -516,6 +516,25 @@ def _spatial(fn, image: np.ndarray, **kwargs) -> np.ndarray:  # type: ignore[no-
     return np.stack([fn(image[..., c], **kwargs) for c in range(image.shape[2])], axis=-1)
 
 
+def transmission_terms_ref(
+    work: np.ndarray, mean: np.ndarray, light: np.ndarray, tolerance: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ClearHaze's per-pixel terms (dehaze._kernels.clear.transmission_terms) in float64.
+
+    The channel minimum of I / A, Meng's bound max_c (I_c − A_c) / max(1 − A_c, 1e-3)
+    (not yet clipped) and the distance-to-A weight clip(1 − (K / d)², 0, 1) of the local
+    ``mean``, d = max(max_c |mean_c − A_c|, 1e-6).
+    """
+    w3 = to_float64(work).reshape(work.shape[0], work.shape[1], -1)
+    m3 = to_float64(mean).reshape(mean.shape[0], mean.shape[1], -1)
+    a = np.asarray(light, dtype=np.float64)
+    channel_min = (w3 / a).min(axis=2)
+    bound = ((w3 - a) / np.maximum(1.0 - a, 1e-3)).max(axis=2)
+    distance = np.abs(m3 - a).max(axis=2)
+    far = np.clip(1.0 - (tolerance / np.maximum(distance, 1e-6)) ** 2, 0, 1)
+    return channel_min, bound, far
+
+
 def clear_haze_ref(
     image: np.ndarray,
     *,
@@ -550,9 +569,9 @@ def clear_haze_ref(
     light = bright_mean_light_ref(work, dark, top_fraction, bright_fraction)
     sigma = noise_sigma_ref(luma_ref(work))
     # physical t: the prior, bounded below by Meng's box (J <= 1)
-    w3 = work if work.ndim == 3 else work[..., np.newaxis]
     raw = transmission_ref(work, light, omega, patch)
-    bound = ((w3 - light) / np.maximum(1.0 - light, 1e-3)).max(axis=2)
+    mean = _spatial(ndimage.uniform_filter, work, size=2 * signal + 1, mode="reflect")
+    _, bound, far = transmission_terms_ref(work, mean, light, sky_tolerance)
     physical = np.clip(np.maximum(raw, np.clip(bound, 0, 1)), 0, 1)
     # weights: detail SNR (spread by a max filter) and distance to A
     # OpenCV's Gaussian for float images: kernel size round(8 sigma + 1) made odd
@@ -566,10 +585,6 @@ def clear_haze_ref(
     spread = detail_weight
     if reach > 0:
         spread = ndimage.maximum_filter(detail_weight, size=2 * reach + 1, mode="reflect")
-    mean = _spatial(ndimage.uniform_filter, work, size=2 * signal + 1, mode="reflect")
-    mean3 = mean if mean.ndim == 3 else mean[..., np.newaxis]
-    distance = np.abs(mean3 - light).max(axis=2)
-    far = np.clip(1.0 - (sky_tolerance / np.maximum(distance, 1e-6)) ** 2, 0, 1)
     weight = np.maximum(spread, far)
     # guided filter at the working scale, applied to the full-size luma
     shape = img.shape[:2]

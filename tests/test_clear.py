@@ -21,6 +21,7 @@ from reference import (
     bright_mean_light_ref,
     clear_haze_ref,
     to_float64,
+    transmission_terms_ref,
 )
 
 
@@ -483,8 +484,8 @@ def test_noise_sigma_buffers_give_the_same_sigma(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transmission_terms_equal_numpy(rng, channels, dtype):
     # The working-scale physical t and distance-to-A weight, whose per-pixel terms one
-    # kernel computes, against the library's raw and boundary transmissions and the NumPy
-    # the kernel replaced. It may divide by a reciprocal: a few ulps apart.
+    # kernel computes, against the library's raw and boundary transmissions and the float64
+    # reference of the weight. It may divide by a reciprocal: a few ulps apart.
     from dehaze import clear
     from dehaze.transmission_map import boundary_transmission, raw_transmission
 
@@ -502,9 +503,7 @@ def test_transmission_terms_equal_numpy(rng, channels, dtype):
     raw = raw_transmission(image, light, 0.9, 3)
     want = np.clip(np.maximum(raw, boundary_transmission(image, a)), 0, 1)
     np.testing.assert_allclose(physical, want, atol=atol, rtol=0)
-    mean = clear._box_mean(image, 2).reshape(23, 41, -1)
-    distance = np.maximum(np.abs(mean - a).max(axis=2), dtype(1e-6))
-    want = np.clip(1 - (dtype(0.2) / distance) ** 2, 0, 1)
+    _, _, want = transmission_terms_ref(image, clear._box_mean(image, 2), a, 0.2)
     np.testing.assert_allclose(far, want, atol=atol, rtol=0)
 
 
