@@ -835,10 +835,8 @@ class ClearHaze:
                 f"{plan.light.shape[0]}"
             )
         flat = px.reshape(height, width * channels)  # C-contiguous pixels: a view
-        if channels == 3:  # to_gray's weights, the 1 / dtype-max factor folded in
-            luma_weights = (np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit).astype(dtype)
-        else:
-            luma_weights = np.full(channels, unit, dtype=dtype)
+        # to_gray's weights, the 1 / dtype-max factor folded in (a gray pixel is its own luma)
+        luma_weights = (np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit).astype(dtype)
         if out_image is None:
             out = np.empty((height, width * channels), dtype=arr.dtype)
         else:
@@ -851,10 +849,14 @@ class ClearHaze:
         light_c = np.ascontiguousarray(plan.light, dtype=dtype)
 
         def band(i0: int, i1: int) -> None:
+            # RGB: the luma weights and the kernel's side-by-side scratch row; gray
+            # (check_image accepts H×W×3 and H×W only): neither, the kernel's gray path
+            rgb = channels == 3
             _ck.recover_detail(
                 flat,
                 unit,
-                luma_weights,
+                luma_weights if rgb else None,
+                np.empty((planes.shape[2], _ck.RGB_PLANES), dtype) if rgb else None,
                 planes,
                 *rows,
                 *cols,

@@ -101,12 +101,13 @@ def test_precision_is_checked_and_planes_must_match_it(rng):
 
 
 @pytest.mark.parametrize("gray", [False, True])
-def test_uint8_and_gray_follow_the_reference(rng, gray):
+@pytest.mark.parametrize("working_size", [80, 30])  # k = 1 (planes copied), k = 3 (upsampled)
+def test_uint8_and_gray_follow_the_reference(rng, gray, working_size):
     image = np.rint(hazy_scene(rng, 80, 100) * 255).astype(np.uint8)
     if gray:
         image = np.rint(image @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
-    result = ClearHaze(working_size=80)(image)
-    expected = clear_haze_ref(image, working_size=80)
+    result = ClearHaze(working_size=working_size)(image)
+    expected = clear_haze_ref(image, working_size=working_size)
     assert result.image.dtype == np.uint8 and result.image.shape == image.shape
     # float32 inside: within 2e-4 of the reference, then rounded to the nearest level
     assert_rounded_equal(result.image, expected["image"], atol=2e-4)

@@ -218,7 +218,7 @@ def _upsample_row(
     col_frac: Array,
     out: Array,
     copy_from: np.intp,
-    side: Array,
+    side: Array | None,
 ) -> None:
     """out[p, j] = planes[p, row] sampled bilinearly at the columns ``col_*`` (one row).
 
@@ -226,11 +226,13 @@ def _upsample_row(
     on the next (k = 1: the working image is the image): the row is copied, the same
     numbers (lo + (hi − lo) · 0 = lo) without the gathers.
 
-    With the eight planes of an RGB image the row's values are first put side by side,
-    ``side[x] = planes[:, row, x]`` (w × P scratch), so that each output column reads its
-    two source columns' eight values as two contiguous runs instead of sixteen gathers:
-    the full-size pass at 1920×1080 (k = 3, one thread) 8.3 → 6.1 ms, at 3840×2160 (k = 5)
-    24.0 → 18.8 ms, the same numbers. Other plane counts (gray) gather.
+    With the eight planes of an RGB image (``side``, w × 8 scratch, given) the row's
+    values are first put side by side, ``side[x] = planes[:, row, x]``, so that each output
+    column reads its two source columns' eight values as two contiguous runs instead of
+    sixteen gathers: the full-size pass at 1920×1080 (k = 3, one thread) 8.3 → 6.1 ms, at
+    3840×2160 (k = 5) 24.0 → 18.8 ms, the same numbers. A gray image's six planes
+    (``side`` None) gather. ``side is None`` is settled when the function is compiled for
+    its argument types, so each compiled version holds one of the two paths.
     """
     width = out.shape[1]
     n_planes = planes.shape[0]
@@ -242,24 +244,24 @@ def _upsample_row(
             for j in range(width):
                 dst[j] = src[copy_from + j]
         return
-    if n_planes == RGB_PLANES:
-        for x in range(planes.shape[2]):  # a constant count of planes: unrolled
-            values = side[x]
-            for p in range(RGB_PLANES):
-                values[p] = planes[p, row, x]
-        for j in range(width):
-            lo = side[col_lo[j]]
-            hi = side[col_hi[j]]
-            f = col_frac[j]
-            for p in range(RGB_PLANES):
-                out[p, j] = lo[p] + (hi[p] - lo[p]) * f
+    if side is None:
+        for p in range(n_planes):
+            src = planes[p, row]
+            dst = out[p]
+            for j in range(width):
+                lo = src[col_lo[j]]
+                dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
         return
-    for p in range(n_planes):
-        src = planes[p, row]
-        dst = out[p]
-        for j in range(width):
-            lo = src[col_lo[j]]
-            dst[j] = lo + (src[col_hi[j]] - lo) * col_frac[j]
+    for x in range(planes.shape[2]):  # a constant count of planes: unrolled
+        values = side[x]
+        for p in range(RGB_PLANES):
+            values[p] = planes[p, row, x]
+    for j in range(width):
+        lo = side[col_lo[j]]
+        hi = side[col_hi[j]]
+        f = col_frac[j]
+        for p in range(RGB_PLANES):
+            out[p, j] = lo[p] + (hi[p] - lo[p]) * f
 
 
 @jit
@@ -276,7 +278,8 @@ def _copied_columns(col_lo: np.ndarray, col_frac: Array) -> np.intp:
 def recover_detail(
     image: np.ndarray,
     unit: float,
-    luma_weights: Array,
+    luma_weights: Array | None,
+    side: Array | None,
     planes: Array,
     row_lo: np.ndarray,
     row_hi: np.ndarray,
@@ -295,11 +298,13 @@ def recover_detail(
 ) -> None:
     """Rows [i0, i1) of J from the image (H × W·C, pixels · ``unit``) and the working maps.
 
-    ``planes`` is the P×h×w stack above; output pixel (i, j) samples it bilinearly at the
-    row/column positions ``*_lo``, ``*_hi`` (unsigned), ``*_frac`` (half-pixel centres,
-    clamped: OpenCV's INTER_LINEAR). The guide is the pixel's luma
-    L = Σ_c ``luma_weights[c]`` · I_c (the 1 / dtype-max factor folded into the weights, as
-    :func:`dehaze.guided.to_gray` computes it), formed row by row here. With it:
+    An RGB image (H × W·3) comes with ``luma_weights`` and ``side`` (w × 8 scratch, see
+    :func:`_upsample_row`), a gray one (H × W) with both None. ``planes`` is the P×h×w
+    stack above; output pixel (i, j) samples it bilinearly at the row/column positions
+    ``*_lo``, ``*_hi`` (unsigned), ``*_frac`` (half-pixel centres, clamped: OpenCV's
+    INTER_LINEAR). The guide is the pixel's luma L = Σ_c ``luma_weights[c]`` · I_c (the
+    1 / dtype-max factor folded into the weights, as :func:`dehaze.guided.to_gray` computes
+    it), formed row by row here; a gray pixel is its own luma, I · ``unit``. With it:
     t = clip(a_t L + b_t, 0, 1), w = clip(a_w L + b_w, 0, 1), t_s = max(t, t0),
     g = 1 / t_rec = 1 + w (1 − t_s) / t_s, e = (1 − w_d)(g − 1) and
     J_c = clip((I_c − A_c) g + A_c − e (I_c − base_c), 0, 1), stored as rint(J · out_scale)
@@ -313,34 +318,30 @@ def recover_detail(
     are used. An RGB row is then recovered in one pass over its pixels, the three channels
     written out (the compiler vectorises the interleaved loads and stores: 1920×1080 uint8,
     one thread, 15.8 → 8.5 ms against spreading gain, detail gain and base to W·C-long
-    buffers first); other channel counts go through those buffers, as one flat run of W·C
-    samples with no channel index.
+    buffers first).
+
+    ``luma_weights is None`` is settled when the kernel is compiled for its argument types
+    (Numba prunes the branch), so an RGB call compiles the RGB path only, and a gray call
+    the gray path: one kernel holding both compiled both for every call, 0.4–0.5 s more of
+    the first call's compilation.
     """
     height = image.shape[0]
-    n = image.shape[1]
-    channels = luma_weights.shape[0]
-    width = n // channels
+    gray = luma_weights is None
+    width = image.shape[1] if gray else image.shape[1] // 3
     n_planes = planes.shape[0]
     T = type(planes[0, 0, 0])  # the working dtype: float32 math stays float32
     zero, one, u, t_min, scale = T(0.0), T(1.0), T(unit), T(t0), T(out_scale)
     want_rec = t_rec_out.shape[0] == height
     want_inverse = inverse_out.shape[0] == height
+    integer = out_scale > 0.0
     dtype = planes.dtype
     lum = np.empty(width, dtype=dtype)
     gain = np.empty(width, dtype=dtype)
     excess = np.empty(width, dtype=dtype)
-    gain_flat = np.empty(n, dtype=dtype)
-    excess_flat = np.empty(n, dtype=dtype)
-    base_flat = np.empty(n, dtype=dtype)
-    light_flat = np.empty(n, dtype=dtype)
-    for j in range(width):
-        for c in range(channels):
-            light_flat[j * channels + c] = light[c]
     # the two working rows a band of output rows lies between, upsampled along the row once
     # each (not once per output row: k times fewer gathers), then blended per output row
     top = np.empty((n_planes, width), dtype=dtype)
     bottom = np.empty((n_planes, width), dtype=dtype)
-    side = np.empty((planes.shape[2], n_planes), dtype=dtype)  # see _upsample_row
     top_row = -1
     bottom_row = -1
     copy_from = _copied_columns(col_lo, col_frac)
@@ -359,7 +360,11 @@ def recover_detail(
             _upsample_row(planes, hi_r, col_lo, col_hi, col_frac, bottom, copy_from, side)
             bottom_row = hi_r
         row = image[i]
-        luma_row(row, luma_weights, lum)  # the luma kernel's sum, in its order
+        if luma_weights is None:
+            for j in range(width):
+                lum[j] = T(row[j]) * u
+        else:
+            luma_row(row, luma_weights, lum)  # the luma kernel's sum, in its order
         # the coefficient planes are interpolated between the two rows where they are used
         at0, at1, bt0, bt1 = top[A_T], bottom[A_T], top[B_T], bottom[B_T]
         aw0, aw1, bw0, bw1 = top[A_W], bottom[A_W], top[B_W], bottom[B_W]
@@ -387,44 +392,31 @@ def recover_detail(
             for j in range(width):
                 t_rec_out[i, j] = one / gain[j]
         out_row = out[i]
-        if channels == 3:  # RGB: one interleaved pass, measured 1.7x the spread-then-flat one
-            integer = out_scale > 0.0
-            l0, l1, l2 = light[0], light[1], light[2]
-            r0a, g0a, b0a = top[BASE], top[BASE + 1], top[BASE + 2]
-            r0b, g0b, b0b = bottom[BASE], bottom[BASE + 1], bottom[BASE + 2]
+        if luma_weights is None:  # gray: the pixel is its luma
+            a = light[0]
+            base0, base1 = top[BASE], bottom[BASE]
             for j in range(width):
-                g = gain[j]
-                e = excess[j]
-                v = T(row[3 * j]) * u
-                base = r0a[j] + (r0b[j] - r0a[j]) * fy
-                r = min(max((v - l0) * g + l0 - e * (v - base), zero), one)
-                out_row[3 * j] = np.rint(r * scale) if integer else r
-                v = T(row[3 * j + 1]) * u
-                base = g0a[j] + (g0b[j] - g0a[j]) * fy
-                r = min(max((v - l1) * g + l1 - e * (v - base), zero), one)
-                out_row[3 * j + 1] = np.rint(r * scale) if integer else r
-                v = T(row[3 * j + 2]) * u
-                base = b0a[j] + (b0b[j] - b0a[j]) * fy
-                r = min(max((v - l2) * g + l2 - e * (v - base), zero), one)
-                out_row[3 * j + 2] = np.rint(r * scale) if integer else r
+                v = lum[j]
+                base = base0[j] + (base1[j] - base0[j]) * fy
+                r = min(max((v - a) * gain[j] + a - excess[j] * (v - base), zero), one)
+                out_row[j] = np.rint(r * scale) if integer else r
             continue
-        for c in range(channels):  # spread to the channels; the base layer interpolated here
-            base0 = top[BASE + c]
-            base1 = bottom[BASE + c]
-            for j in range(width):
-                k = j * channels + c
-                gain_flat[k] = gain[j]
-                excess_flat[k] = excess[j]
-                base_flat[k] = base0[j] + (base1[j] - base0[j]) * fy
-        if out_scale > 0.0:
-            for k in range(n):
-                v = T(row[k]) * u
-                a = light_flat[k]
-                r = (v - a) * gain_flat[k] + a - excess_flat[k] * (v - base_flat[k])
-                out_row[k] = np.rint(min(max(r, zero), one) * scale)
-        else:
-            for k in range(n):
-                v = T(row[k]) * u
-                a = light_flat[k]
-                r = (v - a) * gain_flat[k] + a - excess_flat[k] * (v - base_flat[k])
-                out_row[k] = min(max(r, zero), one)
+        # RGB: one interleaved pass, measured 1.7x the spread-then-flat one
+        l0, l1, l2 = light[0], light[1], light[2]
+        r0a, g0a, b0a = top[BASE], top[BASE + 1], top[BASE + 2]
+        r0b, g0b, b0b = bottom[BASE], bottom[BASE + 1], bottom[BASE + 2]
+        for j in range(width):
+            g = gain[j]
+            e = excess[j]
+            v = T(row[3 * j]) * u
+            base = r0a[j] + (r0b[j] - r0a[j]) * fy
+            r = min(max((v - l0) * g + l0 - e * (v - base), zero), one)
+            out_row[3 * j] = np.rint(r * scale) if integer else r
+            v = T(row[3 * j + 1]) * u
+            base = g0a[j] + (g0b[j] - g0a[j]) * fy
+            r = min(max((v - l1) * g + l1 - e * (v - base), zero), one)
+            out_row[3 * j + 1] = np.rint(r * scale) if integer else r
+            v = T(row[3 * j + 2]) * u
+            base = b0a[j] + (b0b[j] - b0a[j]) * fy
+            r = min(max((v - l2) * g + l2 - e * (v - base), zero), one)
+            out_row[3 * j + 2] = np.rint(r * scale) if integer else r
