@@ -97,32 +97,11 @@ PRECISIONS = ("float32", "float64")
 _TWO_BANDS = BandPlan(2, (0, 1, 2))
 
 
-#: Largest planes buffer (bytes) a thread keeps between calls (a 620 × 460 working image
-#: needs 9 MB; a long panorama whose short side is below ``working_size`` would need more).
-_SCRATCH_BYTES = 16 << 20
 #: Most bytes of scratch arrays a thread keeps between calls (:class:`_Scratch`): those of a
-#: 620 × 460 working image (~25 MB); a longer working image keeps what fits.
-_WORKSPACE_BYTES = 32 << 20
+#: 620 × 460 RGB working image, the intermediate maps and the planes stack (~37 MB); a
+#: longer working image keeps what fits.
+_WORKSPACE_BYTES = 48 << 20
 _scratch = threading.local()
-
-
-def _planes_buffer(shape: tuple[int, int, int], dtype: np.dtype[Any], reuse: bool) -> FloatArray:
-    """Return an uninitialised planes stack, this thread's reused one when ``reuse``.
-
-    The stack is the largest working-scale allocation. With glibc's adaptive malloc, a
-    620 × 460 call that allocates it afresh page-faults its memory in again on every call
-    (measured: ~6000 faults, a third of the call's CPU time on this machine); a call whose
-    planes do not outlive it (``reuse``) takes the buffer its thread kept from the last
-    call of the same shape and dtype instead.
-    """
-    size = math.prod(shape) * np.dtype(dtype).itemsize
-    if not reuse or size > _SCRATCH_BYTES:
-        return np.empty(shape, dtype=dtype)
-    buffer: FloatArray | None = getattr(_scratch, "stack", None)
-    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-        buffer = np.empty(shape, dtype=dtype)
-        _scratch.stack = buffer
-    return buffer
 
 
 class _Scratch:
@@ -132,11 +111,14 @@ class _Scratch:
     call. With glibc's adaptive malloc, freed blocks that size are returned to the system
     and page-faulted in again on the next call: a loop of ``dehaze.dehaze`` over SOTS images
     (620 × 460, where the working image is the whole image) took 20–24 ms per image against
-    14 ms with the memory kept. The calling thread keeps one of these between its calls
+    14 ms with the memory kept (the planes stack alone: ~6000 faults, a third of a call's
+    CPU time). The calling thread keeps one of these between its calls
     (:func:`_workspace`) and both chains of stages take their arrays from it by distinct
     names (never from the thread they run on, which may serve another caller next), so
-    nothing in it outlives the call that uses it. Arrays beyond :data:`_WORKSPACE_BYTES` in
-    all (a long panorama's) are allocated afresh on every call.
+    nothing in it outlives the call that uses it, except the planes stack of a
+    ``reuse`` call (:meth:`ClearHaze.working_planes`), which the thread's next call
+    overwrites. Arrays beyond :data:`_WORKSPACE_BYTES` in all (a long panorama's) are
+    allocated afresh on every call.
     """
 
     def __init__(self) -> None:
@@ -166,7 +148,7 @@ class _Scratch:
 
 
 def _release_scratch() -> None:
-    """Drop the calling thread's kept planes stack and scratch (the next call allocates)."""
+    """Drop the calling thread's kept scratch (the next call allocates)."""
     _scratch.__dict__.clear()
 
 
@@ -473,10 +455,9 @@ class ClearHaze:
     A and the noise level on the whole image; :meth:`apply` runs local stages only.
 
     Memory kept between calls: each thread that calls ClearHaze keeps its working-scale
-    arrays (the planes stack, at most 16 MB, and the intermediate maps, at most 32 MB; 36 MB
-    in all for 620 × 460 RGB images, whose working image is the whole image), so that a
-    loop over images does not page-fault them in again on every call (20–24 → 14 ms per
-    SOTS image).
+    arrays (the intermediate maps and the planes stack, at most 48 MB; 37 MB for 620 × 460
+    RGB images, whose working image is the whole image), so that a loop over images does
+    not page-fault them in again on every call (20–24 → 14 ms per SOTS image).
 
     References
     ----------
@@ -784,7 +765,8 @@ class ClearHaze:
         height, width = work.shape[:2]
         channels = 1 if work.ndim == 2 else work.shape[2]
         # every map is written straight into its plane of the stack (no concatenation)
-        stack = _planes_buffer((_ck.BASE + channels, height, width), work.dtype, reuse)
+        shape = (_ck.BASE + channels, height, width)
+        stack = scratch.take("planes", shape, work.dtype) if reuse else np.empty(shape, work.dtype)
 
         def transmission_side() -> FloatArray:
             # the physical t and its guided coefficients; the distance-to-A weight
