@@ -76,8 +76,11 @@ __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "build_parser", "main"]
 SUBCOMMANDS = ("demo", "bench")
 #: Guided-filter subsampling used by ``--fast`` (He & Sun 2015 suggest 4).
 FAST_SUBSAMPLE = 4
-#: Working size used by ``--fast`` for methods that work at a fixed resolution (clear).
+#: Working size used by ``--fast`` for methods that work at a fixed resolution (clear)...
 FAST_WORKING_SIZE = 200
+#: ... with the radii still given for the default working size (``radii_size``): the
+#: default's windows, sampled half as finely, not windows twice as large.
+FAST_RADII_SIZE = 400
 #: TIFF inputs larger than this (width × height) are dehazed from file to file one tile at
 #: a time (:func:`dehaze.largeimage.dehaze_file_tiled`), as all TIFF inputs are with
 #: ``--tile``: 100 megapixels take 1–2 GB in memory at once, a tiled pass about 0.2 GB.
@@ -136,6 +139,8 @@ def method_spec(args: argparse.Namespace) -> MethodSpec:
     options.update({name: getattr(args, name) for name in given})
     if args.fast and fast not in options:
         options[fast] = FAST_SUBSAMPLE if fast == "subsample" else FAST_WORKING_SIZE
+        if fast == "working_size" and "radii_size" in accepted:
+            options.setdefault("radii_size", FAST_RADII_SIZE)
     if args.weights is not None:
         weights = Path(args.weights)
         if not weights.is_file():
@@ -299,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast",
         action="store_true",
         help=f"faster: the fast guided filter (--subsample {FAST_SUBSAMPLE}) for dcp and robust, "
-        f"a {FAST_WORKING_SIZE} px working size for clear",
+        f"a {FAST_WORKING_SIZE} px working size for clear (the same windows, sampled more "
+        "coarsely)",
     )
     dcp.add_argument(
         "--atmospheric-light",

@@ -552,13 +552,15 @@ def clear_haze_ref(
     weight_eps: float = 1e-3,
     detail_sigma: float = 2.0,
     bright_fraction: float = 0.01,
+    radii_size: int | None = None,
 ) -> dict[str, np.ndarray]:
     """ClearHaze in float64: the five rules of dehaze/clear.py, one step at a time."""
     img = to_float64(image)
     short = min(img.shape[:2])
     k = max(1, round(short / working_size))
     work = block_mean_ref(img, k)
-    extent = min(work.shape[:2]) / working_size
+    # the radii are given for a working image of short side radii_size (or working_size)
+    extent = min(work.shape[:2]) / (working_size if radii_size is None else radii_size)
     patch = round(patch_radius * extent)
     guided = max(1, round(guided_radius * extent))
     signal = max(1, round(signal_radius * extent))

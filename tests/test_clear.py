@@ -42,6 +42,8 @@ def hazy_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         ((64, 96), 64, {"t0": 0.1, "omega": 0.8, "snr_margin": 1.0, "sky_tolerance": 0.4}),
         ((125, 163), 60, {}),  # k = 2, last blocks cut by the edge (1 row, 1 column)
         ((97, 101), 32, {"reach_radius": 3}),  # k = 3, last blocks of 1 and 2 pixels
+        ((120, 160), 30, {"radii_size": 60}),  # k = 4, the windows of working size 60
+        ((90, 120), 90, {"radii_size": 45}),  # k = 1, windows twice working size 90's
     ],
 )
 def test_matches_the_float64_reference(rng, shape, working_size, params):
@@ -294,6 +296,37 @@ def test_bad_parameters_and_scenes_are_refused(rng):
         method.apply(image, dehaze.LightScene(np.array([0.8, 0.8, 0.8])))
     with pytest.raises(ValueError, match="factor"):
         method.apply(image, ClearScene(np.array([0.8, 0.8, 0.8]), 0, 1.0, 0.01))
+
+
+def test_radii_size_keeps_the_windows_whatever_the_working_size(rng):
+    # radii given for a working short side of 400: at working size 200 every window is half
+    # as many working pixels, the same part of the image (radii_size=None: the same number)
+    image = hazy_scene(rng, 400, 520)
+    default = ClearHaze()
+    coarse = ClearHaze(working_size=200, radii_size=400)
+    scene, coarse_scene = default.estimate(image), coarse.estimate(image)
+    assert (scene.factor, coarse_scene.factor) == (1, 2)
+    assert scene.extent == coarse_scene.extent * 2 == 1.0
+    assert ClearHaze(working_size=200).estimate(image).extent == 1.0
+    assert coarse.halo < 0.55 * default.halo  # in working pixels
+    assert abs(coarse.halo_for(coarse_scene) - default.halo_for(scene)) <= 2 * 2
+    assert default.radii_size is None  # the working size's: the same numbers as 400 here
+    np.testing.assert_array_equal(ClearHaze(radii_size=400)(image).image, default(image).image)
+    for bad in (15, 0, 2.5, "400"):
+        with pytest.raises((ValueError, TypeError), match="radii_size"):
+            ClearHaze(radii_size=bad)
+
+
+@pytest.mark.data
+def test_fast_setting_stays_close_to_the_default_on_a_real_photo(data_dir: Path):
+    # --fast (working size 200, the default's windows): close to the default's image, where
+    # working_size=200 alone (windows twice as large) is not (measured: 37.6 and 27.8 dB)
+    photo = imread(data_dir / "real" / "foggy_house.jpg")
+    full = ClearHaze()(photo, outputs=()).image
+    fast = ClearHaze(working_size=200, radii_size=400)(photo, outputs=()).image
+    larger_windows = ClearHaze(working_size=200)(photo, outputs=()).image
+    assert psnr(full, fast) >= 35.0
+    assert psnr(full, larger_windows) < 30.0
 
 
 @pytest.mark.data

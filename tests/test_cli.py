@@ -405,13 +405,17 @@ def test_robust_method_and_its_usage_errors(tmp_path):
     bad = run(src, "-o", tmp_path / "o2", "--method", "robust", "--guide", "color")
     assert bad.returncode == 2 and "--guide does not apply to --method robust" in bad.stderr
     # --fast means the fast guided filter for robust, a smaller working size for clear (the
-    # default method)
+    # default method), its radii still given for the default working size
     fast_robust = [str(src), "-o", str(tmp_path / "o3"), "-q", "--fast", "--method", "robust"]
     assert cli.main(fast_robust) == 0
     expected = RobustDCP(subsample=cli.FAST_SUBSAMPLE)(image).image
     np.testing.assert_array_equal(imread(tmp_path / "o3" / "a.png"), expected)
     assert cli.main([str(src), "-o", str(tmp_path / "o5"), "-q", "--fast"]) == 0
-    expected = dehaze.ClearHaze(working_size=cli.FAST_WORKING_SIZE)(image).image
+    fast_clear = dehaze.ClearHaze(
+        working_size=cli.FAST_WORKING_SIZE, radii_size=cli.FAST_RADII_SIZE
+    )
+    assert cli.FAST_RADII_SIZE == dehaze.ClearHaze().working_size
+    expected = fast_clear(image).image
     np.testing.assert_array_equal(imread(tmp_path / "o5" / "a.png"), expected)
     assert cli.main([str(src), "-o", str(tmp_path / "o4"), "-q", "--method", "dcp"]) == 0
     np.testing.assert_array_equal(
