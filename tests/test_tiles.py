@@ -73,7 +73,10 @@ def methods(draw) -> object:
         return ColorAttenuationPrior(
             patch_radius=draw(st.integers(0, 5)), guided_radius=draw(st.integers(1, 10))
         )
-    return ClearHaze(working_size=draw(st.integers(16, 60)))
+    return ClearHaze(
+        working_size=draw(st.integers(16, 60)),
+        radii_size=draw(st.sampled_from([None, 16, 45, 120])),  # windows scaled 0.1-4x
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
