@@ -3,14 +3,17 @@
 Every measurement runs in a fresh Python process with its own empty ``NUMBA_CACHE_DIR``
 (a fresh install), then once more with the cache the first process wrote:
 
-* the library's default path, ``dehaze.dehaze(image, outputs=())`` on a 620 × 460 RGB
-  image: time of ``import dehaze`` and of the first and second call, wall clock and the
-  process's CPU time (compilation is single-threaded, so on a loaded machine the CPU time
-  is the steadier figure);
+* the library's default path, ``dehaze.dehaze(image, outputs=())`` on an RGB image: time
+  of ``import dehaze`` and of the first and second call, wall clock and the process's CPU
+  time (compilation is single-threaded, so on a loaded machine the CPU time is the
+  steadier figure);
 * the command line's default path, ``python -m dehaze in.png -o out/`` (the default
   method, no side outputs): the whole process, wall clock;
 
-for uint8 and uint16 input (each dtype compiles its own image-reading kernels).
+for a 620 × 460 image in uint8 and uint16 (each dtype compiles its own image-reading
+kernels) and a 1920 × 1080 uint8 one: a 620 × 460 image is below ClearHaze's working size
+(k = 1: no block means to compile), a photo is not, so its first call also compiles the
+block-means kernel.
 ``--kernels`` also lists what the cold library call compiles, per kernel and signature
 (Numba's compile events; nested kernels are included in their caller's time).
 
@@ -38,8 +41,9 @@ import numpy as np
 import dehaze
 t_import = time.perf_counter() - t0
 dtype = np.dtype(sys.argv[1])
+height, width = int(sys.argv[3]), int(sys.argv[4])
 rng = np.random.default_rng(0)
-img = ((rng.random((460, 620, 3)) * 0.7 + 0.2) * np.iinfo(dtype).max).astype(dtype)
+img = ((rng.random((height, width, 3)) * 0.7 + 0.2) * np.iinfo(dtype).max).astype(dtype)
 events = []
 if sys.argv[2] == "kernels":
     from numba.core import event
@@ -64,9 +68,11 @@ print(json.dumps({"import": t_import, "first": first, "first_cpu": first_cpu,
 """
 
 
-def _library(dtype: str, env: dict[str, str], kernels: bool) -> dict[str, object]:
+def _library(
+    dtype: str, shape: tuple[int, int], env: dict[str, str], kernels: bool
+) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-c", LIBRARY, dtype, "kernels" if kernels else "-"],
+        [sys.executable, "-c", LIBRARY, dtype, "kernels" if kernels else "-", *map(str, shape)],
         env=env,
         check=True,
         capture_output=True,
@@ -95,44 +101,47 @@ def main() -> None:
     lib_rows = []
     cli_rows = []
     compiled: dict[str, list[tuple[float, str, str]]] = {}
+    cases = (("uint8", (460, 620)), ("uint16", (460, 620)), ("uint8", (1080, 1920)))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for dtype in ("uint8", "uint16"):
-            image = folder / f"in_{dtype}.png"
+        for dtype, shape in cases:
+            case = f"{shape[1]}×{shape[0]} {dtype}"
+            tag = f"{dtype}_{shape[1]}x{shape[0]}"
+            image = folder / f"in_{tag}.png"
             top = np.iinfo(dtype).max
-            pixels = ((rng.random((460, 620, 3)) * 0.7 + 0.2) * top).astype(dtype)
+            pixels = ((rng.random((*shape, 3)) * 0.7 + 0.2) * top).astype(dtype)
             cv2.imwrite(str(image), pixels)
             for what in ("library", "command"):
-                cache = folder / f"cache_{what}_{dtype}"
+                cache = folder / f"cache_{what}_{tag}"
                 cache.mkdir()
                 env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
                 if what == "library":
-                    cold = _library(dtype, env, args.kernels)
-                    warm = _library(dtype, env, False)
-                    lib_rows.append((dtype, cold, warm))
-                    compiled[dtype] = cold["events"]  # type: ignore[assignment]
+                    cold = _library(dtype, shape, env, args.kernels)
+                    warm = _library(dtype, shape, env, False)
+                    lib_rows.append((case, cold, warm))
+                    compiled[case] = cold["events"]  # type: ignore[assignment]
                 else:
-                    out_dir = folder / f"out_{dtype}"
+                    out_dir = folder / f"out_{tag}"
                     cli_rows.append(
-                        (dtype, _command(image, out_dir, env), _command(image, out_dir, env))
+                        (case, _command(image, out_dir, env), _command(image, out_dir, env))
                     )
-    print("Library, `dehaze.dehaze(image, outputs=())`, 620×460 RGB, fresh process:\n")
-    print("| dtype | cache | import s | first call s | first call CPU s | second call s |")
+    print("Library, `dehaze.dehaze(image, outputs=())`, RGB, fresh process:\n")
+    print("| image | cache | import s | first call s | first call CPU s | second call s |")
     print("|---|---|---:|---:|---:|---:|")
-    for dtype, cold, warm in lib_rows:
+    for case, cold, warm in lib_rows:
         for label, r in (("empty", cold), ("warm", warm)):
             print(
-                f"| {dtype} | {label} | {r['import']:.2f} | {r['first']:.2f} | "
+                f"| {case} | {label} | {r['import']:.2f} | {r['first']:.2f} | "
                 f"{r['first_cpu']:.2f} | {r['second']:.3f} |"
             )
     print("\nCommand line, `python -m dehaze in.png -o out/` (whole process):\n")
-    print("| dtype | empty cache s | warm cache s |")
+    print("| image | empty cache s | warm cache s |")
     print("|---|---:|---:|")
-    for dtype, cold_s, warm_s in cli_rows:
-        print(f"| {dtype} | {cold_s:.2f} | {warm_s:.2f} |")
+    for case, cold_s, warm_s in cli_rows:
+        print(f"| {case} | {cold_s:.2f} | {warm_s:.2f} |")
     if args.kernels:
-        for dtype, events in compiled.items():
-            print(f"\nCompiled on the cold {dtype} call (nested kernels inside their caller):\n")
+        for case, events in compiled.items():
+            print(f"\nCompiled on the cold {case} call (nested kernels inside their caller):\n")
             for seconds, name, signature in sorted(events, reverse=True):
                 print(f"  {seconds:6.2f} s  {name}  {signature[:100]}")
 

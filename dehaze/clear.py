@@ -316,16 +316,18 @@ def _block_mean(
     out = np.empty(shape, dtype=wdt) if scratch is None else scratch.take("work", shape, wdt)
     flat = px.reshape(height, width * channels)
     sums = _ck.column_sum_dtype(px.dtype, factor)
-    zero = np.float64(0.0) if px.dtype.kind == "f" else np.int64(0)
-    checks = bool(name) and px.dtype.kind == "f"
-    outside = np.zeros(small_h if checks else 0, dtype=np.uint8)
+    floats = px.dtype.kind == "f"
+    zero = np.float64(0.0) if floats else np.int64(0)
+    checks = bool(name) and floats
+    # float pixels: one flag per block row (none to skip); integers cannot be out of range
+    outside = np.zeros(small_h if checks else 0, dtype=np.uint8) if floats else None
 
     def blocks(b0: int, b1: int) -> None:
         scratch = np.empty(flat.shape[1], dtype=sums)
         _ck.block_mean(flat, channels, factor, unit, out, b0, b1, scratch, zero, outside)
 
     run_bands(blocks, small_h)
-    if checks and outside.any():
+    if checks and outside is not None and outside.any():
         check_values(px, name)  # raises: a value is NaN or outside [0, 1]
     shaped = out.reshape(small_h, small_w, *px.shape[2:])
     clipped: FloatArray = np.clip(shaped, 0.0, 1.0, out=shaped)
