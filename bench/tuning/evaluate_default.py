@@ -258,9 +258,10 @@ def main() -> None:
     parser.add_argument(
         "--set",
         nargs="*",
+        action="extend",  # --set a=1 --set b=2 keeps both (a plain store kept only the last)
         default=[],
         metavar="NAME=VALUE",
-        help="override ClearHaze parameters, e.g. --set snr_margin=2",
+        help="override ClearHaze parameters, e.g. --set snr_margin=2 (repeatable)",
     )
     args = parser.parse_args()
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
