@@ -897,7 +897,8 @@ class ClearHaze:
         :func:`~dehaze.transmission_map.boundary_transmission`. The weight is 1 where the
         local mean is clearly away from A (flat but not airlight), 0 within
         ``sky_tolerance`` of it. Their per-pixel terms come from one read of the working
-        image and its local mean (:func:`dehaze._kernels.clear.transmission_terms`).
+        image and its local mean (:func:`dehaze._kernels.clear.transmission_terms_rgb`, or
+        :func:`~dehaze._kernels.clear.transmission_terms` for other channel counts).
         """
         dtype = work.dtype
         channels = 0 if work.ndim == 2 else work.shape[2]
@@ -910,9 +911,8 @@ class ClearHaze:
         far = scratch.like("distance", work)
         local = _interleaved(mean.reshape(work.shape))
         terms = (channel_min, bound, far)
-        _ck.transmission_terms(
-            _interleaved(work), local, scale, a, room, self.sky_tolerance, *terms
-        )
+        kernel = _ck.transmission_terms_rgb if channels == 3 else _ck.transmission_terms
+        kernel(_interleaved(work), local, scale, a, room, self.sky_tolerance, *terms)
         physical = _min_window(channel_min, radii.patch, scratch.like("dark", work))
         physical *= dtype.type(-self.omega)
         physical += dtype.type(1.0)

@@ -144,7 +144,7 @@ def block_mean(
 
 
 @jit
-def transmission_terms(
+def transmission_terms_rgb(
     image: Array,
     mean: Array,
     scale: Array,
@@ -157,7 +157,8 @@ def transmission_terms(
 ) -> None:
     """Write the transmission side's three per-pixel terms, from one read of each input.
 
-    ``image`` and ``mean`` (its local mean) are H × (W·C), C = the length of ``light``:
+    ``image`` and ``mean`` (its local mean) are H × (W·3), RGB (:func:`transmission_terms`
+    for other channel counts):
 
     * ``channel_min`` = min_c I_c · scale_c (``scale`` = 1 / A): the dark channel of I / A
       before its window minimum;
@@ -167,6 +168,52 @@ def transmission_terms(
     * ``far`` = clip(1 − (K / d)², 0, 1), d = max(max_c |mean_c − A_c|, 1e-6), K =
       ``tolerance``: 1 where the local mean is clearly away from A (a flat road under thin
       haze), 0 within K of it (sky).
+
+    A's numbers are held in registers and the rows indexed flat, so the loops vectorise (a
+    loop over a run-time channel count, or row[x, c] indexing, ran 4–8× slower). A kernel of
+    its own, not a branch beside the generic loop: an RGB call then compiles no generic loop
+    (0.43 → 0.33 s of the first call's compilation).
+    """
+    height, width = far.shape
+    zero = far.dtype.type(0.0)
+    one = far.dtype.type(1.0)
+    k = far.dtype.type(tolerance)
+    floor = far.dtype.type(1e-6)
+    s0, s1, s2 = scale[0], scale[1], scale[2]
+    a0, a1, a2 = light[0], light[1], light[2]
+    r0, r1, r2 = room[0], room[1], room[2]
+    for y in range(height):
+        row = image[y]
+        local = mean[y]
+        low = channel_min[y]
+        high = bound[y]
+        weight = far[y]
+        for x in range(width):
+            v0, v1, v2 = row[3 * x], row[3 * x + 1], row[3 * x + 2]
+            low[x] = min(v0 * s0, v1 * s1, v2 * s2)
+            high[x] = max((v0 - a0) / r0, (v1 - a1) / r1, (v2 - a2) / r2)
+        for x in range(width):
+            m0, m1, m2 = local[3 * x], local[3 * x + 1], local[3 * x + 2]
+            d = max(abs(m0 - a0), abs(m1 - a1), abs(m2 - a2))
+            q = k / max(d, floor)
+            weight[x] = min(max(one - q * q, zero), one)
+
+
+@jit
+def transmission_terms(
+    image: Array,
+    mean: Array,
+    scale: Array,
+    light: Array,
+    room: Array,
+    tolerance: float,
+    channel_min: Array,
+    bound: Array,
+    far: Array,
+) -> None:
+    """:func:`transmission_terms_rgb` for any channel count C (H × (W·C), C = len(light)).
+
+    The same terms, the channels in a loop: for a gray image (C = 1) here.
     """
     height, width = far.shape
     channels = light.shape[0]
@@ -180,22 +227,6 @@ def transmission_terms(
         low = channel_min[y]
         high = bound[y]
         weight = far[y]
-        if channels == 3:
-            # A's numbers in registers and flat indices: the loops vectorise (a loop over a
-            # run-time channel count, or row[x, c] indexing, ran 4-8× slower)
-            s0, s1, s2 = scale[0], scale[1], scale[2]
-            a0, a1, a2 = light[0], light[1], light[2]
-            r0, r1, r2 = room[0], room[1], room[2]
-            for x in range(width):
-                v0, v1, v2 = row[3 * x], row[3 * x + 1], row[3 * x + 2]
-                low[x] = min(v0 * s0, v1 * s1, v2 * s2)
-                high[x] = max((v0 - a0) / r0, (v1 - a1) / r1, (v2 - a2) / r2)
-            for x in range(width):
-                m0, m1, m2 = local[3 * x], local[3 * x + 1], local[3 * x + 2]
-                d = max(abs(m0 - a0), abs(m1 - a1), abs(m2 - a2))
-                q = k / max(d, floor)
-                weight[x] = min(max(one - q * q, zero), one)
-            continue
         for x in range(width):
             m = row[x * channels] * scale[0]
             b = (row[x * channels] - light[0]) / room[0]
