@@ -152,9 +152,9 @@ def _terms_opencv(work, mean, light, tolerance):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_transmission_terms(benchmark, planes, size, impl):
     # ClearHaze's per-pixel terms of the physical t and the distance-to-A weight
-    # (dehaze._kernels.clear.transmission_terms_rgb, one read of the working image and of its
+    # (dehaze._kernels.clear.transmission_terms, one read of the working image and of its
     # local mean) on the working image of this size, against the float64 reference and OpenCV
-    from dehaze._kernels.clear import transmission_terms_rgb
+    from dehaze._kernels.clear import transmission_terms
 
     img, _ = planes
     k = max(1, round(min(img.shape[:2]) / 400))
@@ -168,7 +168,7 @@ def test_transmission_terms(benchmark, planes, size, impl):
     outs = [np.empty((height, width), np.float32) for _ in range(3)]
     flat, flat_mean = work.reshape(height, -1), mean.reshape(height, -1)
     func = {
-        "dehaze": lambda: transmission_terms_rgb(flat, flat_mean, scale, light, room, 0.15, *outs),
+        "dehaze": lambda: transmission_terms(flat, flat_mean, scale, light, room, 0.15, *outs),
         "reference": lambda: transmission_terms_ref(work, mean, light, 0.15),
         "opencv": lambda: _terms_opencv(work, mean, light, 0.15),
     }[impl]

@@ -403,6 +403,14 @@ def _interleaved(image: FloatArray) -> FloatArray:
     return np.ascontiguousarray(image).reshape(image.shape[0], -1)
 
 
+def _three_equal(plane: FloatArray, scratch: _Scratch, name: str) -> FloatArray:
+    """Return an H×W plane as H × (W·3) rows of three equal channels (``scratch``'s ``name``)."""
+    height, width = plane.shape
+    out = scratch.take(name, (height, width * 3), plane.dtype)
+    out.reshape(height, width, 3)[:] = plane[:, :, np.newaxis]
+    return out
+
+
 @dataclass(frozen=True)
 class ClearHaze:
     """Dehaze real photos: clears dense haze, leaves sky and flat bright areas, scale-free.
@@ -897,8 +905,7 @@ class ClearHaze:
         :func:`~dehaze.transmission_map.boundary_transmission`. The weight is 1 where the
         local mean is clearly away from A (flat but not airlight), 0 within
         ``sky_tolerance`` of it. Their per-pixel terms come from one read of the working
-        image and its local mean (:func:`dehaze._kernels.clear.transmission_terms_rgb`, or
-        :func:`~dehaze._kernels.clear.transmission_terms` for other channel counts).
+        image and its local mean (:func:`dehaze._kernels.clear.transmission_terms`).
         """
         dtype = work.dtype
         channels = 0 if work.ndim == 2 else work.shape[2]
@@ -909,10 +916,16 @@ class ClearHaze:
         channel_min = scratch.like("dark-min", work)
         bound = scratch.like("dark-term", work)
         far = scratch.like("distance", work)
-        local = _interleaved(mean.reshape(work.shape))
+        if channels == 3:
+            pixels, local = _interleaved(work), _interleaved(mean.reshape(work.shape))
+        else:  # gray: its value in three equal channels, the same minima, maxima, distances
+            pixels, local = (
+                _three_equal(work, scratch, "gray-3"),
+                _three_equal(mean, scratch, "gray-mean-3"),
+            )
+            scale, a, room = (np.repeat(v, 3) for v in (scale, a, room))
         terms = (channel_min, bound, far)
-        kernel = _ck.transmission_terms_rgb if channels == 3 else _ck.transmission_terms
-        kernel(_interleaved(work), local, scale, a, room, self.sky_tolerance, *terms)
+        _ck.transmission_terms(pixels, local, scale, a, room, self.sky_tolerance, *terms)
         physical = _min_window(channel_min, radii.patch, scratch.like("dark", work))
         physical *= dtype.type(-self.omega)
         physical += dtype.type(1.0)

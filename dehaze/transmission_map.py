@@ -349,7 +349,7 @@ def boundary_transmission(image: FloatArray, light: FloatArray) -> FloatArray:
     is not blown out. The upper side of the radiance box of Meng et al.; ``1 − A_c`` is taken
     at least 1e-3. ``image`` is a validated float image (H×W or H×W×C), ``light`` its A.
     (:class:`dehaze.ClearHaze` computes the same bound inside its working-scale kernel,
-    :func:`dehaze._kernels.clear.transmission_terms_rgb`; this is its reference.)
+    :func:`dehaze._kernels.clear.transmission_terms`; this is its reference.)
 
     References
     ----------

@@ -519,7 +519,7 @@ def _spatial(fn, image: np.ndarray, **kwargs) -> np.ndarray:  # type: ignore[no-
 def transmission_terms_ref(
     work: np.ndarray, mean: np.ndarray, light: np.ndarray, tolerance: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ClearHaze's per-pixel terms (dehaze._kernels.clear.transmission_terms[_rgb]) in float64.
+    """ClearHaze's per-pixel terms (dehaze._kernels.clear.transmission_terms) in float64.
 
     The channel minimum of I / A, Meng's bound max_c (I_c − A_c) / max(1 − A_c, 1e-3)
     (not yet clipped) and the distance-to-A weight clip(1 − (K / d)², 0, 1) of the local

@@ -514,7 +514,7 @@ def test_noise_sigma_buffers_give_the_same_sigma(rng):
         noise_sigma(luma, buffers=(np.empty((67, 93)), np.empty((67, 92))))
 
 
-@pytest.mark.parametrize("channels", [0, 1, 2, 3, 4])  # 0: a gray (H×W) image
+@pytest.mark.parametrize("channels", [0, 3])  # 0: a gray (H×W) image, as three equal channels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transmission_terms_equal_numpy(rng, channels, dtype):
     # The working-scale physical t and distance-to-A weight, whose per-pixel terms one

@@ -144,7 +144,7 @@ def block_mean(
 
 
 @jit
-def transmission_terms_rgb(
+def transmission_terms(
     image: Array,
     mean: Array,
     scale: Array,
@@ -157,8 +157,8 @@ def transmission_terms_rgb(
 ) -> None:
     """Write the transmission side's three per-pixel terms, from one read of each input.
 
-    ``image`` and ``mean`` (its local mean) are H × (W·3), RGB (:func:`transmission_terms`
-    for other channel counts):
+    ``image`` and ``mean`` (its local mean) are H × (W·3), RGB (a gray image comes as its
+    value in three equal channels, which gives the same minima, maxima and distances):
 
     * ``channel_min`` = min_c I_c · scale_c (``scale`` = 1 / A): the dark channel of I / A
       before its window minimum;
@@ -170,9 +170,9 @@ def transmission_terms_rgb(
       haze), 0 within K of it (sky).
 
     A's numbers are held in registers and the rows indexed flat, so the loops vectorise (a
-    loop over a run-time channel count, or row[x, c] indexing, ran 4–8× slower). A kernel of
-    its own, not a branch beside the generic loop: an RGB call then compiles no generic loop
-    (0.43 → 0.33 s of the first call's compilation).
+    loop over a run-time channel count, or row[x, c] indexing, ran 4–8× slower). RGB only:
+    a generic loop over C channels beside it was compiled by every call (0.43 s against
+    0.33 s of the first call's compilation) and served gray images alone.
     """
     height, width = far.shape
     zero = far.dtype.type(0.0)
@@ -195,48 +195,6 @@ def transmission_terms_rgb(
         for x in range(width):
             m0, m1, m2 = local[3 * x], local[3 * x + 1], local[3 * x + 2]
             d = max(abs(m0 - a0), abs(m1 - a1), abs(m2 - a2))
-            q = k / max(d, floor)
-            weight[x] = min(max(one - q * q, zero), one)
-
-
-@jit
-def transmission_terms(
-    image: Array,
-    mean: Array,
-    scale: Array,
-    light: Array,
-    room: Array,
-    tolerance: float,
-    channel_min: Array,
-    bound: Array,
-    far: Array,
-) -> None:
-    """:func:`transmission_terms_rgb` for any channel count C (H × (W·C), C = len(light)).
-
-    The same terms, the channels in a loop: for a gray image (C = 1) here.
-    """
-    height, width = far.shape
-    channels = light.shape[0]
-    zero = far.dtype.type(0.0)
-    one = far.dtype.type(1.0)
-    k = far.dtype.type(tolerance)
-    floor = far.dtype.type(1e-6)
-    for y in range(height):
-        row = image[y]
-        local = mean[y]
-        low = channel_min[y]
-        high = bound[y]
-        weight = far[y]
-        for x in range(width):
-            m = row[x * channels] * scale[0]
-            b = (row[x * channels] - light[0]) / room[0]
-            d = abs(local[x * channels] - light[0])
-            for c in range(1, channels):
-                m = min(m, row[x * channels + c] * scale[c])
-                b = max(b, (row[x * channels + c] - light[c]) / room[c])
-                d = max(d, abs(local[x * channels + c] - light[c]))
-            low[x] = m
-            high[x] = b
             q = k / max(d, floor)
             weight[x] = min(max(one - q * q, zero), one)
 
