@@ -848,8 +848,13 @@ class ClearHaze:
                 f"{plan.light.shape[0]}"
             )
         flat = px.reshape(height, width * channels)  # C-contiguous pixels: a view
-        # to_gray's weights, the 1 / dtype-max factor folded in (a gray pixel is its own luma)
-        luma_weights = (np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit).astype(dtype)
+        # RGB: to_gray's weights, the 1 / dtype-max factor folded in; gray (check_image
+        # accepts H×W×3 and H×W only): None, the kernel's gray path (a pixel is its own luma)
+        luma_weights = (
+            (np.asarray(GRAY_WEIGHTS, dtype=np.float64) * unit).astype(dtype)
+            if channels == 3
+            else None
+        )
         if out_image is None:
             out = np.empty((height, width * channels), dtype=arr.dtype)
         else:
@@ -862,13 +867,12 @@ class ClearHaze:
         light_c = np.ascontiguousarray(plan.light, dtype=dtype)
 
         def band(i0: int, i1: int) -> None:
-            # RGB: the luma weights and the kernel's side-by-side scratch row; gray
-            # (check_image accepts H×W×3 and H×W only): neither, the kernel's gray path
-            rgb = channels == 3
+            # RGB: the band's own side-by-side scratch row for the kernel; gray: none
+            rgb = luma_weights is not None
             _ck.recover_detail(
                 flat,
                 unit,
-                luma_weights if rgb else None,
+                luma_weights,
                 np.empty((planes.shape[2], _ck.RGB_PLANES), dtype) if rgb else None,
                 planes,
                 *rows,

@@ -316,8 +316,7 @@ def recover_detail(
     the first call's compilation.
     """
     height = image.shape[0]
-    gray = luma_weights is None
-    width = image.shape[1] if gray else image.shape[1] // 3
+    width = image.shape[1] if luma_weights is None else image.shape[1] // 3
     n_planes = planes.shape[0]
     T = type(planes[0, 0, 0])  # the working dtype: float32 math stays float32
     zero, one, u, t_min, scale = T(0.0), T(1.0), T(unit), T(t0), T(out_scale)
