@@ -588,38 +588,50 @@ def clear_haze_ref(
     if reach > 0:
         spread = ndimage.maximum_filter(detail_weight, size=2 * reach + 1, mode="reflect")
     weight = np.maximum(spread, far)
-    # guided filter at the working scale, applied to the full-size luma
-    shape = img.shape[:2]
-    guide_small, guide_full = luma_ref(work), luma_ref(img)
+    # guided filter at the working scale: the box means of its coefficients, per map
+    guide_small = luma_ref(work)
 
-    def refine(src: np.ndarray, e: float) -> np.ndarray:
+    def coefficients(src: np.ndarray, e: float) -> tuple[np.ndarray, np.ndarray]:
         mean_i = box_mean_ref(guide_small, guided)
         mean_p = box_mean_ref(src, guided)
         var_i = box_mean_ref(guide_small * guide_small, guided) - mean_i * mean_i
         cov = box_mean_ref(guide_small * src, guided) - mean_i * mean_p
         a = cov / (var_i + e)
         b = mean_p - a * mean_i
-        mean_a = grid_bilinear_ref(box_mean_ref(a, guided), shape, k)
-        mean_b = grid_bilinear_ref(box_mean_ref(b, guided), shape, k)
-        return np.clip(mean_a * guide_full + mean_b, 0, 1)
+        return box_mean_ref(a, guided), box_mean_ref(b, guided)
 
-    t = refine(physical, eps)
-    w = refine(weight, weight_eps)
+    base3 = base if base.ndim == 3 else base[..., np.newaxis]
+    planes = np.stack(
+        [*coefficients(physical, eps), *coefficients(weight, weight_eps), detail_weight]
+        + [base3[..., c] for c in range(base3.shape[2])]
+    )
+    full = clear_recover_ref(img, planes, light, k, t0)
+    return {**full, "atmospheric_light": light, "factor": k, "noise_sigma": sigma}
+
+
+def clear_recover_ref(
+    image: np.ndarray, planes: np.ndarray, light: np.ndarray, k: int, t0: float
+) -> dict[str, np.ndarray]:
+    """ClearHaze's full-size step in float64, from the working-scale planes.
+
+    ``planes`` is the P×h×w stack of dehaze/_kernels/clear.py: the box means of the guided
+    filter's a and b for the transmission, the same for the weight, the detail weight, then
+    the base layer's channels. Each is upsampled k times (:func:`grid_bilinear_ref`); t and
+    w are the guided filter's output on the full-size luma, and J follows rules 2 and 3.
+    """
+    img = to_float64(image)
+    shape = img.shape[:2]
+    up = [grid_bilinear_ref(plane.astype(np.float64), shape, k) for plane in planes]
+    guide_full = luma_ref(img)
+    t = np.clip(up[0] * guide_full + up[1], 0, 1)
+    w = np.clip(up[2] * guide_full + up[3], 0, 1)
     t_safe = np.maximum(t, t0)
     t_rec = t_safe / (t_safe + w * (1 - t_safe))
-    wd = grid_bilinear_ref(detail_weight, shape, k)
-    base_full = grid_bilinear_ref(base, shape, k)
+    base_full = np.stack(up[5:], axis=-1) if img.ndim == 3 else up[5]
     gain = 1.0 / t_rec
-    excess = (1 - wd) * (gain - 1)
+    excess = (1 - up[4]) * (gain - 1)  # up[4]: the detail weight
     if img.ndim == 3:
         gain, excess = gain[..., np.newaxis], excess[..., np.newaxis]
-    a_ = light if img.ndim == 3 else light[0]
+    a_ = np.asarray(light, np.float64) if img.ndim == 3 else float(light[0])
     j = np.clip((img - a_) * gain + a_ - excess * (img - base_full), 0, 1)
-    return {
-        "image": j,
-        "transmission": t_rec,
-        "atmospheric_light": light,
-        "depth": -np.log(np.clip(t, t0, 1.0)),
-        "factor": k,
-        "noise_sigma": sigma,
-    }
+    return {"image": j, "transmission": t_rec, "depth": -np.log(np.clip(t, t0, 1.0))}

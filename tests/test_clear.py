@@ -20,6 +20,7 @@ from reference import (
     block_mean_ref,
     bright_mean_light_ref,
     clear_haze_ref,
+    clear_recover_ref,
     to_float64,
     transmission_terms_ref,
 )
@@ -113,6 +114,37 @@ def test_uint8_and_gray_follow_the_reference(rng, gray, working_size):
     assert result.image.dtype == np.uint8 and result.image.shape == image.shape
     # float32 inside: within 2e-4 of the reference, then rounded to the nearest level
     assert_rounded_equal(result.image, expected["image"], atol=2e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("gray", [False, True])
+@pytest.mark.parametrize(
+    ("shape", "working_size"),
+    [((80, 100), 80), ((97, 101), 32)],  # k = 1 (planes copied); k = 3, edge blocks cut
+)
+def test_full_size_pass_matches_its_reference(rng, dtype, gray, shape, working_size):
+    # the full-size pass alone (dehaze._kernels.clear.recover_detail, run by apply_planes)
+    # against the float64 reference of that step, fed the library's own working planes
+    image01 = hazy_scene(rng, *shape)
+    if gray:
+        image01 = image01 @ np.array([0.299, 0.587, 0.114])
+    if np.dtype(dtype).kind == "u":
+        image = np.rint(image01 * np.iinfo(dtype).max).astype(dtype)
+    else:
+        image = image01.astype(dtype)
+    method = ClearHaze(working_size=working_size)
+    scene = method.estimate(image)
+    planes = method.working_planes(method.working_image(image, scene.factor), scene)
+    result = method.apply_planes(image, planes)
+    expected = clear_recover_ref(image, planes.planes, planes.light, planes.factor, method.t0)
+    assert result.image.dtype == image.dtype and result.image.shape == image.shape
+    # float32 arithmetic on float32 planes: within 2e-5 of the float64 step (gain ≤ 1/t0)
+    if np.dtype(dtype).kind == "u":
+        assert_rounded_equal(result.image, expected["image"], atol=2e-5)
+    else:
+        np.testing.assert_allclose(result.image, expected["image"], atol=2e-5, rtol=0)
+    np.testing.assert_allclose(result.transmission, expected["transmission"], atol=2e-5, rtol=0)
+    np.testing.assert_allclose(result.depth, expected["depth"], atol=2e-5, rtol=0)
 
 
 def test_flat_region_at_the_airlight_is_not_amplified_but_texture_is(rng):
