@@ -30,11 +30,35 @@ _RANDOM = random.SystemRandom()
 _PART_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.part(\.[A-Za-z0-9]{1,8})?$")
 
 
+def _name_max(folder: Path) -> int:
+    """Return the longest file name, in bytes, that ``folder``'s file system accepts (or 255)."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no answer
+        return 255
+
+
+def _part_name(target_name: str, token: str, suffix: str, limit: int) -> str:
+    """``.NAME.TOKEN.partSUFFIX``, with NAME cut (whole characters) to fit ``limit`` bytes.
+
+    A target whose own name is close to the file system's limit (255 bytes on most) is
+    valid, but the 16 or so characters the temporary name adds would not be: the name is
+    shortened, never the token or the suffix, so :func:`remove_stale_parts` still knows it.
+    """
+    tail = f".{token}.part{suffix}"
+    room = limit - 1 - len(os.fsencode(tail))  # 1: the leading dot
+    head = target_name
+    while head and len(os.fsencode(head)) > room:
+        head = head[:-1]
+    return f".{head or '_'}{tail}"
+
+
 def _create_beside(target: Path, suffix: str) -> str:
     """Create an empty, new temporary file beside ``target`` and return its name."""
+    limit = _name_max(target.parent)
     for _ in range(100):
         token = "".join(_RANDOM.choices(_NAME_CHARS, k=8))
-        name = os.path.join(target.parent, f".{target.name}.{token}.part{suffix}")
+        name = os.path.join(target.parent, _part_name(target.name, token, suffix, limit))
         try:
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:

@@ -801,3 +801,25 @@ def test_a_video_between_small_images_runs_alone(
         frames += 1
     capture.release()
     assert frames == 4
+
+
+def test_an_input_name_near_the_file_system_limit_is_written(tmp_path: Path) -> None:
+    # a valid 244-byte name: the temporary file beside the output adds ~16 characters,
+    # which must not push it past the file system's 255-byte limit
+    name = "a" * 240 + ".png"
+    imwrite(tmp_path / "in" / name, hazy(11))
+    proc = run(tmp_path / "in" / name, "-o", tmp_path / "out", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [name]
+
+
+@pytest.mark.parametrize("stem", ["a" * 250, "é" * 126, "x"])
+def test_temporary_names_fit_the_limit_and_stay_recognisable(stem: str) -> None:
+    from dehaze import _files
+
+    for suffix in ("", ".mp4"):
+        part = _files._part_name(stem + ".png", "k3j4h5g6", suffix, 255)
+        assert len(os.fsencode(part)) <= 255
+        assert _files._PART_NAME.match(part), part
+        assert part.endswith(f".k3j4h5g6.part{suffix}")
+    assert _files._part_name("x.png", "k3j4h5g6", "", 255) == ".x.png.k3j4h5g6.part"
