@@ -564,13 +564,15 @@ def collect_jobs(inputs: Sequence[str], out_dir: Path) -> Collected:
             pairs.extend((p, p.relative_to(base)) for p in files)
         else:
             found.problems.append(f"{path}: no such file or folder")
-    seen: dict[Path, Path] = {}
+    seen: set[tuple[Path, Path]] = set()
     out_root = out_dir.resolve()
     for source, relative in pairs:
-        key = source.resolve()
+        # the same file named twice for the same output (a file and its folder) is one
+        # job; under two names (a symbolic link beside its target) it gets both outputs
+        key = (source.resolve(), relative)
         if key in seen:
-            continue  # the same file named twice (e.g. a file and its folder)
-        seen[key] = source
+            continue
+        seen.add(key)
         target = out_dir / relative
         if relative.is_absolute() or not (out_root / relative).resolve().is_relative_to(out_root):
             found.problems.append(f"{source}: its output {target} would be outside {out_dir}")

@@ -823,3 +823,19 @@ def test_temporary_names_fit_the_limit_and_stay_recognisable(stem: str) -> None:
         assert _files._PART_NAME.match(part), part
         assert part.endswith(f".k3j4h5g6.part{suffix}")
     assert _files._part_name("x.png", "k3j4h5g6", "", 255) == ".x.png.k3j4h5g6.part"
+
+
+def test_a_link_beside_its_file_gets_its_own_output(tmp_path: Path) -> None:
+    # a folder holding photo.png and alias.png -> photo.png: both names get an output
+    # (one was dropped silently); a file named again through its folder is still one job
+    src = tmp_path / "in"
+    imwrite(src / "photo.png", hazy(12))
+    (src / "alias.png").symlink_to(src / "photo.png")
+    out = tmp_path / "out"
+    found = cli.collect_jobs([str(src), str(src / "photo.png")], out)
+    assert not found.problems
+    assert sorted(job.output.name for job in found.jobs) == ["alias.png", "photo.png"]
+    proc = run(src, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["alias.png", "photo.png"]
+    assert digest(out / "alias.png") == digest(out / "photo.png")
