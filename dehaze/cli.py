@@ -936,9 +936,15 @@ def run_job(
     existing = [t for t in targets if t.exists()]
     wanted = set(targets)
     if existing and not args.overwrite:
-        if args.skip_existing and not job.is_video and len(existing) < len(targets):
-            wanted -= set(existing)  # resume: only the missing side outputs
-        else:
+        if job.output not in existing:
+            # a side output without its output: not this input's earlier run (the output is
+            # written first), so resuming must not keep it as this input's, nor replace it
+            tally.skipped += 1
+            return (
+                f"skipped, {existing[0]} exists but not its output {job.output} (written "
+                "for another input of the same name?); --overwrite replaces it"
+            )
+        if not (args.skip_existing and not job.is_video and len(existing) < len(targets)):
             tally.skipped += 1
             if args.skip_existing:
                 return None
@@ -946,6 +952,7 @@ def run_job(
                 f"skipped, {existing[0]} exists "
                 "(--overwrite replaces it, --skip-existing skips quietly)"
             )
+        wanted -= set(existing)  # resume: only the missing side outputs of an image
     try:
         if job.is_video:
             _process_video(job, method, args, tally, show)

@@ -839,3 +839,23 @@ def test_a_link_beside_its_file_gets_its_own_output(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["alias.png", "photo.png"]
     assert digest(out / "alias.png") == digest(out / "photo.png")
+
+
+def test_a_side_output_of_another_input_is_not_taken_as_this_ones(tmp_path: Path) -> None:
+    # a.jpg and a.png share the side output a_depth.png: after a.jpg's run, resuming with
+    # a.png must neither keep a.jpg's depth map as a.png's nor replace it silently
+    src = tmp_path / "in"
+    imwrite(src / "a.jpg", hazy(13))
+    imwrite(src / "a.png", hazy(14, 30, 44))
+    out = tmp_path / "out"
+    assert run(src / "a.jpg", "-o", out, "-q", "--save-depth").returncode == 0
+    kept = digest(out / "a_depth.png")
+    for flags in (("--skip-existing",), ()):
+        proc = run(src / "a.png", "-o", out, "-q", "--save-depth", *flags)
+        assert proc.returncode == 0, proc.stderr
+        assert "a_depth.png exists but not its output" in proc.stderr
+        assert "0 done, 1 skipped" in proc.stderr
+        assert not (out / "a.png").exists() and digest(out / "a_depth.png") == kept
+    proc = run(src / "a.png", "-o", out, "-q", "--save-depth", "--overwrite")
+    assert proc.returncode == 0 and (out / "a.png").is_file()
+    assert imread(out / "a_depth.png").shape[:2] == (30, 44)
