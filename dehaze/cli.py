@@ -904,6 +904,12 @@ def _process_video(
         )
     finally:
         bar.close()
+    if summary.written_size is not None:
+        tally.notes.append(
+            f"{job.source}: written at {summary.written_size[0]}×{summary.written_size[1]}, "
+            f"not {summary.width}×{summary.height}: the video writer needs even sizes, so "
+            "the last column or row is repeated (nothing is dropped)"
+        )
     tally.megapixels += summary.frames * summary.width * summary.height / 1e6
     tally.video_frames += summary.frames
     tally.video_seconds += summary.seconds

@@ -714,10 +714,20 @@ class VideoWriter:
     ValueError
         If OpenCV cannot open a writer with any of the codecs.
 
+    Attributes
+    ----------
+    written_size : (int, int)
+        The width and height written: ``size``, each rounded up to even (below).
+
     Notes
     -----
     Frames go to a temporary file beside ``path``; :meth:`commit` moves it into place and
     leaving the ``with`` block without committing removes it. No audio is written.
+
+    OpenCV's FFmpeg writer rounds an odd width or height *down* for every codec (a 127×95
+    clip came out 126×94, its last column and row dropped). A frame of odd size is
+    therefore written one column or row larger, the last one repeated: every pixel is
+    kept, and ``written_size`` says what the clip's size is.
     """
 
     def __init__(
@@ -734,12 +744,17 @@ class VideoWriter:
         self._file = AtomicFile(self.path, overwrite=overwrite, suffix=suffix)
         self._writer: Any = None
         self.codec = ""
+        width, height = (int(v) for v in size)
+        self.written_size = (width + width % 2, height + height % 2)
+        self._pad = (self.written_size[1] - height, self.written_size[0] - width)
         try:
             for code in codecs:
                 with _UNWRITABLE_LOCK:
                     if (code, suffix) in _UNWRITABLE:
                         continue
-                writer = cv2.VideoWriter(self._file.name, cv2.VideoWriter.fourcc(*code), fps, size)
+                writer = cv2.VideoWriter(
+                    self._file.name, cv2.VideoWriter.fourcc(*code), fps, self.written_size
+                )
                 if writer.isOpened():
                     self._writer, self.codec = writer, code
                     break
@@ -755,8 +770,11 @@ class VideoWriter:
             raise
 
     def write(self, frame: NDArray[Any]) -> None:
-        """Append one H×W×3 RGB uint8 frame."""
-        self._writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+        """Append one H×W×3 RGB uint8 frame (of the ``size`` given)."""
+        bgr = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
+        if any(self._pad):  # odd size: repeat the last row / column (class notes)
+            bgr = cv2.copyMakeBorder(bgr, 0, self._pad[0], 0, self._pad[1], cv2.BORDER_REPLICATE)
+        self._writer.write(bgr)
 
     def commit(self) -> None:
         """Finish the file and move it into place."""

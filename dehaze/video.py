@@ -129,13 +129,18 @@ class VideoSummary:
     fps : float
         Frame rate of both clips.
     width, height : int
-        Frame size in pixels (the same for both clips).
+        Frame size of the source in pixels (that of the written clip too, unless
+        ``written_size`` says otherwise).
     seconds : float
         Wall-clock time spent, reading and writing included.
     codec : str
         FourCC of the codec written (see :func:`dehaze.io.choose_codecs`).
     source_codec : str
         FourCC of the source's codec as stored (empty when unknown).
+    written_size : (int, int) or None
+        The written clip's width and height when they differ from the source's: a frame
+        of odd width or height is written one column or row larger, its last one repeated
+        (:class:`dehaze.io.VideoWriter`). None when the sizes are the same.
 
     Notes
     -----
@@ -151,6 +156,7 @@ class VideoSummary:
     seconds: float
     codec: str = ""
     source_codec: str = ""
+    written_size: tuple[int, int] | None = None
 
     @property
     def frames_per_second(self) -> float:
@@ -379,7 +385,9 @@ def dehaze_video(
     is raised here; no thread outlives the call. The output goes to a
     temporary file in the target folder that is moved into place at the end, so an
     interrupted run leaves no half-written clip (and a later command-line run in that
-    folder removes the temporary file). The clip is written without audio.
+    folder removes the temporary file). The clip is written without audio. A frame of odd
+    width or height is written one column or row larger, its last one repeated (OpenCV's
+    writer would drop it; ``written_size`` of the summary says so).
 
     Parameters
     ----------
@@ -472,6 +480,7 @@ def dehaze_video(
         seconds=time.perf_counter() - start,
         codec=writer.codec,
         source_codec=info.codec,
+        written_size=None if writer.written_size == size else writer.written_size,
     )
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
+import struct
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -446,3 +450,57 @@ def test_keep_freed_memory_sets_glibc_thresholds_once() -> None:
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert cli._keep_freed_memory() is glibc
     assert cli._keep_freed_memory() is glibc  # a second call changes nothing
+
+
+def _mjpeg_avi(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
+    """Write an MJPEG AVI of any frame size (OpenCV's writer rounds odd sizes down)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return tag + struct.pack("<I", len(data)) + data + b"\0" * (len(data) % 2)
+
+    height, width = frames[0].shape[:2]
+    jpegs = [
+        cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+        for f in frames
+    ]
+    n = len(jpegs)
+    avih = struct.pack("<10I", 1_000_000 // fps, 0, 0, 0x10, n, 0, 1, 0, width, height)
+    strh = b"vidsMJPG" + struct.pack(
+        "<IHHIIIIIIiI4h", 0, 0, 0, 0, 1, fps, 0, n, 0, -1, 0, 0, 0, width, height
+    )
+    strf = struct.pack(
+        "<IiiHH4sIiiII", 40, width, height, 1, 24, b"MJPG", width * height * 3, 0, 0, 0, 0
+    )
+    strl = chunk(b"LIST", b"strl" + chunk(b"strh", strh) + chunk(b"strf", strf))
+    hdrl = chunk(b"LIST", b"hdrl" + chunk(b"avih", avih + b"\0" * 16) + strl)
+    movi, index, offset = b"", b"", 4
+    for data in jpegs:
+        piece = chunk(b"00dc", data)
+        index += b"00dc" + struct.pack("<III", 0x10, offset, len(data))
+        movi, offset = movi + piece, offset + len(piece)
+    body = b"AVI " + hdrl + chunk(b"LIST", b"movi" + movi) + chunk(b"idx1", index)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def test_odd_frame_sizes_are_padded_not_cropped(tmp_path: Path) -> None:
+    # OpenCV's FFmpeg writer rounds 127×95 down to 126×94, dropping a column and a row:
+    # the writer pads by repeating them instead, and says so
+    frames = [np.rint(hazy_frame(k, height=95, width=127) * 255).astype(np.uint8) for k in range(4)]
+    source = tmp_path / "odd.avi"
+    _mjpeg_avi(source, frames)
+    assert read_clip(source)[2:4] == (127, 95)
+    output = tmp_path / "out" / "odd.avi"
+    summary = dehaze_video(source, output, METHOD)
+    assert (summary.width, summary.height, summary.written_size) == (127, 95, (128, 96))
+    count, _, width, height, written = read_clip(output)
+    assert (count, width, height) == (4, 128, 96)
+    last = written[0].astype(int)  # BGR; lossy codec: the repeated edge agrees closely
+    assert np.abs(last[:, 127] - last[:, 126]).mean() < 4
+    assert np.abs(last[95] - last[94]).mean() < 4
+    even = dehaze_video(tmp_path / "out" / "odd.avi", tmp_path / "again" / "odd.avi", METHOD)
+    assert even.written_size is None
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    command = [sys.executable, "-m", "dehaze", str(source), "-o", str(tmp_path / "cli"), "-q"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "written at 128×96, not 127×95" in proc.stderr
