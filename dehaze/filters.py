@@ -30,9 +30,14 @@ def _check_array(array: ArrayLike, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be H×W or H×W×C, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+    if arr.dtype.kind == "f" and not np.isfinite(_largest_magnitude(arr)):
         raise ValueError(f"{name} contains NaN or inf; only finite values are accepted")
     return arr
+
+
+def _largest_magnitude(arr: np.ndarray) -> float:
+    """Return max |value| of a non-empty array, NaN if it holds a NaN (two reductions, no copy)."""
+    return max(abs(float(arr.min())), abs(float(arr.max())))
 
 
 def min_filter_plane(
@@ -153,7 +158,10 @@ def box_filter(array: ArrayLike, radius: int) -> FloatArray:
     Notes
     -----
     Window sums are running sums accumulated in float64 (so E[I²] − E[I]² does not cancel
-    badly in float32). Border rule: the window is clipped to the array and the sum is
+    badly in float32). Their rounding error is relative to the largest value the window
+    has passed over, not to the values in it: next to a value 10¹⁶ times larger, small
+    values are lost. Images and maps in [0, 1], or any few orders of magnitude, are
+    unaffected. Border rule: the window is clipped to the array and the sum is
     divided by the number of in-array pixels, as in He et al.'s guided-filter code
     (``boxfilter(I, r) ./ boxfilter(ones(size(I)), r)``). This equals
     ``cv2.boxFilter(array, -1, (2r+1, 2r+1), normalize=False, borderType=cv2.BORDER_CONSTANT)``
@@ -169,6 +177,16 @@ def box_filter(array: ArrayLike, radius: int) -> FloatArray:
     """
     arr = _check_array(array, "array")
     r = check_radius(radius, "radius")
+    if arr.dtype == np.float64:  # float32 and integer values cannot overflow float64 sums
+        count = min(arr.shape[0], 2 * r + 1) * min(arr.shape[1], 2 * r + 1)
+        limit = float(np.finfo(np.float64).max) / count
+        largest = _largest_magnitude(arr)
+        if largest > limit:
+            raise ValueError(
+                f"array has values up to {largest:.3g} in magnitude; at radius {r} a window "
+                f"sums {count} of them in float64, so at most {limit:.3g} is accepted "
+                "(scale the array)"
+            )
     wdt = working_dtype(arr.dtype)
     if arr.ndim == 2:
         plane: FloatArray = box_mean_planes(np.ascontiguousarray(arr[np.newaxis], dtype=wdt), r)[0]

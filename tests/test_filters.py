@@ -136,3 +136,18 @@ def test_min_filter_plane_coarse_grid_equals_the_full_filter_there(shape, step, 
     full = min_filter_plane(image, radius, scale, (-0.95, 1.0))
     coarse = min_filter_plane(image, radius, scale, (-0.95, 1.0), step=step)
     np.testing.assert_array_equal(coarse, full[::step, ::step])
+
+
+def test_box_filter_refuses_values_whose_window_sums_overflow():
+    # finite float64 values whose window sum overflows gave inf/NaN; now an error naming
+    # the bound, and the largest accepted values give finite means
+    big = np.array([[1e308, 1e308, 1.0]])
+    with pytest.raises(ValueError, match="at radius 1 a window sums 3 of them"):
+        box_filter(big, 1)
+    assert np.isfinite(box_filter(big, 0)).all()  # one value per window
+    edge = np.full((40, 50), np.finfo(np.float64).max / 9 * 0.999)  # the bound at r = 1
+    out = box_filter(edge, 1)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, edge, rtol=1e-12)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        box_filter(np.array([[0.5, np.nan]]), 1)
