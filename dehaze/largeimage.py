@@ -778,7 +778,7 @@ def write_tiled_tiff(
     *,
     shape: tuple[int, ...],
     dtype: Any,
-    tile: int,
+    tile: int | tuple[int, int],
     extrasample: int | None = None,
     overwrite: bool = False,
     compression: str | None = None,
@@ -791,16 +791,19 @@ def write_tiled_tiff(
         The file to write. It appears complete or not at all: the data goes to a
         temporary ``.NAME.XXXXXXXX.part.tif`` beside it, linked into place at the end.
     tiles : iterable of ndarray
-        The tiles, row by row, each ``tile`` × ``tile`` (edge tiles may be smaller; they
-        are zero-padded in the file as TIFF requires and cropped by readers).
+        The tiles, row by row, each of the ``tile`` size (edge tiles may be smaller;
+        they are zero-padded in the file as TIFF requires and cropped by readers).
         Consumed lazily: only the tiles of one write are held (uncompressed: copies of
         about ``WRITE_BATCH_BYTES``).
     shape : tuple of int
         (H, W) gray, (H, W, 3) RGB, (H, W, 2) gray+alpha or (H, W, 4) RGBA.
     dtype : dtype
         uint8 or uint16.
-    tile : int
-        Tile side, a positive multiple of 16 (``TIFF_TILE_GRID``).
+    tile : int or (int, int)
+        Tile side, or (rows, columns) of a rectangular tile: positive multiples of 16
+        (``TIFF_TILE_GRID``). Every tile takes this much room in the file, edge tiles
+        too: a tile much larger than the image makes the file (and the writer's buffers)
+        that much larger, so :func:`dehaze_file_tiled` caps it to the image.
     extrasample : int, optional
         TIFF ExtraSamples value of the alpha channel (0 unspecified, 2 unassociated,
         default 2) for shapes with an alpha channel.
@@ -836,25 +839,31 @@ def write_tiled_tiff(
         raise ValueError(f"shape must be (H, W) or (H, W, C) with C in 2–4, got {shape}")
     if min(shape[:2]) < 1:
         raise ValueError(f"shape must have a positive height and width, got {shape}")
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1 or tile % TIFF_TILE_GRID:
-        raise ValueError(f"tile must be a positive multiple of {TIFF_TILE_GRID}, got {tile!r}")
+    sides = tile if isinstance(tile, tuple) else (tile, tile)
+    if len(sides) != 2 or not all(_is_tile_side(side) for side in sides):
+        raise ValueError(
+            f"tile must be a positive multiple of {TIFF_TILE_GRID} or a (rows, columns) pair "
+            f"of them, got {tile!r}"
+        )
+    tile_rows, tile_cols = sides
     if compression not in (None, "zlib"):
         raise ValueError(f"compression must be None or 'zlib', got {compression!r}")
     channels = shape[2] if len(shape) == 3 else 1
     photometric = "rgb" if channels >= 3 else "minisblack"
     extras = [2 if extrasample is None else extrasample] if channels in (2, 4) else None
     nbytes = math.prod(shape) * kind.itemsize
-    expected = math.ceil(shape[0] / tile) * math.ceil(shape[1] / tile)
-    tile_shape = (tile, tile) + tuple(shape[2:])
+    across = math.ceil(shape[1] / tile_cols)
+    expected = math.ceil(shape[0] / tile_rows) * across
+    tile_shape = (tile_rows, tile_cols) + tuple(shape[2:])
 
     def checked() -> Iterator[NDArray[Any]]:
         count = 0
         for block in tiles:
             block = np.asarray(block)
-            row, col = divmod(count, math.ceil(shape[1] / tile))
+            row, col = divmod(count, across)
             want = (
-                min(tile, shape[0] - row * tile),
-                min(tile, shape[1] - col * tile),
+                min(tile_rows, shape[0] - row * tile_rows),
+                min(tile_cols, shape[1] - col * tile_cols),
                 *shape[2:],
             )
             if block.shape != want or block.dtype != kind:
@@ -876,7 +885,7 @@ def write_tiled_tiff(
             # the padded edge tiles count too: 32-bit offsets must reach the last one
             padded = expected * math.prod(tile_shape) * kind.itemsize
             big = max(nbytes, padded) > 2**31
-            layout = _UncompressedTiles(shape, kind, tile, extras, bigtiff=big)
+            layout = _UncompressedTiles(shape, kind, (tile_rows, tile_cols), extras, bigtiff=big)
             layout.write(tmp.name, checked())
             return target
         with tifffile.TiffWriter(tmp.name, bigtiff=nbytes > 2**31) as writer:
@@ -884,7 +893,7 @@ def write_tiled_tiff(
                 checked(),
                 shape=tuple(shape),
                 dtype=kind,
-                tile=(tile, tile),
+                tile=(tile_rows, tile_cols),
                 photometric=photometric,
                 planarconfig="contig",
                 extrasamples=extras,
@@ -892,6 +901,16 @@ def write_tiled_tiff(
                 metadata=None,
             )
     return target
+
+
+def _is_tile_side(side: Any) -> bool:
+    """Whether ``side`` is a valid TIFF tile side: a positive multiple of 16."""
+    return (
+        not isinstance(side, bool)
+        and isinstance(side, int)
+        and side >= 1
+        and side % TIFF_TILE_GRID == 0
+    )
 
 
 #: Alignment (bytes) of the uncompressed tiles' offsets and of their buffers in memory:
@@ -935,19 +954,19 @@ class _UncompressedTiles:
         self,
         shape: tuple[int, ...],
         dtype: np.dtype[Any],
-        tile: int,
+        tile: tuple[int, int],
         extras: list[int] | None,
         *,
         bigtiff: bool,
     ) -> None:
         self.shape = tuple(int(v) for v in shape)
         self.dtype = dtype
-        self.tile = tile
+        tile_rows, tile_cols = tile
         height, width = self.shape[:2]
         samples = self.shape[2] if len(self.shape) == 3 else 1
-        self.tile_shape = (tile, tile, samples)
-        self.tile_bytes = tile * tile * samples * dtype.itemsize
-        self.count = math.ceil(height / tile) * math.ceil(width / tile)
+        self.tile_shape = (tile_rows, tile_cols, samples)
+        self.tile_bytes = tile_rows * tile_cols * samples * dtype.itemsize
+        self.count = math.ceil(height / tile_rows) * math.ceil(width / tile_cols)
         order = "<" if sys.byteorder == "little" else ">"
         size = 8 if bigtiff else 4  # offsets and counts
         offset_type = _LONG8 if bigtiff else _LONG
@@ -960,8 +979,8 @@ class _UncompressedTiles:
             (262, _SHORT, [_RGB if samples >= 3 else _MINISBLACK]),
             (277, _SHORT, [samples]),
             (284, _SHORT, [_CONTIG]),
-            (322, _LONG, [tile]),
-            (323, _LONG, [tile]),
+            (322, _LONG, [tile_cols]),  # TileWidth
+            (323, _LONG, [tile_rows]),  # TileLength
             (324, offset_type, [0] * self.count),  # filled in below
             (325, offset_type, [self.tile_bytes] * self.count),
         ]
@@ -1049,7 +1068,7 @@ class _UncompressedTiles:
                 slots = buffers[(written // batch) % 2].view(self.dtype)
                 slot = slots.reshape(batch, *self.tile_shape)[written % batch]
                 rows, cols = block.shape[:2]
-                if rows < self.tile or cols < self.tile:
+                if (rows, cols) != self.tile_shape[:2]:
                     slot[...] = 0
                 slot[:rows, :cols] = block.reshape(rows, cols, -1)
                 written += 1
@@ -1124,7 +1143,10 @@ def dehaze_file_tiled(
     tile : int, optional
         Output tile side, a positive multiple of 16 (default: ``dehaze.tiles.DEFAULT_TILE``);
         rounded up to a multiple of the method's alignment (the fast guided filter's
-        ``subsample``) when that does not divide it. It is also the written file's tile.
+        ``subsample``) when that does not divide it. It is also the written file's tile,
+        capped to the image: a side longer than the image's (rounded up to 16) is cut to
+        it, so the file and the memory follow the image, not the option (a 96×128 image
+        with ``tile=32768`` made a 6.4 GB file of padding). The result is the same.
     overwrite : bool, optional
         Replace an existing ``dst`` (default False: FileExistsError before any work).
     progress : callable, optional
@@ -1162,6 +1184,10 @@ def dehaze_file_tiled(
     with TiffSource(src, cache_bytes=cache_bytes) as source:
         _check_space(source, target, compression)
         color, alpha = source.color, source.alpha
+        height, width = source.shape[:2]
+        # no tile larger than the image: the scene passes read no more, the output file
+        # (every tile padded to full size) and the writer's buffers hold no padding
+        side = min(side, _round_up(max(height, width), TIFF_TILE_GRID))
 
         threads = current_threads()
         read = [0]  # tiles read by the scene passes so far (tiles hands them over in chunks)
@@ -1184,6 +1210,12 @@ def dehaze_file_tiled(
         # output tiles on the file's tile grid and on the method's (the fast guided filter)
         step = _round_up(side, math.lcm(TIFF_TILE_GRID, int(prepared.align)))
         plan = _tiles.plan_tiles(source.shape, step, prepared.halo, prepared.align)
+        # the file's tile cut to the image along each side, on the same grid: a side
+        # capped holds one tile, as the plan does (a 16×100000 image, say, gets 16-row tiles)
+        file_tile = (
+            min(step, _round_up(height, TIFF_TILE_GRID)),
+            min(step, _round_up(width, TIFF_TILE_GRID)),
+        )
 
         def dehazed(piece: Any) -> NDArray[Any]:
             if alpha is None:
@@ -1209,7 +1241,7 @@ def dehaze_file_tiled(
                 tiles,
                 shape=source.shape,
                 dtype=source.dtype,
-                tile=step,
+                tile=file_tile,
                 extrasample=source.extrasample,
                 overwrite=overwrite,
                 compression=compression,

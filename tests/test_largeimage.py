@@ -489,6 +489,25 @@ def test_writer_round_trip(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.tif"]
 
 
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_writer_rectangular_tiles(
+    tmp_path: Path, rng: np.random.Generator, compression: str | None
+) -> None:
+    image = random_image(rng, (50, 70, 3), np.uint8)
+    blocks = (image[y : y + 16, x : x + 48] for y in range(0, 50, 16) for x in range(0, 70, 48))
+    path = write_tiled_tiff(
+        tmp_path / "o.tif",
+        blocks,
+        shape=image.shape,
+        dtype=np.uint8,
+        tile=(16, 48),
+        compression=compression,
+    )
+    np.testing.assert_array_equal(tifffile.imread(path), image)
+    with tifffile.TiffFile(path) as tiff:
+        assert (tiff.pages[0].tilelength, tiff.pages[0].tilewidth) == (16, 48)
+
+
 def test_writer_never_overwrites_and_leaves_no_part_file(tmp_path: Path) -> None:
     image = np.ones((40, 40, 3), np.uint8)
     target = tmp_path / "o.tif"
@@ -522,6 +541,8 @@ def test_writer_never_overwrites_and_leaves_no_part_file(tmp_path: Path) -> None
     [
         ({"tile": 20}, "multiple of 16"),
         ({"tile": 0}, "multiple of 16"),
+        ({"tile": (16, 24)}, "multiple of 16"),
+        ({"tile": (16, 16, 16)}, "pair"),
         ({"dtype": np.float32}, "uint8 or uint16"),
         ({"shape": (10, 10, 5)}, "C in 2–4"),
         ({"shape": (0, 10)}, "positive height"),
@@ -1088,3 +1109,22 @@ def test_cli_other_formats_above_the_limit_suggest_tiff(
     )
     err = capsys.readouterr().err
     assert "more than the limit" in err and "convert it to TIFF" in err
+
+
+@pytest.mark.parametrize("shape", [(96, 128, 3), (20, 300, 3), (300, 17)])
+@pytest.mark.parametrize("tile", ["2048", "1048576"])
+def test_cli_a_tile_larger_than_the_image_is_capped_to_it(
+    tmp_path: Path, rng: np.random.Generator, shape: tuple[int, ...], tile: str
+) -> None:
+    """The file and the memory follow the image, not ``--tile`` (was a 6.4 GB file)."""
+    image = hazy_image(rng, shape, np.uint16)
+    src = write_tiff(tmp_path / "in.tif", image, tile=(16, 16))
+    out = tmp_path / "out"
+    assert cli.main([str(src), "-o", str(out), "-q", "--method", "dcp", "--tile", tile]) == 0
+    written = out / "in.tif"
+    # the padding of the edge tiles to a multiple of 16 on each side, and the header
+    assert written.stat().st_size < 2 * image.nbytes + 8192
+    np.testing.assert_array_equal(tifffile.imread(written), dehaze.DarkChannelPrior()(image).image)
+    with tifffile.TiffFile(written) as tiff:
+        page = tiff.pages[0]
+        assert (page.tilelength, page.tilewidth) == tuple(-(-n // 16) * 16 for n in shape[:2])
