@@ -59,6 +59,7 @@ from dehaze.io import (
     remove_stale_parts,
     split_alpha,
 )
+from dehaze.largeimage import MAX_EXPANSION
 from dehaze.registry import (
     DEFAULT_METHOD,
     METHODS,
@@ -243,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="refuse images (and video frames) larger than N pixels (width × height), checked "
         f"before decoding (default {DEFAULT_MAX_PIXELS:_}: 200 megapixels, except for TIFF "
-        "files dehazed tile by tile, which are not limited unless N is given)",
+        "files dehazed tile by tile, which are not limited unless N is given, but are "
+        f"refused when they declare more than {MAX_EXPANSION} times their file size in "
+        "pixels: sparse files or decompression bombs; giving N processes them within N)",
     )
     parser.add_argument(
         "--tile",
@@ -785,8 +788,14 @@ def _file_bar(job: Job, unit: str, show: bool) -> Any:
 def _process_tiled(
     job: Job, method: Dehazer, args: argparse.Namespace, tally: Tally, wanted: set[Path], show: bool
 ) -> None:
-    """Dehaze a TIFF from file to file one tile at a time, with a progress bar over tiles."""
-    from dehaze.largeimage import dehaze_file_tiled, tiff_pixels
+    """Dehaze a TIFF from file to file one tile at a time, with a progress bar over tiles.
+
+    Without ``--max-pixels``, a file declaring far more pixels than its size could hold
+    (sparse tiles, a decompression bomb: :func:`dehaze.largeimage.check_expansion`) is
+    refused: no input may make the command write or allocate far beyond its own size.
+    ``--max-pixels`` is the opt-in: a file within it is processed whatever its ratio.
+    """
+    from dehaze.largeimage import check_expansion, dehaze_file_tiled, tiff_pixels
 
     if set(_sidecars(job, args).values()) & wanted:
         raise ValueError(
@@ -801,6 +810,10 @@ def _process_tiled(
         raise ValueError(
             f"{job.source} has {pixels / 1e6:.1f} megapixels, more than the limit of "
             f"{args.max_pixels / 1e6:g} megapixels (--max-pixels)"
+        )
+    if args.max_pixels is None:
+        check_expansion(
+            job.source, remedy=f"pass --max-pixels N (N ≥ {pixels}) to process it anyway"
         )
     bar = _file_bar(job, "tile", show)
 

@@ -47,11 +47,13 @@ from dehaze.result import Method
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
+    "MAX_EXPANSION",
     "MAX_SEGMENT_BYTES",
     "ROW_BLOCK_BYTES",
     "TIFF_SUFFIXES",
     "TIFF_TILE_GRID",
     "TiffSource",
+    "check_expansion",
     "dehaze_file_tiled",
     "tiff_pixels",
     "write_tiled_tiff",
@@ -72,6 +74,12 @@ DEFAULT_CACHE_BYTES = 256 * 2**20
 #: Bytes of uncompressed strips read at once (whole rows): uncompressed strips of any
 #: size, even one strip for the whole image, are read in blocks of rows this large.
 ROW_BLOCK_BYTES = 4 * 2**20
+#: Largest ratio of a TIFF's declared (uncompressed) sample bytes to its file size that
+#: :func:`check_expansion` accepts. Deflate cannot pack more than about 1032:1, so only
+#: empty (sparse) strips or tiles, which are read as zeros, or extreme codecs (LZMA on a
+#: flat image) get past it: a 131 kB file declaring 65535×65535 empty tiles made a 12.9 GB
+#: output in 15 s.
+MAX_EXPANSION = 1000
 #: TIFF tiles must have sides that are multiples of 16 (TIFF 6.0, section 15).
 TIFF_TILE_GRID = 16
 
@@ -149,6 +157,66 @@ def tiff_pixels(path: StrPath) -> int | None:
             return int(page.imagelength) * int(page.imagewidth)
     except Exception:  # not a TIFF, or a damaged one: the normal reader reports it
         return None
+
+
+def check_expansion(
+    path: StrPath,
+    *,
+    max_ratio: float | None = None,
+    remedy: str = "pass a larger max_ratio to read it anyway",
+) -> None:
+    """Refuse a TIFF whose declared pixels are far more than its file could hold.
+
+    The uncompressed size of the samples the header declares (width × height × samples
+    × bytes per sample) is compared with the file's size; only the header is read. A
+    file that is mostly empty (sparse) strips or tiles, read as zeros, or a decompression
+    bomb would otherwise make :func:`dehaze_file_tiled` write (and compute) an output
+    thousands of times larger than the input. :func:`dehaze_file_tiled` does not call
+    this: a program that dehazes files it does not trust calls it first, as the
+    ``dehaze`` command does unless ``--max-pixels`` is given.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The TIFF file (see :class:`TiffSource` for what is read).
+    max_ratio : float, optional
+        Largest accepted ratio of declared bytes to file bytes (default
+        :data:`MAX_EXPANSION`).
+    remedy : str, optional
+        What the error message tells the user to do to process the file anyway.
+
+    Raises
+    ------
+    ValueError
+        If the declared bytes exceed ``max_ratio`` times the file's size (the message
+        states the declared size, the file's size and the ratio), or the file cannot be
+        read (see :class:`TiffSource`).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib, tifffile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.tif"
+    >>> tifffile.imwrite(path, np.zeros((256, 256), np.uint8), compression="zlib")
+    >>> check_expansion(path)  # 64 kB of zeros in about 0.3 kB: accepted
+    >>> check_expansion(path, max_ratio=10)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...: declares 256×256 pixels (0.1 megapixels, 65,536 bytes of samples) ...
+    """
+    limit = MAX_EXPANSION if max_ratio is None else max_ratio
+    with TiffSource(path, cache_bytes=0) as source:
+        shape, itemsize = source.shape, source.dtype.itemsize
+    height, width = shape[:2]
+    declared = math.prod(shape) * itemsize
+    size = Path(path).stat().st_size
+    ratio = declared / max(size, 1)
+    if ratio > limit:
+        raise ValueError(
+            f"{path}: declares {width}×{height} pixels ({width * height / 1e6:.1f} megapixels, "
+            f"{declared:,} bytes of samples) in a file of {size:,} bytes, {ratio:,.0f} times "
+            f"its size (more than {limit:g} times): it looks like a decompression bomb or a "
+            f"mostly empty (sparse) file; {remedy}"
+        )
 
 
 def _upright(block: NDArray[Any], orientation: int) -> NDArray[Any]:

@@ -1128,3 +1128,86 @@ def test_cli_a_tile_larger_than_the_image_is_capped_to_it(
     with tifffile.TiffFile(written) as tiff:
         page = tiff.pages[0]
         assert (page.tilelength, page.tilewidth) == tuple(-(-n // 16) * 16 for n in shape[:2])
+
+
+def _sparse_tiff(path: Path, width: int, height: int, tile: int = 512) -> Path:
+    """A gray TIFF declaring ``width``×``height`` whose tiles are all empty (byte count 0).
+
+    Readers take empty tiles as zeros, so a file of a few kilobytes declares any size.
+    """
+    import struct
+
+    count = -(-width // tile) * -(-height // tile)
+    entries = [  # (tag, type, values): LONG 4, SHORT 3
+        (256, 4, [width]),
+        (257, 4, [height]),
+        (258, 3, [8]),
+        (259, 3, [1]),
+        (262, 3, [1]),
+        (277, 3, [1]),
+        (284, 3, [1]),
+        (322, 4, [tile]),
+        (323, 4, [tile]),
+        (324, 4, [0] * count),
+        (325, 4, [0] * count),
+    ]
+    head = struct.pack("<2sHIH", b"II", 42, 8, len(entries))
+    outside = 8 + 2 + 12 * len(entries) + 4
+    extra = b""
+    for tag, kind, values in entries:
+        packed = struct.pack(f"<{len(values)}{'I' if kind == 4 else 'H'}", *values)
+        if len(packed) <= 4:
+            head += struct.pack("<HHI", tag, kind, len(values)) + packed.ljust(4, b"\0")
+        else:
+            head += struct.pack("<HHII", tag, kind, len(values), outside + len(extra))
+            extra += packed
+    path.write_bytes(head + struct.pack("<I", 0) + extra)
+    return path
+
+
+def test_cli_refuses_a_sparse_tiff_far_larger_than_its_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 13 kB file declaring 400 megapixels of empty tiles is refused, nothing written."""
+    src = _sparse_tiff(tmp_path / "sparse.tif", 20000, 20000)
+    size = src.stat().st_size
+    assert size < 20_000 and tiff_pixels(src) == 400_000_000  # tiled path: above 100 MP
+    out = tmp_path / "out"
+    assert cli.main([str(src), "-o", str(out), "-q", "--method", "dcp"]) == 1
+    err = capsys.readouterr().err
+    assert "20000×20000 pixels (400.0 megapixels, 400,000,000 bytes" in err
+    assert f"in a file of {size:,} bytes, {400_000_000 / size:,.0f} times its size" in err
+    assert "decompression bomb or a mostly empty (sparse) file" in err
+    assert "pass --max-pixels N (N ≥ 400000000) to process it anyway" in err
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_cli_max_pixels_accepts_a_sparse_tiff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _sparse_tiff(tmp_path / "sparse.tif", 64, 48, tile=16)  # 3072 bytes in ~250
+    ratio = 64 * 48 / src.stat().st_size
+    assert 5 < ratio < 20
+    monkeypatch.setattr(largeimage, "MAX_EXPANSION", 5)  # the real rule, at a small size
+    out = tmp_path / "out"
+    args = [str(src), "-o", str(out), "-q", "--method", "dcp", "--tile", "16"]
+    assert cli.main(args) == 1
+    assert "(sparse) file" in capsys.readouterr().err
+    assert not out.exists() or not list(out.iterdir())
+    assert cli.main([*args, "--max-pixels", str(64 * 48)]) == 0  # the opt-in
+    expected = dehaze.DarkChannelPrior()(np.zeros((48, 64), np.uint8)).image
+    np.testing.assert_array_equal(tifffile.imread(out / "sparse.tif"), expected)
+    monkeypatch.setattr(largeimage, "MAX_EXPANSION", 20)  # within the ratio: no option needed
+    assert cli.main([*args, "--overwrite"]) == 0
+
+
+def test_check_expansion_passes_ordinary_files(tmp_path: Path) -> None:
+    flat = write_tiff(
+        tmp_path / "flat.tif",
+        np.zeros((512, 512, 3), np.uint8),
+        tile=(256, 256),
+        compression="zlib",
+    )
+    largeimage.check_expansion(flat)  # Deflate's best, about 1000:1 at most, is accepted
+    with pytest.raises(ValueError, match=r"512×512 pixels .* pass a larger max_ratio"):
+        largeimage.check_expansion(flat, max_ratio=10)
