@@ -578,7 +578,9 @@ def test_uncompressed_tiles_direct_and_buffered_give_the_same_file(
         monkeypatch.setattr(largeimage, "WRITE_BATCH_BYTES", batch * tile_bytes + 1)
         path = tmp_path / f"{direct}-{batch}.tif"
         path.touch()
-        writer = largeimage._UncompressedTiles(shape, np.dtype(dtype), 64, extras, bigtiff=bigtiff)
+        writer = largeimage._UncompressedTiles(
+            shape, np.dtype(dtype), (64, 64), extras, bigtiff=bigtiff
+        )
         writer.write(str(path), _tiles(image, 64))
         files.append(path.read_bytes())
         np.testing.assert_array_equal(tifffile.imread(path), image)
