@@ -633,10 +633,26 @@ def mean_change(before: Any, after: Any) -> float:
     Integer images are compared on their own scale mapped to 0–255, float images (in
     [0, 1]) times 255.
     """
+    a = np.asarray(before)
+    total = _total_change(a, after)
+    return total / a.size * _grey_levels(a.dtype) if a.size else 0.0
+
+
+def _grey_levels(dtype: Any) -> float:
+    """Grey levels of 255 per unit of an image of ``dtype`` (integers: their own range)."""
+    kind = np.dtype(dtype)
+    return 255.0 / float(np.iinfo(kind).max) if kind.kind == "u" else 255.0
+
+
+def _total_change(before: Any, after: Any) -> float:
+    """Sum of the absolute differences of two same-shape images, in their own units.
+
+    For integer images the sum is exact (differences are whole numbers, summed in
+    float64), so the sums of the tiles of an image add up to the whole image's.
+    """
     a, b = np.asarray(before), np.asarray(after)
     if a.shape != b.shape:
         raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
-    scale = 255.0 / float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 255.0
     if a.size == 0:
         return 0.0
     # a band of rows at a time: float copies of a 50 MP photo would be 3 × 600 MB
@@ -646,7 +662,37 @@ def mean_change(before: Any, after: Any) -> float:
     for i in range(0, a.shape[0], rows):
         diff = np.abs(a[i : i + rows].astype(np.float32) - b[i : i + rows].astype(np.float32))
         total += float(diff.sum(dtype=np.float64))
-    return total / a.size * scale
+    return total
+
+
+class _ChangeSum:
+    """The mean change of an image summed over its tiles, from several threads at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0.0
+        self.samples = 0
+        self.levels = 255.0
+
+    def __call__(self, before: Any, after: Any) -> None:
+        total = _total_change(before, after)  # outside the lock: the tiles' threads at once
+        with self._lock:
+            self.total += total
+            self.samples += np.asarray(before).size
+            self.levels = _grey_levels(np.asarray(before).dtype)
+
+    def mean(self) -> float:
+        """Return the mean change in grey levels of 255, as :func:`mean_change` gives it."""
+        return self.total / self.samples * self.levels if self.samples else 0.0
+
+
+def _note_little_change(job: Job, change: float, tally: Tally) -> None:
+    """Say when an image changed by less than :data:`LITTLE_CHANGE` grey levels."""
+    if change < LITTLE_CHANGE:
+        tally.notes.append(
+            f"{job.source}: little haze found: the image changed by {change:.1f} grey levels "
+            "on average (clear already, or mostly sky)"
+        )
 
 
 # --- processing -----------------------------------------------------------------------
@@ -728,12 +774,7 @@ def _process_image(
         result = method(color, outputs=outputs)
     else:
         result = method(color)
-    change = mean_change(color, result.image)
-    if change < LITTLE_CHANGE:
-        tally.notes.append(
-            f"{job.source}: little haze found: the image changed by {change:.1f} grey levels "
-            "on average (clear already, or mostly sky)"
-        )
+    _note_little_change(job, mean_change(color, result.image), tally)
     images: dict[Path, Any] = {job.output: merge_alpha(result.image, alpha)}
     if "transmission" in extra:
         if result.transmission is None:
@@ -827,6 +868,7 @@ def _process_tiled(
         bar.update(done - bar.n)
         _stop_if_terminated()  # between tiles: the temporary file is removed
 
+    change = _ChangeSum()  # summed as the tiles are computed: no second pass over the file
     try:
         dehaze_file_tiled(
             method,
@@ -835,9 +877,11 @@ def _process_tiled(
             tile=args.tile,
             overwrite=args.overwrite,
             progress=progress,
+            compare=change,
         )
     finally:
         bar.close()
+    _note_little_change(job, change.mean(), tally)
     tally.megapixels += pixels / 1e6
 
 

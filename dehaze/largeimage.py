@@ -1186,6 +1186,7 @@ def dehaze_file_tiled(
     progress: Progress | None = None,
     compression: str | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    compare: Callable[[NDArray[Any], NDArray[Any]], None] | None = None,
 ) -> Path:
     """Dehaze a TIFF file into a tiled TIFF, holding about one tile per thread.
 
@@ -1226,6 +1227,12 @@ def dehaze_file_tiled(
         Compression of the output.
     cache_bytes : int, optional
         Decoded input strips/tiles kept for reuse (see :class:`TiffSource`).
+    compare : callable, optional
+        Called as ``compare(before, after)`` for every output tile with its input and
+        output colour (or gray) pixels, the same shape and dtype, alpha left out: the
+        command line sums the change of the image with it, without a second pass over
+        the file. It is called on the tile threads, several at once (it must be
+        thread-safe), in no fixed order; it must not change the arrays.
 
     Returns
     -------
@@ -1286,15 +1293,18 @@ def dehaze_file_tiled(
         )
 
         def dehazed(piece: Any) -> NDArray[Any]:
+            kept = None
             if alpha is None:
-                return _tiles.apply_tile(
-                    prepared, _tiles.read_block(color, piece.read), piece
-                ).image
-            pixels = _tiles.read_block(source, piece.read)  # colour and alpha read once
-            block = np.ascontiguousarray(pixels[:, :, color.channels])
-            kept = np.ascontiguousarray(pixels[piece.inner][:, :, -1])
-            del pixels
-            return merge_alpha(_tiles.apply_tile(prepared, block, piece).image, kept)
+                block = _tiles.read_block(color, piece.read)
+            else:
+                pixels = _tiles.read_block(source, piece.read)  # colour and alpha read once
+                block = np.ascontiguousarray(pixels[:, :, color.channels])
+                kept = np.ascontiguousarray(pixels[piece.inner][:, :, -1])
+                del pixels
+            image = _tiles.apply_tile(prepared, block, piece).image
+            if compare is not None:
+                compare(block[piece.inner], image)
+            return image if kept is None else merge_alpha(image, kept)
 
         source.disjoint_reads = prepared.halo == 0
 

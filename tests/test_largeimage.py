@@ -1213,3 +1213,48 @@ def test_check_expansion_passes_ordinary_files(tmp_path: Path) -> None:
     largeimage.check_expansion(flat)  # Deflate's best, about 1000:1 at most, is accepted
     with pytest.raises(ValueError, match=r"512×512 pixels .* pass a larger max_ratio"):
         largeimage.check_expansion(flat, max_ratio=10)
+
+
+def _notes(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "little haze found" in line]
+
+
+@pytest.mark.parametrize("channels", [3, 1, 4])
+def test_cli_tiled_path_says_when_it_changed_little_as_the_normal_path_does(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    capsys: pytest.CaptureFixture[str],
+    channels: int,
+) -> None:
+    shape = (70, 90) if channels == 1 else (70, 90, channels)
+    flat = np.clip(0.85 + rng.normal(0, 0.003, shape), 0, 1)  # fog or sky: no signal
+    images = {
+        "black": np.zeros(shape, np.uint8),
+        "flat": np.rint(flat * 255).astype(np.uint8),
+        "hazy": hazy_image(rng, shape, np.uint8),
+    }
+    if channels == 4:
+        for image in images.values():
+            image[:, :, 3] = rng.integers(0, 256, shape[:2])
+    (tmp_path / "in").mkdir()
+    for name, image in images.items():
+        write_tiff(tmp_path / "in" / f"{name}.tif", image, rowsperstrip=16)
+    tiled = tmp_path / "tiled"
+    assert cli.main([str(tmp_path / "in"), "-o", str(tiled), "--tile", "32"]) == 0
+    got = _notes(capsys.readouterr().err)
+    assert [Path(line.split(": ")[1]).name for line in got] == ["black.tif", "flat.tif"]
+    for line, name in zip(got, ["black", "flat"], strict=True):
+        colour = slice(0, 3) if channels == 4 else slice(None)
+        change = cli.mean_change(
+            images[name][..., colour], tifffile.imread(tiled / f"{name}.tif")[..., colour]
+        )
+        assert f"changed by {change:.1f} grey levels on average" in line
+    if channels == 4:
+        return  # OpenCV's reader of the normal path alters the colours of RGBA TIFFs
+    whole = tmp_path / "whole"
+    assert cli.main([str(tmp_path / "in"), "-o", str(whole)]) == 0
+    expected = _notes(capsys.readouterr().err)
+    # the same notes, the same figures: the tiles' sums add up to the whole image's
+    assert [line.replace(str(tiled), "") for line in got] == [
+        line.replace(str(whole), "") for line in expected
+    ]
