@@ -10,7 +10,11 @@ images larger than ``max_pixels`` (a decompression bomb: a 1.2 MB PNG can declar
 refused instead of being decoded with a grey or missing bottom. The pixels are then decoded
 by OpenCV in their stored bit depth, the EXIF orientation is applied (phone photos come out
 upright; written files carry no EXIF, so no tag can contradict the pixels) and an alpha
-channel is kept.
+channel is kept. Where OpenCV would lose something, the file is read here instead: a TIFF
+with alpha (with tifffile: OpenCV drops a gray image's alpha and premultiplies RGBA
+colours), and the transparent gray value of a gray PNG (tRNS). A TIFF's structure is
+checked with the rules of :class:`dehaze.largeimage.TiffSource`, so both readers accept
+the same files.
 
 Videos (:class:`VideoReader`, :class:`VideoWriter`) stream RGB frames through
 :class:`cv2.VideoCapture` and :class:`cv2.VideoWriter`; the reader counts the frames it could
@@ -42,6 +46,7 @@ __all__ = [
     "AtomicFile",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "PREMULTIPLIED_REFUSAL",
     "VIDEO_CODECS",
     "VIDEO_SUFFIXES",
     "VideoInfo",
@@ -54,6 +59,7 @@ __all__ = [
     "merge_alpha",
     "remove_stale_parts",
     "split_alpha",
+    "tiff_full_size_pages",
     "write_bytes_atomic",
 ]
 
@@ -138,7 +144,25 @@ def _read_header(data: bytes) -> _Header | None:
         finally:
             image.close()
         return _Header(str(image.format), width, height, image.mode, frames, orientation)
-    return None
+    return _tiff_header(data)
+
+
+def _tiff_header(data: bytes) -> _Header | None:
+    """Read a TIFF header with tifffile where Pillow has no mode for it (16-bit gray+alpha)."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            page: Any = tiff.pages[0]
+            frames = tiff_full_size_pages(tiff.pages)
+            width, height = int(page.imagewidth), int(page.imagelength)
+            colour = {1: "L", 2: "RGB"}.get(int(page.photometric), "")
+            alpha = "A" if colour and len(page.extrasamples) == 1 else ""
+    except Exception:  # not a TIFF tifffile reads either
+        return None
+    return _Header("TIFF", width, height, colour + alpha, frames, 1)
 
 
 def header_pixels(path: StrPath, *, max_bytes: int = 1 << 20) -> int | None:
@@ -239,6 +263,154 @@ def _png_is_gray_alpha(data: bytes) -> bool:
     return len(data) > 25 and data[12:16] == b"IHDR" and data[25] == 4
 
 
+def _png_gray_key(data: bytes) -> int | None:
+    """Return the transparent gray value of a gray PNG (colour type 0) with tRNS, or None.
+
+    OpenCV decodes such a PNG as gray only, dropping the transparency. The value is
+    returned on the scale OpenCV decodes to: 1-, 2- and 4-bit samples are expanded to 8
+    bits by bit replication (a 2-bit 1 is 85), 8 and 16 bits stay as stored. A key outside
+    the bit depth's range matches no pixel (-1).
+    """
+    if len(data) < 33 or data[12:16] != b"IHDR" or data[25] != 0:
+        return None
+    bit_depth = data[24]
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if kind in (b"IDAT", b"IEND"):  # tRNS must come before the image data
+            return None
+        if kind == b"tRNS" and length == 2 and pos + 10 <= len(data):
+            value = int.from_bytes(data[pos + 8 : pos + 10], "big")
+            top = (1 << bit_depth) - 1
+            if value > top:
+                return -1
+            return value * (255 // top) if bit_depth < 8 else value
+        pos += 12 + length
+    return None
+
+
+def _with_key_alpha(gray: NDArray[Any], key: int) -> NDArray[Any]:
+    """Gray + alpha from a tRNS colour key: alpha 0 where the gray equals it, full elsewhere."""
+    opaque = np.iinfo(gray.dtype).max
+    alpha = np.where(gray == key, 0, opaque).astype(gray.dtype)
+    return np.stack([gray, alpha], axis=2)
+
+
+#: Pillow modes that carry an alpha channel (premultiplied ones in lower case).
+_ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+
+#: The refusal of premultiplied alpha, shared with :class:`dehaze.largeimage.TiffSource` so
+#: that both readers say the same.
+PREMULTIPLIED_REFUSAL = (
+    "has premultiplied (associated) alpha; dehazing premultiplied colours would change them "
+    "wrongly: store unassociated alpha instead"
+)
+
+_TIFF_MINISBLACK = 1
+_TIFF_RGB = 2
+_TIFF_ASSOCIATED_ALPHA = 1
+_TIFF_ORIENTATION = 274
+
+
+@dataclass(frozen=True)
+class _TiffLayout:
+    """What tifffile reads from a TIFF's structure (no pixel decoded)."""
+
+    frames: int  # full-resolution pages; reduced-resolution ones (thumbnails) do not count
+    photometric: int
+    samples: int
+    extrasamples: tuple[int, ...]
+    orientation: int
+
+
+def tiff_full_size_pages(pages: Sequence[Any]) -> int:
+    """Count the pages of a TIFF that are images of their own (the rule of both readers).
+
+    The first page is the image; a later page with bit 0 of NewSubfileType set is a
+    reduced-resolution version of it (a thumbnail or pyramid level) and does not count.
+
+    Parameters
+    ----------
+    pages : sequence
+        ``tifffile.TiffFile.pages``.
+
+    Returns
+    -------
+    int
+        1 for a single image (with or without reduced pages), more for a multi-page file.
+    """
+    return 1 + sum(1 for i in range(1, len(pages)) if not getattr(pages[i], "is_reduced", False))
+
+
+def _tiff_layout(path: Path, data: bytes) -> _TiffLayout:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            pages = tiff.pages
+            page: Any = pages[0]
+            frames = tiff_full_size_pages(pages)
+            orientation_tag = page.tags.get(_TIFF_ORIENTATION)
+            return _TiffLayout(
+                frames=frames,
+                photometric=int(page.photometric),
+                samples=int(page.samplesperpixel),
+                extrasamples=tuple(int(e) for e in page.extrasamples),
+                orientation=1 if orientation_tag is None else int(orientation_tag.value),
+            )
+    except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error...
+        raise ValueError(f"cannot read the TIFF structure of {path} ({exc})") from None
+
+
+def _check_tiff_alpha(path: Path, layout: _TiffLayout) -> None:
+    """Refuse extra samples neither reader carries faithfully (as TiffSource does)."""
+    extras = layout.extrasamples
+    if len(extras) > 1:
+        raise ValueError(
+            f"{path}: has {len(extras)} extra samples {extras}; only one alpha channel is carried"
+        )
+    if extras and extras[0] == _TIFF_ASSOCIATED_ALPHA:
+        raise ValueError(f"{path}: {PREMULTIPLIED_REFUSAL}")
+
+
+def _read_tiff_with_alpha(path: Path, data: bytes, layout: _TiffLayout) -> NDArray[Any]:
+    """Decode a gray+alpha or RGBA TIFF with tifffile as H×W×2 or H×W×4, upright.
+
+    OpenCV drops the alpha of a gray+alpha TIFF and premultiplies the colours of an RGBA
+    one (unassociated alpha) by the alpha; tifffile returns the samples as stored.
+    """
+    import tifffile
+
+    if not 1 <= layout.orientation <= 8:
+        raise ValueError(f"{path}: has an invalid orientation tag {layout.orientation} (1–8)")
+    compression = "?"
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            page: Any = tiff.pages[0]
+            compression = str(getattr(page.compression, "name", page.compression))
+            image = np.asarray(page.asarray())
+            if int(page.planarconfig) == 2:  # separate planes: samples first
+                image = np.moveaxis(image, 0, -1)
+    except Exception as exc:
+        raise ValueError(
+            f"cannot decode the TIFF with alpha {path} (compression {compression}: {exc}); "
+            "LZW, JPEG and PackBits need the imagecodecs package, which dehaze does not use: "
+            "convert it, e.g. with `tiffcp -c zip`"
+        ) from None
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(
+            f"{path} has sample type {image.dtype}; only 8- and 16-bit images are read"
+        )
+    if image.ndim != 3 or image.shape[2] != layout.samples:
+        raise ValueError(
+            f"{path}: decoded as shape {image.shape}, not H×W×{layout.samples} "
+            f"({layout.samples} samples per pixel)"
+        )
+    image = image.astype(image.dtype.newbyteorder("="), copy=False)
+    return _orient(image, layout.orientation)
+
+
 def _check_max_pixels(max_pixels: object) -> None:
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
@@ -271,7 +443,9 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
     -------
     ndarray
         H×W×3 RGB, H×W×4 RGBA, H×W gray or H×W×2 gray+alpha; uint8 or uint16 as stored.
-        The EXIF orientation is applied (the array is upright as a viewer shows it).
+        The EXIF orientation is applied (the array is upright as a viewer shows it). A gray
+        PNG with a tRNS colour key comes back as gray+alpha (alpha 0 where the gray equals
+        the key, full elsewhere).
 
     Raises
     ------
@@ -279,8 +453,11 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
         If ``path`` does not exist.
     ValueError
         If the file cannot be decoded as an image, is larger than ``max_pixels``, holds
-        several frames (animated GIF/WebP/PNG, multi-page TIFF), is a truncated JPEG or
-        PNG, or has a sample type other than 8 or 16 bits.
+        several frames (animated GIF/WebP/PNG, multi-page TIFF; a TIFF's reduced-resolution
+        pages such as a thumbnail do not count), is a truncated JPEG or PNG, has a sample
+        type other than 8 or 16 bits, is a TIFF with premultiplied (associated) alpha or
+        more than one extra sample, or has a header declaring an alpha channel the decoder
+        does not return.
 
     Notes
     -----
@@ -306,20 +483,35 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
     if header is None:
         raise ValueError(f"cannot decode {p} as an image (corrupt or unsupported format)")
     _check_size(p, header.width, header.height, max_pixels, "image")
-    if header.frames > 1:
+    frames = header.frames
+    tiff = _tiff_layout(p, data) if header.format == "TIFF" else None
+    if tiff is not None:  # Pillow counts a thumbnail page as a frame; the TIFF rule does not
+        frames = tiff.frames
+    if frames > 1:
         raise ValueError(
-            f"{p} holds {header.frames} frames ({header.format} animation or multi-page "
+            f"{p} holds {frames} frames ({header.format} animation or multi-page "
             "file); only single images are read: extract the frame or page you want"
         )
     if header.format == "JPEG" and not _jpeg_is_complete(data):
         raise ValueError(f"{p} is truncated: its JPEG data ends before the end-of-image marker")
     if header.format == "PNG" and data.rfind(b"IEND") < 0:
         raise ValueError(f"{p} is truncated: its PNG data ends before the IEND chunk")
+    if tiff is not None:
+        _check_tiff_alpha(p, tiff)
+        colour = {_TIFF_MINISBLACK: 1, _TIFF_RGB: 3}.get(tiff.photometric)
+        if tiff.extrasamples and colour is not None and tiff.samples == colour + 1:
+            # OpenCV returns a gray+alpha TIFF as gray only, and an RGBA one with its
+            # colours premultiplied by the alpha (libtiff's RGBA interface)
+            return np.ascontiguousarray(_read_tiff_with_alpha(p, data, tiff))
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot decode {p} as an image (corrupt or unsupported format)")
     if img.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{p} has sample type {img.dtype}; only 8- and 16-bit images are read")
+    if img.ndim == 2 and header.format == "PNG":
+        key = _png_gray_key(data)
+        if key is not None:  # a tRNS colour key, which OpenCV ignores for gray PNGs
+            img = _with_key_alpha(img, key)
     if img.ndim == 3:
         channels = img.shape[2]
         if channels == 4 and (header.mode in ("LA", "La") or _png_is_gray_alpha(data)):
@@ -332,6 +524,12 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
             img = img[:, :, 0]
         elif channels != 2:
             raise ValueError(f"{p} has {channels} channels; expected 1, 2, 3 or 4")
+    if header.mode in _ALPHA_MODES and not (img.ndim == 3 and img.shape[2] in (2, 4)):
+        raise ValueError(
+            f"{p}: its {header.format} header declares an alpha channel (mode {header.mode}) "
+            "but the decoder returned none; it is refused rather than read without it: "
+            "store it as PNG, or as an RGBA or gray + alpha TIFF"
+        )
     # OpenCV applies a TIFF's orientation itself; JPEG, PNG and WebP come as stored
     return np.ascontiguousarray(_orient(img, header.orientation))
 

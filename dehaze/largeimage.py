@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from dehaze._files import AtomicFile
 from dehaze._parallel import current_threads
-from dehaze.io import merge_alpha
+from dehaze.io import PREMULTIPLIED_REFUSAL, merge_alpha, tiff_full_size_pages
 from dehaze.result import Method
 
 __all__ = [
@@ -355,15 +355,14 @@ class TiffSource:
         try:
             pages = tiff.pages
             page = pages[0]
-            extra_pages = [pages[i] for i in range(1, len(pages))]
+            full_size = tiff_full_size_pages(pages)  # the rule dehaze.io.imread follows
         except Exception as exc:
             raise self._refuse(f"cannot read the TIFF structure ({exc})") from None
         if not isinstance(page, tifffile.TiffPage):  # pragma: no cover - the first is a page
             raise self._refuse("has no readable first page")
-        full_size = [p for p in extra_pages if not getattr(p, "is_reduced", False)]
-        if full_size:
+        if full_size > 1:
             raise self._refuse(
-                f"holds {1 + len(full_size)} full-size pages (a multi-page TIFF); only single "
+                f"holds {full_size} full-size pages (a multi-page TIFF); only single "
                 "images are read: extract the page you want"
             )
         if page.imagedepth != 1:
@@ -394,10 +393,7 @@ class TiffSource:
                 f"has {len(extras)} extra samples {extras}; only one alpha channel is carried"
             )
         if extras and extras[0] == _ASSOCIATED_ALPHA:
-            raise self._refuse(
-                "has premultiplied (associated) alpha; dehazing premultiplied colours would "
-                "change them wrongly: store unassociated alpha instead"
-            )
+            raise self._refuse(PREMULTIPLIED_REFUSAL)
         if extras and extras[0] not in (_UNSPECIFIED_ALPHA, _UNASSOCIATED_ALPHA):
             raise self._refuse(f"has an extra sample of unknown kind {extras[0]}")
         self.has_alpha = bool(extras)

@@ -524,6 +524,30 @@ def test_alpha_is_carried_through_or_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out2" / "a.bmp").exists()
 
 
+def test_alpha_opencv_would_drop_survives_the_command(tmp_path: Path) -> None:
+    import tifffile
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    gray = hazy(12)[..., 0]
+    alpha = np.tile(np.linspace(0, 255, gray.shape[1]).astype(np.uint8), (gray.shape[0], 1))
+    tifffile.imwrite(
+        src / "la.tif", np.dstack([gray, alpha]), photometric="minisblack", extrasamples=[2]
+    )
+    key = int(gray[0, 0])
+    Image.fromarray(gray).save(src / "key.png", transparency=key)  # gray PNG + tRNS
+    out = tmp_path / "out"
+    proc = run(src, "-o", out, "-q", "--method", "identity")
+    assert proc.returncode == 0, proc.stderr
+    written = imread(out / "la.tif")  # gray+alpha is written as RGBA, gray in each colour
+    np.testing.assert_array_equal(written[..., 3], alpha)
+    np.testing.assert_array_equal(written[..., 0], gray)
+    written = imread(out / "key.png")
+    np.testing.assert_array_equal(written[..., 3], np.where(gray == key, 0, 255))
+    np.testing.assert_array_equal(written[..., 0], gray)
+
+
 def test_max_pixels_flag(tmp_path: Path) -> None:
     imwrite(tmp_path / "in" / "x.png", hazy(11))  # 40 × 56 = 2240 pixels
     proc = run(tmp_path / "in", "-o", tmp_path / "out", "-q", "--max-pixels", "2000")

@@ -332,3 +332,199 @@ def test_garbage_is_not_taken_for_an_image_of_some_size(tmp_path: Path, rng) -> 
         path.write_bytes(rng.integers(0, 256, 64 + 50 * k, dtype=np.uint8).tobytes())
         with pytest.raises(ValueError, match="cannot decode"):
             imread(path)
+
+
+# --- what OpenCV alone would lose: TIFF gray+alpha, gray tRNS, PGM/PPM maxval ----------------
+
+
+def _tiff_gray_alpha(dtype: type, rng, shape: tuple[int, int] = (6, 9)) -> np.ndarray:
+    top = np.iinfo(dtype).max
+    return rng.integers(0, top, (*shape, 2), endpoint=True, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("planar", ["contig", "separate"])
+def test_gray_alpha_tiff_keeps_its_alpha(tmp_path: Path, rng, dtype: type, planar: str) -> None:
+    import tifffile
+
+    la = _tiff_gray_alpha(dtype, rng)
+    path = tmp_path / "la.tif"
+    stored = la if planar == "contig" else np.moveaxis(la, -1, 0)
+    tifffile.imwrite(
+        path, stored, photometric="minisblack", extrasamples=["unassalpha"], planarconfig=planar
+    )
+    got = imread(path)
+    assert got.shape == (6, 9, 2) and got.dtype == dtype  # the layout split_alpha expects
+    np.testing.assert_array_equal(got, la)
+    gray, alpha = split_alpha(got)
+    assert alpha is not None
+    np.testing.assert_array_equal(alpha, la[..., 1])
+
+
+def test_gray_alpha_tiff_matches_a_gray_alpha_png(tmp_path: Path, rng) -> None:
+    import tifffile
+
+    la = _tiff_gray_alpha(np.uint8, rng)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    tifffile.imwrite(tmp_path / "la.tif", la, photometric="minisblack", extrasamples=[2])
+    np.testing.assert_array_equal(imread(tmp_path / "la.tif"), imread(tmp_path / "la.png"))
+
+
+@pytest.mark.parametrize("colour", ["gray", "rgb"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_with_alpha_upright_and_unpremultiplied(
+    tmp_path: Path, rng, colour: str, orientation: int
+) -> None:
+    import tifffile
+
+    from dehaze.largeimage import TiffSource
+
+    samples = 2 if colour == "gray" else 4
+    stored = rng.integers(0, 256, (6, 9, samples), dtype=np.uint8)
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(
+        path,
+        stored,
+        photometric="minisblack" if colour == "gray" else "rgb",
+        extrasamples=["unassalpha"],
+        extratags=[(274, "H", 1, orientation, False)],
+    )
+    got = imread(path)
+    with TiffSource(path) as source:  # the tiled reader, with its own orientation code
+        np.testing.assert_array_equal(got, source[:, :])
+    if orientation == 1:  # the samples as stored: OpenCV premultiplied RGBA colours
+        np.testing.assert_array_equal(got, stored)
+    if orientation == 6:  # rotated 90° clockwise to be upright
+        np.testing.assert_array_equal(got, np.rot90(stored, k=-1))
+
+
+def test_alpha_declared_but_not_decoded_is_refused(tmp_path: Path, rng, monkeypatch) -> None:
+    la = _tiff_gray_alpha(np.uint8, rng)
+    path = tmp_path / "la.png"
+    Image.fromarray(la, "LA").save(path)
+    real = cv2.imdecode
+
+    def without_alpha(buffer: np.ndarray, flags: int) -> np.ndarray:  # a decoder dropping it
+        return real(buffer, cv2.IMREAD_GRAYSCALE)
+
+    monkeypatch.setattr(dio.cv2, "imdecode", without_alpha)
+    with pytest.raises(ValueError, match=r"la\.png.*declares an alpha channel \(mode LA\)"):
+        imread(path)
+
+
+def _png_gray_with_key(path: Path, gray: np.ndarray, key: int, bits: int | None = None) -> None:
+    options: dict[str, object] = {"transparency": key}
+    if bits is not None:
+        options["bits"] = bits
+    Image.fromarray(gray).save(path, **options)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gray_png_with_trns_key_keeps_its_transparency(tmp_path: Path, rng, dtype) -> None:
+    top = np.iinfo(dtype).max
+    gray = rng.integers(0, top, (7, 10), endpoint=True, dtype=dtype)
+    key = int(gray[2, 3])
+    gray[0] = key  # a whole transparent row
+    path = tmp_path / "key.png"
+    _png_gray_with_key(path, gray, key)
+    with Image.open(path) as im:  # the file is what this test means: colour type 0 + tRNS
+        assert im.info["transparency"] == key
+    assert path.read_bytes()[25] == 0
+    got = imread(path)
+    assert got.shape == (7, 10, 2) and got.dtype == dtype
+    np.testing.assert_array_equal(got[..., 0], gray)
+    np.testing.assert_array_equal(got[..., 1], np.where(gray == key, 0, top))
+    assert (got[..., 1] == 0).sum() >= 10
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_low_bit_gray_png_trns_key_on_the_decoded_scale(tmp_path: Path, bits: int) -> None:
+    levels = 1 << bits
+    stored = (np.arange(4 * levels) % levels).reshape(4, levels).astype(np.uint8)
+    path = tmp_path / "low.png"
+    if bits == 1:
+        Image.fromarray(stored.astype(bool)).save(path, transparency=1)
+    else:
+        _png_gray_with_key(path, stored, 1, bits)
+    assert path.read_bytes()[24:26] == bytes([bits, 0])
+    got = imread(path)
+    assert got.shape == (4, levels, 2)
+    np.testing.assert_array_equal(got[..., 1], np.where(stored == 1, 0, 255))
+    np.testing.assert_array_equal(got[..., 0], stored * (255 // (levels - 1)))
+
+
+def test_rgb_and_palette_trns_still_read_as_rgba(tmp_path: Path, rng) -> None:
+    rgb = rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    key = tuple(int(v) for v in rgb[1, 1])
+    Image.fromarray(rgb).save(tmp_path / "rgb.png", transparency=key)
+    got = imread(tmp_path / "rgb.png")
+    assert got.shape == (5, 6, 4) and got[1, 1, 3] == 0
+    # a plain gray PNG gets no alpha
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "gray.png")
+    assert imread(tmp_path / "gray.png").shape == (5, 6)
+
+
+# --- the whole-image and tile-by-tile TIFF readers accept the same files --------------------
+
+
+def _tiff_cases(path_for, rng) -> dict[str, Path]:
+    import tifffile
+
+    rgb = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (16, 24), dtype=np.uint8)
+    cases = {}
+    cases["premultiplied"] = path_for("premult.tif")
+    tifffile.imwrite(
+        cases["premultiplied"], np.dstack([rgb, alpha]), photometric="rgb", extrasamples=[1]
+    )
+    cases["thumbnail"] = path_for("thumb.tif")
+    with tifffile.TiffWriter(cases["thumbnail"]) as tif:
+        tif.write(rgb, photometric="rgb")
+        tif.write(rgb[::4, ::4].copy(), photometric="rgb", subfiletype=1)
+    cases["two pages"] = path_for("pages.tif")
+    with tifffile.TiffWriter(cases["two pages"]) as tif:
+        tif.write(rgb, photometric="rgb")
+        tif.write(rgb, photometric="rgb")
+    cases["gray alpha"] = path_for("la.tif")
+    tifffile.imwrite(
+        cases["gray alpha"],
+        np.dstack([rgb[..., 0], alpha]),
+        photometric="minisblack",
+        extrasamples=[2],
+    )
+    cases["two extra samples"] = path_for("spp5.tif")
+    tifffile.imwrite(
+        cases["two extra samples"],
+        np.dstack([rgb, alpha, alpha]),
+        photometric="rgb",
+        extrasamples=[2, 0],
+    )
+    return cases
+
+
+def test_whole_and_tiled_tiff_readers_agree(tmp_path: Path, rng) -> None:
+    from dehaze.largeimage import TiffSource
+
+    cases = _tiff_cases(lambda name: tmp_path / name, rng)
+    for name, path in cases.items():
+        try:
+            with TiffSource(path) as source:
+                tiled: np.ndarray | str = source[:, :]
+        except ValueError as exc:
+            tiled = str(exc)
+        try:
+            whole: np.ndarray | str = imread(path)
+        except ValueError as exc:
+            whole = str(exc)
+        if isinstance(tiled, str):
+            assert isinstance(whole, str), f"{name}: only the tiled reader refuses it"
+        else:
+            assert not isinstance(whole, str), f"{name}: only imread refuses it: {whole}"
+            np.testing.assert_array_equal(whole, tiled, err_msg=name)
+    with pytest.raises(ValueError, match="premultiplied \\(associated\\) alpha"):
+        imread(cases["premultiplied"])
+    with pytest.raises(ValueError, match="holds 2 frames"):
+        imread(cases["two pages"])
+    assert imread(cases["thumbnail"]).shape == (16, 24, 3)  # the full-resolution page
+    with pytest.raises(ValueError, match="2 extra samples"):
+        imread(cases["two extra samples"])
