@@ -12,9 +12,9 @@ by OpenCV in their stored bit depth, the EXIF orientation is applied (phone phot
 upright; written files carry no EXIF, so no tag can contradict the pixels) and an alpha
 channel is kept. Where OpenCV would lose something, the file is read here instead: a TIFF
 with alpha (with tifffile: OpenCV drops a gray image's alpha and premultiplies RGBA
-colours), and the transparent gray value of a gray PNG (tRNS). A TIFF's structure is
-checked with the rules of :class:`dehaze.largeimage.TiffSource`, so both readers accept
-the same files.
+colours), the transparent gray value of a gray PNG (tRNS), and PGM/PPM samples scaled
+from their maxval. A TIFF's structure is checked with the rules of
+:class:`dehaze.largeimage.TiffSource`, so both readers accept the same files.
 
 Videos (:class:`VideoReader`, :class:`VideoWriter`) stream RGB frames through
 :class:`cv2.VideoCapture` and :class:`cv2.VideoWriter`; the reader counts the frames it could
@@ -411,6 +411,89 @@ def _read_tiff_with_alpha(path: Path, data: bytes, layout: _TiffLayout) -> NDArr
     return _orient(image, layout.orientation)
 
 
+_PNM_CHANNELS = {b"P2": 1, b"P3": 3, b"P5": 1, b"P6": 3}
+_PNM_SPACE = b" \t\n\r\x0b\x0c"
+
+
+def _pnm_header(path: Path, data: bytes) -> tuple[int, int, int, int]:
+    """Parse a PGM/PPM header (P2, P3, P5, P6) from the file's bytes.
+
+    Returns
+    -------
+    width, height, maxval, start : int
+        The image size, the largest sample value the header declares (1–65535) and the
+        offset of the first sample (after the single whitespace that ends the header).
+    """
+    numbers: list[int] = []
+    pos = 2
+    while len(numbers) < 3:
+        while pos < len(data) and (data[pos] in _PNM_SPACE or data[pos] == ord("#")):
+            if data[pos] == ord("#"):  # a comment runs to the end of its line
+                end = data.find(b"\n", pos)
+                pos = len(data) if end < 0 else end
+            pos += 1
+        start = pos
+        while pos < len(data) and data[pos : pos + 1].isdigit():
+            pos += 1
+        if pos == start:
+            raise ValueError(
+                f"{path} has a damaged PGM/PPM header (expected width, height and maxval)"
+            )
+        numbers.append(int(data[start:pos]))
+    width, height, maxval = numbers
+    if not 1 <= maxval <= 65535:
+        raise ValueError(f"{path} declares maxval {maxval}; PGM/PPM allow 1 to 65535")
+    if pos >= len(data) or data[pos] not in _PNM_SPACE:
+        raise ValueError(f"{path} has a damaged PGM/PPM header (no whitespace after maxval)")
+    return width, height, maxval, pos + 1
+
+
+def _read_pnm(path: Path, data: bytes) -> NDArray[Any]:
+    """Decode a PGM/PPM (P2, P3, P5, P6) scaled from its maxval to the full uint8/uint16 range.
+
+    OpenCV returns the raw numbers of a binary file (maxval 100 comes out 2.5× darker) and
+    clips values above maxval in a plain (ASCII) file; here a sample ``v`` becomes
+    ``round(v × top / maxval)`` with ``top`` 255 for maxval ≤ 255 and 65535 above, which
+    keeps distinct values distinct, and a sample above maxval is an error.
+    """
+    magic = data[:2]
+    channels = _PNM_CHANNELS[magic]
+    width, height, maxval, start = _pnm_header(path, data)
+    count = width * height * channels
+    what = f"{width}×{height}{'×3' if channels == 3 else ''}"
+    if magic in (b"P5", b"P6"):
+        stored = np.dtype(">u2") if maxval > 255 else np.dtype(np.uint8)
+        end = start + count * stored.itemsize
+        if len(data) < end:
+            raise ValueError(
+                f"{path} is truncated: its PGM/PPM data holds {len(data) - start} of the "
+                f"{count * stored.itemsize} bytes of a {what} image"
+            )
+        if data[end:].strip(_PNM_SPACE):
+            raise ValueError(
+                f"{path} has {len(data) - end} bytes after its {what} image (several images "
+                "in one file?); only single images are read"
+            )
+        samples = np.frombuffer(data, dtype=stored, count=count, offset=start).astype(np.int64)
+    else:
+        tokens = data[start:].split()
+        if len(tokens) != count or not all(token.isdigit() for token in tokens):
+            raise ValueError(
+                f"{path} holds {len(tokens)} values where a plain {what} PGM/PPM image has "
+                f"{count} decimal numbers (truncated or damaged)"
+            )
+        samples = np.array([int(token) for token in tokens], dtype=np.int64)
+    largest = int(samples.max()) if count else 0
+    if largest > maxval:
+        raise ValueError(f"{path} has a sample value {largest} above its declared maxval {maxval}")
+    dtype = np.uint8 if maxval <= 255 else np.uint16
+    top = int(np.iinfo(dtype).max)
+    if maxval != top:  # round to nearest, halves up, in exact integers
+        samples = (samples * (2 * top) + maxval) // (2 * maxval)
+    shape = (height, width) if channels == 1 else (height, width, 3)
+    return samples.astype(dtype).reshape(shape)
+
+
 def _check_max_pixels(max_pixels: object) -> None:
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
@@ -445,7 +528,8 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
         H×W×3 RGB, H×W×4 RGBA, H×W gray or H×W×2 gray+alpha; uint8 or uint16 as stored.
         The EXIF orientation is applied (the array is upright as a viewer shows it). A gray
         PNG with a tRNS colour key comes back as gray+alpha (alpha 0 where the gray equals
-        the key, full elsewhere).
+        the key, full elsewhere). PGM/PPM samples are scaled from the header's maxval to
+        the full range (uint8 for maxval ≤ 255, uint16 above), rounded to nearest.
 
     Raises
     ------
@@ -454,10 +538,10 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
     ValueError
         If the file cannot be decoded as an image, is larger than ``max_pixels``, holds
         several frames (animated GIF/WebP/PNG, multi-page TIFF; a TIFF's reduced-resolution
-        pages such as a thumbnail do not count), is a truncated JPEG or PNG, has a sample
-        type other than 8 or 16 bits, is a TIFF with premultiplied (associated) alpha or
-        more than one extra sample, or has a header declaring an alpha channel the decoder
-        does not return.
+        pages such as a thumbnail do not count), is a truncated JPEG, PNG, PGM or PPM, has
+        a sample type other than 8 or 16 bits, a PGM/PPM sample above its maxval, a TIFF
+        with premultiplied (associated) alpha or more than one extra sample, or a header
+        declaring an alpha channel the decoder does not return.
 
     Notes
     -----
@@ -503,6 +587,8 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
             # OpenCV returns a gray+alpha TIFF as gray only, and an RGBA one with its
             # colours premultiplied by the alpha (libtiff's RGBA interface)
             return np.ascontiguousarray(_read_tiff_with_alpha(p, data, tiff))
+    if header.format == "PPM" and data[:2] in _PNM_CHANNELS:
+        return _read_pnm(p, data)
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot decode {p} as an image (corrupt or unsupported format)")

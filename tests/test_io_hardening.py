@@ -464,6 +464,67 @@ def test_rgb_and_palette_trns_still_read_as_rgba(tmp_path: Path, rng) -> None:
     assert imread(tmp_path / "gray.png").shape == (5, 6)
 
 
+def _pnm(magic: bytes, width: int, height: int, maxval: int, body: bytes) -> bytes:
+    return b"%s\n# made by a test\n%d %d\n%d\n" % (magic, width, height, maxval) + body
+
+
+@pytest.mark.parametrize("maxval", [1, 100, 254, 255, 256, 1000, 65534, 65535])
+@pytest.mark.parametrize("color", [False, True])
+def test_pnm_samples_are_scaled_from_maxval(tmp_path: Path, rng, maxval: int, color) -> None:
+    shape = (5, 7, 3) if color else (5, 7)
+    samples = rng.integers(0, maxval, shape, endpoint=True)
+    samples.flat[0], samples.flat[1] = 0, maxval
+    stored = ">u2" if maxval > 255 else "u1"
+    top = 65535 if maxval > 255 else 255
+    expected = np.floor(samples * top / maxval + 0.5).astype(np.uint16 if top > 255 else np.uint8)
+    binary = _pnm(b"P6" if color else b"P5", 7, 5, maxval, samples.astype(stored).tobytes())
+    plain = _pnm(
+        b"P3" if color else b"P2", 7, 5, maxval, " ".join(map(str, samples.ravel())).encode()
+    )
+    for name, data in (("binary", binary), ("plain", plain)):
+        path = tmp_path / f"{name}.{'ppm' if color else 'pgm'}"
+        path.write_bytes(data)
+        got = imread(path)
+        assert got.dtype == expected.dtype and got.shape == shape, name
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+        assert got.flat[1] == top  # maxval is white, as Pillow and viewers show it
+
+
+def test_pnm_scaling_is_lossless_and_rounds_to_nearest() -> None:
+    for maxval in (2, 3, 100, 1000, 40000):
+        top = 65535 if maxval > 255 else 255
+        values = np.arange(maxval + 1)
+        scaled = (values * 2 * top + maxval) // (2 * maxval)
+        assert len(np.unique(scaled)) == maxval + 1  # injective
+        assert np.abs(scaled - values * top / maxval).max() <= 0.5
+
+
+def test_pnm_read_like_pillow(tmp_path: Path, rng) -> None:
+    samples = rng.integers(0, 100, (6, 8), endpoint=True, dtype=np.uint8)
+    path = tmp_path / "m.pgm"
+    path.write_bytes(_pnm(b"P5", 8, 6, 100, samples.tobytes()))
+    with Image.open(path) as im:  # Pillow scales maxval 100 to 255 too
+        pillow = np.asarray(im).astype(int)
+    assert np.abs(imread(path).astype(int) - pillow).max() <= 1
+
+
+def test_damaged_pnm_is_refused(tmp_path: Path) -> None:
+    good = _pnm(b"P5", 4, 3, 100, bytes(range(12)))
+    cases = {
+        "cut.pgm": (good[:-3], "truncated"),
+        "two.pgm": (good + good, "bytes after its 4×3 image"),
+        "over.pgm": (_pnm(b"P5", 4, 3, 10, bytes(range(12))), "sample value 11 above .* 10"),
+        "plain.pgm": (_pnm(b"P2", 4, 3, 9, b"1 2 3"), "holds 3 values"),
+        "plainover.pgm": (_pnm(b"P2", 2, 1, 9, b"1 12"), "sample value 12 above"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=message):
+            imread(tmp_path / name)
+    (tmp_path / "ok.pgm").write_bytes(good + b"\n")  # trailing whitespace is fine
+    assert imread(tmp_path / "ok.pgm").shape == (3, 4)
+
+
 # --- the whole-image and tile-by-tile TIFF readers accept the same files --------------------
 
 
