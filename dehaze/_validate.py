@@ -74,7 +74,7 @@ def check_values(arr: np.ndarray, name: str = "image") -> None:
         raise ValueError(f"{name} contains NaN or inf; only finite values are accepted")
     if lo < 0.0 or hi > 1.0:
         raise ValueError(
-            f"{name} is a float image with values in [{lo:.9g}, {hi:.9g}]; float images "
+            f"{name} is a float image with values in [{lo!r}, {hi!r}]; float images "
             f"must lie in [0, 1] (scale it, e.g. {name} / 255, or clip it yourself)"
         )
 
@@ -105,6 +105,12 @@ def check_image(
             arr = np.asarray(image)
         except Exception as exc:  # pragma: no cover - exotic objects
             raise TypeError(f"{name} must be a NumPy array, got {type(image).__name__}") from exc
+    if not arr.dtype.isnative and arr.dtype.newbyteorder("=") in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{name} has dtype {arr.dtype.str} (non-native byte order); {arr.dtype.name} is "
+            f"accepted in the machine's byte order only: convert with "
+            f"{name}.astype({name}.dtype.newbyteorder('='))"
+        )
     if arr.dtype not in SUPPORTED_DTYPES:
         raise TypeError(
             f"{name} has dtype {arr.dtype}; accepted dtypes are {_SUPPORTED_NAMES} "

@@ -344,6 +344,22 @@ def test_bad_parameters(kwargs, error, match):
         (np.zeros((4, 4, 3), np.float16), TypeError, "accepted dtypes"),
         (np.full((4, 4, 3), 2.0), ValueError, r"must lie in \[0, 1\]"),
         (np.full((4, 4, 3), -0.1), ValueError, r"must lie in \[0, 1\]"),
+        # the value just above 1 is printed in full (".9g" showed it as 1)
+        (np.full((4, 4, 3), np.nextafter(1.0, 2.0)), ValueError, r"in \[1\.0000000000000002, "),
+        (
+            np.full((4, 4, 3), np.nextafter(np.float32(1), np.float32(2))),
+            ValueError,
+            r"1\.0000001192092896\]",
+        ),
+        # a big-endian uint16/float is refused for its byte order, with the conversion
+        (
+            np.full((4, 4, 3), 1000, ">u2"),
+            TypeError,
+            r">u2 \(non-native byte order\).*"
+            r"image\.astype\(image\.dtype\.newbyteorder\('='\)\)",
+        ),
+        (np.full((4, 4, 3), 0.5, ">f4"), TypeError, r">f4 \(non-native byte order\); float32"),
+        (np.full((4, 4, 3), 0.5, ">f8"), TypeError, "non-native byte order"),
     ],
 )
 def test_bad_images(image, error, match):
