@@ -236,6 +236,37 @@ def check_real(
     return fvalue
 
 
+#: Smallest ``t0`` (lower bound on the transmission) accepted anywhere: float32's smallest
+#: normal number, 1.1754943508222875e-38. ClearHaze (by default) and every uint8, uint16 and
+#: float32 image compute in float32, where a smaller t0 is subnormal or 0: 1 / t0 overflows
+#: and a flat area at A gives 0 / 0. At this bound 1 / t0 = 8.5e37, so the gains stay
+#: finite in float32 (J = (I − A) / t0 + A is at most 8.5e37 in magnitude, a sum of two
+#: such terms in ClearHaze at most 1.7e38 < 3.4e38) and the depth −ln t0 is at most 87.4.
+#: The same bound for float64 images keeps one rule for every dtype and method.
+MIN_T0 = float(np.finfo(np.float32).tiny)
+
+
+def check_t0(value: Any, name: str = "t0") -> float:
+    """Return ``t0`` as a float if it is a real number in [:data:`MIN_T0`, 1); else raise.
+
+    Raises
+    ------
+    TypeError
+        For strings, bools and non-real values.
+    ValueError
+        For values outside (0, 1), or in (0, :data:`MIN_T0`) (0 in float32).
+    """
+    t0 = check_real(value, name, low=0.0, high=1.0)
+    if t0 < MIN_T0:
+        raise ValueError(
+            f"{name} must be in [{MIN_T0!r}, 1) (at least the smallest normal float32: "
+            f"the recovery runs in float32 for ClearHaze and for uint8, uint16 and float32 "
+            f"images, where a smaller {name} becomes 0 and 1 / {name} overflows), "
+            f"got {t0!r}"
+        )
+    return t0
+
+
 def check_unit(value: Any, name: str) -> float:
     """Return ``value`` as a float if it is a real number in [0, 1]; otherwise raise."""
     return check_real(value, name, low=0.0, high=1.0, low_inclusive=True, high_inclusive=True)

@@ -31,6 +31,7 @@ from dehaze._validate import (
     check_eps,
     check_radius,
     check_real,
+    check_t0,
     check_unit,
 )
 from dehaze.atmosphere import he_light
@@ -103,7 +104,7 @@ class ColorAttenuationPrior:
     beta : float
         Scattering coefficient β > 0 in t = exp(−β d) (1.0 in the paper).
     t0 : float
-        Lower bound on t in (0, 1) during recovery.
+        Lower bound on t in [1.2e-38, 1) during recovery (:data:`dehaze._validate.MIN_T0`).
     patch_radius : int
         Min-filter radius ≥ 0 on the depth (7 → the paper's 15 × 15).
     guided_radius : int
@@ -143,7 +144,7 @@ class ColorAttenuationPrior:
 
     def __post_init__(self) -> None:
         check_real(self.beta, "beta", low=0.0)
-        check_real(self.t0, "t0", low=0.0, high=1.0)
+        check_t0(self.t0)
         check_radius(self.patch_radius, "patch_radius")
         check_radius(self.guided_radius, "guided_radius")
         check_eps(self.eps)

@@ -73,6 +73,7 @@ from dehaze._validate import (
     check_eps,
     check_radius,
     check_real,
+    check_t0,
     check_unit,
     check_values,
 )
@@ -433,7 +434,8 @@ class ClearHaze:
     omega : float
         Fraction of the haze removed by the prior, in (0, 1].
     t0 : float
-        Lowest transmission used in recovery, in (0, 1) (0.2: at most a 5× gain).
+        Lowest transmission used in recovery, in [1.2e-38, 1) (0.2: at most a 5× gain; the
+        lower end is float32's smallest normal number, :data:`dehaze._validate.MIN_T0`).
     top_fraction : float
         Fraction in (0, 1] of the brightest dark-channel pixels whose brightest give A (rule 5).
     signal_radius : int
@@ -527,7 +529,7 @@ class ClearHaze:
         check_radius(self.guided_radius, "guided_radius", minimum=1)
         check_eps(self.eps)
         check_real(self.omega, "omega", low=0.0, high=1.0, high_inclusive=True)
-        check_real(self.t0, "t0", low=0.0, high=1.0)
+        check_t0(self.t0)
         check_real(self.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
         check_radius(self.signal_radius, "signal_radius", minimum=1)
         check_real(self.snr_margin, "snr_margin", low=0.0)

@@ -30,6 +30,7 @@ from dehaze._validate import (
     check_eps,
     check_radius,
     check_real,
+    check_t0,
 )
 from dehaze.atmosphere import he_light
 from dehaze.depth import depth_plane
@@ -48,7 +49,7 @@ def check_dcp_parameters(method: Any) -> None:
     ``top_fraction``, with the ranges documented on :class:`DarkChannelPrior`.
     """
     check_real(method.omega, "omega", low=0.0, high=1.0, high_inclusive=True)
-    check_real(method.t0, "t0", low=0.0, high=1.0)
+    check_t0(method.t0)
     check_radius(method.patch_radius, "patch_radius")
     check_radius(method.guided_radius, "guided_radius")
     check_eps(method.eps)
@@ -71,7 +72,7 @@ class DarkChannelPrior:
     omega : float
         ω in (0, 1]: fraction of haze removed (0.95, as in the paper).
     t0 : float
-        Lower bound on the transmission in (0, 1) during recovery (and depth); 0.3 (the
+        Lower bound on the transmission in [1.2e-38, 1) during recovery (and depth); 0.3 (the
         paper uses 0.1, which amplifies noise in dense haze). The returned transmission is
         clipped to [t0, 1]; the recovery divides by max(t, t0).
     patch_radius : int

@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from dehaze._lazy import lazy_module
 from dehaze._parallel import run_bands
-from dehaze._validate import FloatArray, check_choice, check_float_map, check_real
+from dehaze._validate import FloatArray, check_choice, check_float_map, check_real, check_t0
 
 if TYPE_CHECKING:
     import cv2
@@ -46,7 +46,7 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
     beta : float, optional
         Scattering coefficient β > 0 (default 1: depth in units of 1/β).
     t0 : float, optional
-        Lower bound on t in (0, 1), as in the recovery step. t is taken in [t0, 1] before
+        Lower bound on t in [1.2e-38, 1), as in the recovery step. t is taken in [t0, 1] before
         the logarithm (t > 1 would mean negative depth, t ≤ 0 infinite depth), so depth
         lies in [0, −ln(t0)/β].
 
@@ -63,7 +63,7 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
     array([[0., 1.]])
     """
     b = check_real(beta, "beta", low=0.0)
-    lo = check_real(t0, "t0", low=0.0, high=1.0)
+    lo = check_t0(t0)
     return depth_plane(check_float_map(transmission, "transmission"), b, lo)
 
 

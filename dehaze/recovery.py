@@ -15,7 +15,7 @@ from dehaze._validate import (
     as_pixels,
     check_atmospheric_light,
     check_float_map,
-    check_real,
+    check_t0,
     working_dtype,
 )
 
@@ -79,8 +79,9 @@ def recover(
     atmospheric_light : float or (C,) array_like
         A on the [0, 1] scale, every component in (0, 1].
     t0 : float, optional
-        Lower bound on t in (0, 1) (0.1 in the paper) so that noise is not amplified
-        without bound.
+        Lower bound on t in [1.2e-38, 1) (0.1 in the paper) so that noise is not amplified
+        without bound. The lower end is float32's smallest normal number
+        (:data:`dehaze._validate.MIN_T0`): smaller values are 0 in float32.
     clip : bool, optional
         Clip J to [0, 1] (default). Integer outputs are always clipped to the dtype's
         range; ``clip=False`` keeps float outputs unclipped.
@@ -103,7 +104,7 @@ def recover(
     t = check_float_map(transmission, "transmission", px.shape[:2])
     channels = 1 if px.ndim == 2 else px.shape[2]
     light = check_atmospheric_light(atmospheric_light, channels, working_dtype(px.dtype))
-    lo = check_real(t0, "t0", low=0.0, high=1.0)
+    lo = check_t0(t0)
     if not isinstance(clip, (bool, np.bool_)):
         raise TypeError(f"clip must be True or False, got {clip!r}")
     return recover_pixels(px, t, light, lo, bool(clip), arr.dtype, unit)

@@ -22,6 +22,7 @@ from dehaze._validate import (
     check_float_map,
     check_radius,
     check_real,
+    check_t0,
     check_unit,
 )
 from dehaze.filters import min_filter_plane
@@ -226,7 +227,7 @@ def tolerance_transmission(
     tolerance : float
         K in [0, 1]; 0 leaves max(t, t0) unchanged.
     t0 : float, optional
-        Lower bound on t in (0, 1) applied before scaling.
+        Lower bound on t in [1.2e-38, 1) applied before scaling.
 
     Returns
     -------
@@ -254,7 +255,7 @@ def tolerance_transmission(
     channels = 1 if img.ndim == 2 else img.shape[2]
     light = check_atmospheric_light(atmospheric_light, channels, img.dtype)
     k = check_unit(tolerance, "tolerance")
-    lo = check_real(t0, "t0", low=0.0, high=1.0)
+    lo = check_t0(t0)
     dtype = np.result_type(img.dtype, t.dtype)
     dist = np.ascontiguousarray(distance_to_light(img, light), dtype=dtype)
     return apply_tolerance(np.ascontiguousarray(t, dtype=dtype), dist, k, lo)

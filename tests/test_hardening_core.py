@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dehaze
-from dehaze._validate import MIN_EPS, check_atmospheric_light, check_eps, check_real
+from dehaze._validate import MIN_EPS, MIN_T0, check_atmospheric_light, check_eps, check_real
 from dehaze.guided import guided_filter_plane
 
 from helpers import dcp_dehaze
@@ -70,6 +70,90 @@ def test_dehaze_with_the_smallest_float32_light_is_finite(rng):
 def test_real_checks_refuse_strings_and_bools(value, name):
     with pytest.raises(TypeError, match=name):
         check_real(value, name, low=0.0)
+
+
+# --- t0 ----------------------------------------------------------------------------------
+
+#: Every public entry that takes t0, called with it (the methods check at construction).
+T0_ENTRIES = {
+    "ClearHaze": lambda t0: dehaze.ClearHaze(t0=t0),
+    "DarkChannelPrior": lambda t0: dehaze.DarkChannelPrior(t0=t0),
+    "RobustDCP": lambda t0: dehaze.RobustDCP(t0=t0),
+    "ColorAttenuationPrior": lambda t0: dehaze.ColorAttenuationPrior(t0=t0),
+    "recover": lambda t0: dehaze.recover(np.full((2, 2, 3), 0.5), np.zeros((2, 2)), 0.5, t0=t0),
+    "depth_map": lambda t0: dehaze.depth_map(np.zeros((2, 2)), t0=t0),
+    "tolerance_transmission": lambda t0: dehaze.tolerance_transmission(
+        np.zeros((2, 2)), np.full((2, 2, 3), 0.5), 0.5, 0.2, t0=t0
+    ),
+}
+
+
+@pytest.mark.parametrize("t0", [1e-39, 1e-300, 5e-324, float(np.nextafter(MIN_T0, 0.0))])
+@pytest.mark.parametrize("entry", sorted(T0_ENTRIES))
+def test_t0_below_the_smallest_normal_float32_is_refused(entry, t0):
+    # these were accepted as in (0, 1), then became 0 in float32: 0 / 0 = NaN images and
+    # transmissions, inf depths, uint8 images of 0 or 255 where the input was 178
+    with pytest.raises(ValueError, match=r"t0 must be in \[1\.1754943508222875e-38, 1\)"):
+        T0_ENTRIES[entry](t0)
+
+
+@pytest.mark.parametrize("entry", sorted(T0_ENTRIES))
+def test_the_smallest_normal_float32_t0_is_accepted(entry):
+    T0_ENTRIES[entry](MIN_T0)
+
+
+def _t0_test_image(dtype: type, gray: bool) -> np.ndarray:
+    """A flat area at its own airlight (t = 0 with ω = 1), black, white, saturated, noise."""
+    image = np.random.default_rng(3).random((36, 40, 3))
+    image[:12] = 0.7
+    image[12:16] = 0.0
+    image[16:20] = 1.0
+    image[20:24] = [0.0, 0.0, 1.0]
+    if gray:
+        image = np.ascontiguousarray(image[..., 0])
+    if np.dtype(dtype).kind == "u":
+        return np.rint(image * np.iinfo(dtype).max).astype(dtype)
+    return image.astype(dtype)
+
+
+T0_METHODS = {
+    "ClearHaze": dehaze.ClearHaze(t0=MIN_T0, omega=1.0),
+    "ClearHaze-float64": dehaze.ClearHaze(t0=MIN_T0, omega=1.0, precision="float64"),
+    "DarkChannelPrior": dehaze.DarkChannelPrior(t0=MIN_T0, omega=1.0, guided_radius=4),
+    "RobustDCP": dehaze.RobustDCP(t0=MIN_T0, omega=1.0, guided_radius=4),
+    "ColorAttenuationPrior": dehaze.ColorAttenuationPrior(t0=MIN_T0, guided_radius=4),
+}
+
+
+@pytest.mark.parametrize("gray", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("method", sorted(T0_METHODS))
+def test_the_smallest_t0_gives_finite_outputs(method, dtype, gray):
+    # at t0 = MIN_T0, 1 / t0 = 8.5e37: the gains, the recovered image and the depth
+    # (≤ −ln t0 = 87.4) must all stay finite in float32 (overflow warnings are errors here)
+    image = _t0_test_image(dtype, gray)
+    result = T0_METHODS[method](image)
+    assert result.image.dtype == image.dtype
+    for name in ("image", "transmission", "depth"):
+        plane = getattr(result, name)
+        assert np.all(np.isfinite(plane)), name
+    assert np.all(result.depth <= -np.log(MIN_T0) * (1 + 1e-6))
+    if method.startswith("ClearHaze") and dtype == np.uint8:
+        # the flat area is at A: the gain multiplies I − A = 0 and leaves it as it was
+        np.testing.assert_array_equal(result.image[:12], image[:12])
+
+
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_recover_and_depth_at_the_smallest_t0_are_finite(dtype, clip):
+    image = _t0_test_image(dtype, gray=False)
+    t = np.zeros(image.shape[:2], np.float32)
+    for light in (1.0, 0.7, float(np.finfo(np.float32).tiny)):
+        out = dehaze.recover(image, t, light, t0=MIN_T0, clip=clip)
+        assert out.dtype == image.dtype
+        assert np.all(np.isfinite(out.astype(np.float64)))
+    depth = dehaze.depth_map(t, t0=MIN_T0)
+    assert np.all(np.isfinite(depth)) and np.all(depth > 87.3)
 
 
 # --- guided filter eps ----------------------------------------------------------------
