@@ -21,6 +21,13 @@ else:
 
 __all__ = ["colorize_depth", "depth_map", "depth_plane"]
 
+#: Smallest β :func:`depth_map` accepts. The largest depth is −ln(t0) / β, and t0 is at
+#: least float32's smallest normal number (:data:`dehaze._validate.MIN_T0`), so
+#: −ln(t0) ≤ 87.4: with β ≥ 1e-36 every depth is at most 8.8e37, finite in float32
+#: (max 3.4e38, so rounding cannot push it over) and in float64. A smaller β overflows
+#: 1 / β or the depth to inf (and t = 1 gives 0 · inf = NaN).
+MIN_BETA = 1e-36
+
 #: Colour maps of :func:`colorize_depth`: name -> OpenCV's colour-map constant (looked up
 #: when used, so that importing this module does not import OpenCV); "" for plain gray.
 COLORMAPS: dict[str, str] = {
@@ -44,7 +51,8 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
     transmission : (H, W) ndarray
         Transmission map, finite real values.
     beta : float, optional
-        Scattering coefficient β > 0 (default 1: depth in units of 1/β).
+        Scattering coefficient β ≥ 1e-36 (:data:`MIN_BETA`, so that the largest depth
+        −ln(t0)/β is finite in float32; default 1: depth in units of 1/β).
     t0 : float, optional
         Lower bound on t in [1.2e-38, 1), as in the recovery step. t is taken in [t0, 1] before
         the logarithm (t > 1 would mean negative depth, t ≤ 0 infinite depth), so depth
@@ -64,6 +72,11 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
     """
     b = check_real(beta, "beta", low=0.0)
     lo = check_t0(t0)
+    if b < MIN_BETA:
+        raise ValueError(
+            f"beta must be at least {MIN_BETA:g} (the largest depth, -ln(t0)/beta = "
+            f"{-np.log(lo):.4g}/beta, must be finite in float32), got {b!r}"
+        )
     return depth_plane(check_float_map(transmission, "transmission"), b, lo)
 
 

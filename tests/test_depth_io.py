@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import dehaze
+from dehaze._validate import MIN_T0
+from dehaze.depth import MIN_BETA
 from dehaze.io import imread, imwrite
 
 
@@ -18,6 +20,26 @@ def test_depth_map_formula():
     expected = -np.log(np.clip(t, 0.1, 1.0)) / 2.0
     np.testing.assert_allclose(d, expected)
     assert np.all(d >= 0) and not np.signbit(d).any()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "beta"),
+    [(np.float32, 1e-40), (np.float32, 2e-39), (np.float64, 5e-324), (np.float64, 1e-310)],
+)
+def test_depth_map_refuses_a_beta_whose_depth_overflows(dtype, beta):
+    # these gave [[nan, inf]]: 1 / beta (or the depth) overflows, and t = 1 gives 0 · inf
+    t = np.array([[1.0, 0.5]], dtype)
+    with pytest.raises(ValueError, match=r"beta must be at least 1e-36 \(the largest depth"):
+        dehaze.depth_map(t, beta=beta)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depth_map_at_the_smallest_beta_and_t0_is_finite(dtype):
+    t = np.array([[1.0, 0.5, 1e-30, 0.0, -1.0]], dtype)
+    d = dehaze.depth_map(t, beta=MIN_BETA, t0=MIN_T0)
+    assert d.dtype == dtype and np.all(np.isfinite(d)) and d[0, 0] == 0.0
+    expected = -np.log(np.clip(t.astype(np.float64), MIN_T0, 1.0)) / MIN_BETA
+    np.testing.assert_allclose(d, expected, rtol=4 * np.finfo(dtype).eps)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
