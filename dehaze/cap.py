@@ -51,6 +51,13 @@ __all__ = ["CAP_COEFFICIENTS", "ColorAttenuationPrior", "cap_depth"]
 #: (θ0, θ1, θ2) of Zhu, Mai & Shao (2015), eq. (9)–(10) and section IV-B.
 CAP_COEFFICIENTS = (0.121779, 0.959710, -0.780245)
 
+#: Largest β :class:`ColorAttenuationPrior` accepts. t = exp(−β d) is computed in the
+#: image's working dtype (float32 for all but float64 images), where a larger β overflows
+#: (3.4e38) or makes β d overflow; at 1e30, β d is finite for any |d| < 3.4e8, and the CAP
+#: depth lies in [−0.66, 1.08] (guided-filtered, near it). Nothing useful is lost: t is
+#: already below any t0 ≥ 0.01 wherever d > 0.005 once β > 1e3.
+MAX_BETA = 1e30
+
 
 def _raw_depth(image: FloatArray) -> FloatArray:
     img3 = image if image.ndim == 3 else image[:, :, np.newaxis]
@@ -102,7 +109,8 @@ class ColorAttenuationPrior:
     Parameters
     ----------
     beta : float
-        Scattering coefficient β > 0 in t = exp(−β d) (1.0 in the paper).
+        Scattering coefficient β in (0, 1e30] in t = exp(−β d) (1.0 in the paper; see
+        :data:`MAX_BETA`).
     t0 : float
         Lower bound on t in [1.2e-38, 1) during recovery (:data:`dehaze._validate.MIN_T0`).
     patch_radius : int
@@ -143,7 +151,7 @@ class ColorAttenuationPrior:
     amount: float = 1.0
 
     def __post_init__(self) -> None:
-        check_real(self.beta, "beta", low=0.0)
+        check_real(self.beta, "beta", low=0.0, high=MAX_BETA, high_inclusive=True)
         check_t0(self.t0)
         check_radius(self.patch_radius, "patch_radius")
         check_radius(self.guided_radius, "guided_radius")
@@ -242,6 +250,10 @@ class ColorAttenuationPrior:
         depth = guided_filter_plane(
             np.ascontiguousarray(guide), eroded, self.guided_radius, self.eps, 1
         )
+        # t = exp(−β max(d, 0)): a negative d would give t > 1, clipped to 1 below anyway,
+        # and with a large β exp(−β d) overflows to inf there (and 1 − amount · (1 − inf)
+        # is NaN for amount 0)
+        depth = np.maximum(depth, img.dtype.type(0.0))
         t: FloatArray = np.exp(depth * img.dtype.type(-self.beta))
         distance = None if self.tolerance is None else distance_to_light(img, light)
         tolerance = None if self.tolerance is None else float(self.tolerance)
@@ -253,5 +265,5 @@ class ColorAttenuationPrior:
             transmission=t if "transmission" in wanted else None,
             atmospheric_light=light,
             dark_channel=None,
-            depth=np.maximum(depth, img.dtype.type(0.0)) if "depth" in wanted else None,
+            depth=depth if "depth" in wanted else None,
         )

@@ -9,7 +9,7 @@ from skimage.color import rgb2hsv
 
 from dehaze import Dehazer, DehazeResult
 from dehaze._kernels import restore as _rk
-from dehaze.cap import CAP_COEFFICIENTS, ColorAttenuationPrior, cap_depth
+from dehaze.cap import CAP_COEFFICIENTS, MAX_BETA, ColorAttenuationPrior, cap_depth
 
 from helpers import DTYPES, layouts, random_image
 from reference import cap_ref
@@ -111,6 +111,10 @@ def test_cap_amount_zero_is_identity_and_colour_guide(rng):
     ("kwargs", "exc", "match"),
     [
         ({"beta": 0.0}, ValueError, "beta"),
+        # exp(−β d) is computed in float32: β must stay finite there, and β d too
+        ({"beta": 1.01e30}, ValueError, r"beta must be in \(0, 1e\+30\]"),
+        ({"beta": 1e39}, ValueError, r"beta must be in \(0, 1e\+30\]"),
+        ({"beta": 1e300}, ValueError, r"beta must be in \(0, 1e\+30\]"),
         ({"guide": "rgb"}, ValueError, "guide"),
         ({"patch_radius": -1}, ValueError, "patch_radius"),
         ({"tolerance": 2.0}, ValueError, "tolerance"),
@@ -120,6 +124,26 @@ def test_cap_amount_zero_is_identity_and_colour_guide(rng):
 def test_cap_rejects(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         ColorAttenuationPrior(**kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("beta", [1e3, 1e12, MAX_BETA])
+@pytest.mark.parametrize(
+    "settings", [{"amount": 0.0}, {"amount": 0.5}, {"tolerance": 0.2, "amount": 0.0}, {}]
+)
+def test_cap_large_beta_is_finite_and_warns_nothing(rng, dtype, beta, settings):
+    # saturated colours have a negative CAP depth: exp(−β d) overflowed to inf there (a
+    # RuntimeWarning, an error in the tests), and amount 0 then gave 1 − 0 · (1 − inf) = NaN
+    image = rng.random((24, 30, 3))
+    image[:8] = [0.0, 0.0, 1.0]
+    image[8:12] = 0.0
+    image = (image * 255).astype(dtype) if dtype == np.uint8 else image.astype(dtype)
+    result = ColorAttenuationPrior(beta=beta, guided_radius=3, **settings)(image)
+    for name in ("image", "transmission", "depth"):
+        assert np.all(np.isfinite(getattr(result, name))), name
+    if settings.get("amount") == 0.0 and "tolerance" not in settings:
+        # amount 0 removes no haze: J = (I − A) · 1 + A, within rounding
+        np.testing.assert_allclose(result.image, image, rtol=0, atol=1e-6)
 
 
 def test_cap_black_and_white_images_are_finite():
