@@ -95,6 +95,18 @@ __all__ = ["ClearHaze", "ClearPlanes", "ClearScene", "dehaze"]
 #: Accepted values of ClearHaze's ``precision``: the float type it computes in.
 PRECISIONS = ("float32", "float64")
 
+#: Largest ``snr_margin`` k. The detail weight is 1 − (k σ)² / S², with the noise level
+#: σ ≤ 1 and the energy S² ≥ 1e-12, computed in float32: k ≤ 1e6 keeps (k σ)² ≤ 1e12 and
+#: the ratio ≤ 1e24, finite (a larger k overflows, in Python's float arithmetic from
+#: 1.3e154). Already k = 1e3 sets the weight to 0 wherever S < 1000 σ.
+MAX_SNR_MARGIN = 1e6
+
+#: Largest ``detail_sigma``. The Gaussian's σ in working pixels is ``detail_sigma`` times
+#: the working short side / ``radii_size`` (≤ 1e4 for any image that fits in memory);
+#: OpenCV sizes the kernel as 8 σ + 1 in a 32-bit int, which overflows past σ ≈ 2.7e8. At
+#: 1e4 the blur is far wider than any working image (its short side is ``radii_size``).
+MAX_DETAIL_SIGMA = 1e4
+
 #: The two working-scale guided filters, one per thread.
 _TWO_BANDS = BandPlan(2, (0, 1, 2))
 
@@ -441,7 +453,8 @@ class ClearHaze:
     signal_radius : int
         Radius ≥ 1 of the window of the detail energy S and of the local mean colour.
     snr_margin : float
-        k > 0: a neighbourhood is recovered fully when its detail RMS is well above k σ.
+        k in (0, 1e6]: a neighbourhood is recovered fully when its detail RMS is well above
+        k σ (:data:`MAX_SNR_MARGIN`: a larger k overflows (k σ)²).
     reach_radius : int
         Radius ≥ 0 of the max filter that spreads the detail weight to flat neighbours.
     sky_tolerance : float
@@ -450,7 +463,8 @@ class ClearHaze:
     weight_eps : float
         Guided-filter ε ≥ 1e-12 for the weight (small, so the weight follows edges).
     detail_sigma : float
-        Gaussian σ > 0, in working pixels, separating the base from the detail layer.
+        Gaussian σ in (0, 1e4], in working pixels, separating the base from the detail layer
+        (:data:`MAX_DETAIL_SIGMA`: OpenCV's kernel size overflows far above it).
     bright_fraction : float
         Fraction in (0, 1] of the ``top_fraction`` candidates, the brightest, whose mean
         colour is A (0.01; He's rule takes the single brightest pixel, see rule 5).
@@ -532,13 +546,15 @@ class ClearHaze:
         check_t0(self.t0)
         check_real(self.top_fraction, "top_fraction", low=0.0, high=1.0, high_inclusive=True)
         check_radius(self.signal_radius, "signal_radius", minimum=1)
-        check_real(self.snr_margin, "snr_margin", low=0.0)
+        check_real(self.snr_margin, "snr_margin", low=0.0, high=MAX_SNR_MARGIN, high_inclusive=True)
         check_radius(self.reach_radius, "reach_radius")
         check_unit(self.sky_tolerance, "sky_tolerance")
         if self.sky_tolerance == 0.0:
             raise ValueError("sky_tolerance must be in (0, 1], got 0.0")
         check_eps(self.weight_eps, "weight_eps")
-        check_real(self.detail_sigma, "detail_sigma", low=0.0)
+        check_real(
+            self.detail_sigma, "detail_sigma", low=0.0, high=MAX_DETAIL_SIGMA, high_inclusive=True
+        )
         check_real(self.bright_fraction, "bright_fraction", low=0.0, high=1.0, high_inclusive=True)
         check_choice(self.precision, "precision", PRECISIONS)
 

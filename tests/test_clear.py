@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import pytest
 import dehaze
 from dehaze import ClearHaze, ClearScene
 from dehaze.atmosphere import _kth_largest, bright_mean_light, he_light
+from dehaze.clear import MAX_DETAIL_SIGMA, MAX_SNR_MARGIN
 from dehaze.io import imread
 from dehaze.metrics import psnr
 
@@ -316,6 +318,14 @@ def test_bad_parameters_and_scenes_are_refused(rng):
         ClearHaze(sky_tolerance=0.0)
     with pytest.raises(TypeError, match="snr_margin"):
         ClearHaze(snr_margin="3")  # type: ignore[arg-type]
+    # accepted, then the call died with OverflowError in (snr_margin · σ)²
+    for margin in (1e200, 1.5e6):
+        with pytest.raises(ValueError, match=r"snr_margin must be in \(0, 1e\+06\]"):
+            ClearHaze(snr_margin=margin)
+    # accepted, then OpenCV's kernel size (8 σ + 1, an int) overflowed: an assertion error
+    for sigma in (1e30, 2e4):
+        with pytest.raises(ValueError, match=r"detail_sigma must be in \(0, 10000\]"):
+            ClearHaze(detail_sigma=sigma)
     with pytest.raises(ValueError, match="eps"):
         ClearHaze(eps=0.0)
     with pytest.raises(ValueError, match="bright_fraction"):
@@ -328,6 +338,21 @@ def test_bad_parameters_and_scenes_are_refused(rng):
         method.apply(image, dehaze.LightScene(np.array([0.8, 0.8, 0.8])))
     with pytest.raises(ValueError, match="factor"):
         method.apply(image, ClearScene(np.array([0.8, 0.8, 0.8]), 0, 1.0, 0.01))
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_largest_snr_margin_and_detail_sigma_stay_finite_at_any_noise(rng, precision):
+    # the largest accepted k with the largest noise level σ = 1: (k σ)² / S² must stay
+    # finite in float32 (no overflow warning: warnings are errors in the tests)
+    image = hazy_scene(rng, 40, 50).astype(np.float32)
+    method = ClearHaze(
+        snr_margin=MAX_SNR_MARGIN, detail_sigma=MAX_DETAIL_SIGMA, precision=precision
+    )
+    scene = method.estimate(image)
+    noisy = dataclasses.replace(scene, noise_sigma=1.0)
+    result = method.apply(image, noisy)
+    for name in ("image", "transmission", "depth"):
+        assert np.all(np.isfinite(getattr(result, name))), name
 
 
 def test_radii_size_keeps_the_windows_whatever_the_working_size(rng):
