@@ -230,7 +230,7 @@ def guided_filter(
         are scaled to [0, 1]). With an RGB guide the per-pixel 3×3 system of the colour
         guided filter is solved.
     src : (H, W) or (H, W, C) ndarray
-        The image to filter, any finite real values (e.g. a transmission map) up to
+        The image to filter (C ≥ 1), any finite real values (e.g. a transmission map) up to
         ``finfo(dtype).max / 2**20`` in magnitude (3.2e32 in float32) so that the output,
         which may overshoot the input's range, stays finite. A 3-D ``src`` is filtered
         channel by channel.
@@ -280,6 +280,11 @@ def guided_filter(
     guide_f = as_float_image(guide, "guide")
     src_arr = np.asarray(src)
     if src_arr.ndim == 3:
+        if src_arr.shape[2] == 0:
+            raise ValueError(
+                f"src has 0 channels (shape {src_arr.shape}); accepted shapes are H×W or "
+                f"H×W×C with C ≥ 1"
+            )
         planes = [src_arr[:, :, c] for c in range(src_arr.shape[2])]
     elif src_arr.ndim == 2:
         planes = [src_arr]

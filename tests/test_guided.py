@@ -115,6 +115,9 @@ def test_bad_shapes():
         guided_filter(np.zeros((8, 8)), np.full((8, 8), np.inf), 2, 1e-3)
     with pytest.raises(ValueError, match="4 channels"):
         guided_filter(np.zeros((8, 8, 4)), np.zeros((8, 8)), 2, 1e-3)
+    # an H×W×0 src used to fail inside max() with "arg is an empty sequence"
+    with pytest.raises(ValueError, match=r"src has 0 channels.*H×W or H×W×C with C ≥ 1"):
+        guided_filter(np.ones((5, 6)), np.zeros((5, 6, 0)), 1, 1e-3)
 
 
 @pytest.mark.parametrize("threads", (1, 2, 3))
