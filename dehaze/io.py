@@ -378,7 +378,10 @@ def _read_tiff_with_alpha(path: Path, data: bytes, layout: _TiffLayout) -> NDArr
     """Decode a gray+alpha or RGBA TIFF with tifffile as H×W×2 or H×W×4, upright.
 
     OpenCV drops the alpha of a gray+alpha TIFF and premultiplies the colours of an RGBA
-    one (unassociated alpha) by the alpha; tifffile returns the samples as stored.
+    one (unassociated alpha) by the alpha; tifffile returns the samples as stored. The
+    codecs tifffile needs the imagecodecs package for (LZW, the usual compression of RGBA
+    TIFFs from image editors, and JPEG) are decoded by Pillow instead, which returns 8-bit
+    unassociated samples as stored too; Pillow has no 16-bit RGBA or gray+alpha mode.
     """
     import tifffile
 
@@ -393,11 +396,14 @@ def _read_tiff_with_alpha(path: Path, data: bytes, layout: _TiffLayout) -> NDArr
             if int(page.planarconfig) == 2:  # separate planes: samples first
                 image = np.moveaxis(image, 0, -1)
     except Exception as exc:
-        raise ValueError(
-            f"cannot decode the TIFF with alpha {path} (compression {compression}: {exc}); "
-            "LZW, JPEG and PackBits need the imagecodecs package, which dehaze does not use: "
-            "convert it, e.g. with `tiffcp -c zip`"
-        ) from None
+        fallback = _pillow_alpha_tiff(data, layout)
+        if fallback is None:
+            raise ValueError(
+                f"cannot decode the TIFF with alpha {path} (compression {compression}: {exc}); "
+                "convert it to uncompressed or Deflate (zip) compression, e.g. with "
+                "`tiffcp -c zip`"
+            ) from None
+        image = fallback
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(
             f"{path} has sample type {image.dtype}; only 8- and 16-bit images are read"
@@ -409,6 +415,21 @@ def _read_tiff_with_alpha(path: Path, data: bytes, layout: _TiffLayout) -> NDArr
         )
     image = image.astype(image.dtype.newbyteorder("="), copy=False)
     return _orient(image, layout.orientation)
+
+
+def _pillow_alpha_tiff(data: bytes, layout: _TiffLayout) -> NDArray[Any] | None:
+    """Decode an 8-bit gray+alpha or RGBA TIFF with Pillow (as stored), or return None."""
+    from PIL import Image
+
+    want = {2: "LA", 4: "RGBA"}.get(layout.samples)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode != want:  # 16-bit, or a layout Pillow reads otherwise
+                return None
+            pixels = np.asarray(image)
+    except Exception:  # Pillow cannot decode it either
+        return None
+    return pixels if pixels.ndim == 3 and pixels.shape[2] == layout.samples else None
 
 
 _PNM_CHANNELS = {b"P2": 1, b"P3": 3, b"P5": 1, b"P6": 3}

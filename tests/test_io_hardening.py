@@ -589,3 +589,14 @@ def test_whole_and_tiled_tiff_readers_agree(tmp_path: Path, rng) -> None:
     assert imread(cases["thumbnail"]).shape == (16, 24, 3)  # the full-resolution page
     with pytest.raises(ValueError, match="2 extra samples"):
         imread(cases["two extra samples"])
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_lzw_tiff_with_alpha_is_read_as_stored(tmp_path: Path, mode: str) -> None:
+    # LZW, image editors' usual compression for RGBA TIFFs, needs imagecodecs in tifffile:
+    # Pillow decodes the 8-bit ones (OpenCV would premultiply or drop the alpha)
+    channels = 4 if mode == "RGBA" else 2
+    pixels = np.random.default_rng(5).integers(0, 256, (30, 41, channels), dtype=np.uint8)
+    path = tmp_path / "lzw.tif"
+    Image.fromarray(pixels, mode).save(path, compression="tiff_lzw")
+    np.testing.assert_array_equal(imread(path), pixels)
