@@ -762,6 +762,34 @@ def _to_storable(image: NDArray[Any], suffix: str) -> NDArray[Any]:
     return np.asarray(cv2.cvtColor(out, cv2.COLOR_RGBA2BGRA))
 
 
+def _alpha_tiff_bytes(image: NDArray[Any], storable: NDArray[Any]) -> bytes:
+    """Encode an image with alpha as a Deflate TIFF that marks it unassociated.
+
+    OpenCV writes four samples with no ExtraSamples tag, which leaves the fourth's meaning
+    undefined (:class:`dehaze.largeimage.TiffSource` refuses such files). tifffile writes
+    the alpha as unassociated (the stored colours are not premultiplied), gray+alpha as
+    two samples.
+    """
+    import tifffile
+
+    if np.asarray(image).ndim == 3 and np.asarray(image).shape[2] == 2:
+        pixels = np.ascontiguousarray(storable[:, :, [0, 3]])  # gray, alpha
+        photometric = "minisblack"
+    else:
+        pixels = np.ascontiguousarray(cv2.cvtColor(storable, cv2.COLOR_BGRA2RGBA))
+        photometric = "rgb"
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        pixels,
+        photometric=photometric,
+        planarconfig="contig",
+        extrasamples=["unassalpha"],
+        compression="zlib",
+    )
+    return buffer.getvalue()
+
+
 def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> Path:
     """Write an image atomically.
 
@@ -776,7 +804,9 @@ def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> P
     image : ndarray
         H×W gray, H×W×2 gray+alpha, H×W×3 RGB or H×W×4 RGBA; uint8, uint16, or float in
         [0, 1] (stored as 8-bit). Alpha needs a suffix in ``ALPHA_SUFFIXES``; gray+alpha
-        is stored as RGBA with the gray value in each colour.
+        is stored as RGBA with the gray value in each colour, except in TIFF, which is
+        written with tifffile (Deflate) with its alpha marked unassociated and gray+alpha
+        as two samples.
     overwrite : bool, optional
         Replace an existing file (default False: raise FileExistsError).
 
@@ -803,6 +833,9 @@ def imwrite(path: StrPath, image: NDArray[Any], *, overwrite: bool = False) -> P
         raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
     suffix = p.suffix.lower()
     storable = _to_storable(image, suffix)
+    if suffix in (".tif", ".tiff") and storable.ndim == 3 and storable.shape[2] == 4:
+        write_bytes_atomic(p, _alpha_tiff_bytes(image, storable), overwrite=overwrite)
+        return p
     try:
         ok, encoded = cv2.imencode(suffix, storable)
     except cv2.error:

@@ -540,10 +540,11 @@ def test_alpha_opencv_would_drop_survives_the_command(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run(src, "-o", out, "-q", "--method", "identity")
     assert proc.returncode == 0, proc.stderr
-    written = imread(out / "la.tif")  # gray+alpha is written as RGBA, gray in each colour
-    np.testing.assert_array_equal(written[..., 3], alpha)
-    np.testing.assert_array_equal(written[..., 0], gray)
-    written = imread(out / "key.png")
+    written = imread(out / "la.tif")  # a TIFF keeps gray+alpha as two samples
+    np.testing.assert_array_equal(written, np.dstack([gray, alpha]))
+    with tifffile.TiffFile(out / "la.tif") as tiff:  # marked unassociated
+        assert tuple(int(e) for e in tiff.pages[0].extrasamples) == (2,)
+    written = imread(out / "key.png")  # PNG: gray+alpha as RGBA, gray in each colour
     np.testing.assert_array_equal(written[..., 3], np.where(gray == key, 0, 255))
     np.testing.assert_array_equal(written[..., 0], gray)
 

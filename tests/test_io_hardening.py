@@ -600,3 +600,23 @@ def test_lzw_tiff_with_alpha_is_read_as_stored(tmp_path: Path, mode: str) -> Non
     path = tmp_path / "lzw.tif"
     Image.fromarray(pixels, mode).save(path, compression="tiff_lzw")
     np.testing.assert_array_equal(imread(path), pixels)
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_tiff_with_alpha_is_written_unassociated_and_read_back_by_both_readers(
+    tmp_path: Path, channels: int, dtype: type
+) -> None:
+    # OpenCV wrote four samples and no ExtraSamples tag, which TiffSource refused
+    import tifffile
+
+    from dehaze.largeimage import TiffSource
+
+    top = np.iinfo(dtype).max
+    pixels = np.random.default_rng(6).integers(0, top + 1, (21, 34, channels), dtype=dtype)
+    path = imwrite(tmp_path / "a.tif", pixels)
+    with tifffile.TiffFile(path) as tiff:
+        assert tuple(int(e) for e in tiff.pages[0].extrasamples) == (2,)
+    np.testing.assert_array_equal(imread(path), pixels)
+    with TiffSource(path) as source:
+        np.testing.assert_array_equal(source[:, :], pixels)
