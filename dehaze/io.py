@@ -515,6 +515,11 @@ def _read_pnm(path: Path, data: bytes) -> NDArray[Any]:
     return samples.astype(dtype).reshape(shape)
 
 
+def _top(image: NDArray[Any]) -> int:
+    """Return the largest value of an integer image's dtype (the opaque alpha)."""
+    return int(np.iinfo(image.dtype).max)
+
+
 def _check_max_pixels(max_pixels: object) -> None:
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
@@ -623,6 +628,10 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
         channels = img.shape[2]
         if channels == 4 and (header.mode in ("LA", "La") or _png_is_gray_alpha(data)):
             img = np.stack([img[:, :, 0], img[:, :, 3]], axis=2)
+        elif channels == 4 and header.mode == "CMYK" and bool((img[:, :, 3] == _top(img)).all()):
+            # a CMYK TIFF: OpenCV converts it to colour plus an opaque channel it makes up,
+            # which is no alpha (an output format without alpha would then be refused)
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
         elif channels == 4:
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
         elif channels == 3:

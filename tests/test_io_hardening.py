@@ -620,3 +620,14 @@ def test_tiff_with_alpha_is_written_unassociated_and_read_back_by_both_readers(
     np.testing.assert_array_equal(imread(path), pixels)
     with TiffSource(path) as source:
         np.testing.assert_array_equal(source[:, :], pixels)
+
+
+def test_a_cmyk_tiff_reads_as_rgb_without_a_made_up_alpha(tmp_path: Path) -> None:
+    # OpenCV returns a CMYK TIFF as colour plus an opaque fourth channel: not an alpha,
+    # which would make every alpha-less output format refuse the file
+    rgb = np.random.default_rng(7).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.tif")
+    got = imread(tmp_path / "c.tif")
+    assert got.shape == (20, 30, 3)
+    with Image.open(tmp_path / "c.tif") as image:
+        np.testing.assert_array_equal(got, np.asarray(image.convert("RGB")))
