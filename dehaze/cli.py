@@ -849,8 +849,8 @@ def _process_tiled(
     pixels = tiff_pixels(job.source) or 0
     if args.max_pixels is not None and pixels > args.max_pixels:
         raise ValueError(
-            f"{job.source} has {pixels / 1e6:.1f} megapixels, more than the limit of "
-            f"{args.max_pixels / 1e6:g} megapixels (--max-pixels)"
+            f"{job.source} has {pixels:,} pixels, more than the limit of "
+            f"{args.max_pixels:,} (--max-pixels)"
         )
     if args.max_pixels is None:
         check_expansion(

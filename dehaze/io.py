@@ -530,9 +530,9 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int, what: str)
     pixels = width * height
     if pixels > max_pixels:
         raise ValueError(
-            f"{path} is {width}×{height} = {pixels / 1e6:.1f} megapixels per {what}, more "
-            f"than the limit of {max_pixels / 1e6:g} megapixels (max_pixels, --max-pixels); "
-            "raise the limit if the file is genuine"
+            f"{path} is {width}×{height} = {pixels:,} pixels per {what}, more than the limit "
+            f"of {max_pixels:,} (max_pixels, --max-pixels); raise the limit if the file is "
+            "genuine"
         )
 
 

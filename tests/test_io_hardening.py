@@ -263,9 +263,9 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path, monkeypat
         raise AssertionError("the pixels were decoded")
 
     monkeypatch.setattr(dio.cv2, "imdecode", no_decoding)
-    with pytest.raises(ValueError, match=r"20000×20000 = 400\.0 megapixels.*limit of 200"):
+    with pytest.raises(ValueError, match=r"20000×20000 = 400,000,000 pixels.*limit of 200,000,000"):
         imread(bomb)
-    with pytest.raises(ValueError, match="limit of 0.001 megapixels"):
+    with pytest.raises(ValueError, match="limit of 1,000 "):
         imread(bomb, max_pixels=1000)
     monkeypatch.undo()
     small = imwrite(tmp_path / "small.png", np.zeros((30, 40, 3), np.uint8))
