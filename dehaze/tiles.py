@@ -657,9 +657,14 @@ def estimate_tiled(
 
     if isinstance(method, AODNet):
         return _network_scene(method, image, tile, run)
+    from dehaze.registry import Identity
+
+    if isinstance(method, Identity):  # its scene reads no pixel
+        return method.estimate(np.empty((1, 1), np.uint8))
     raise TypeError(
         f"no tiled estimate for {type(method).__name__} (supported: DarkChannelPrior, "
-        "RobustDCP, ColorAttenuationPrior, ClearHaze, AODNet); pass scene= from method.estimate"
+        "RobustDCP, ColorAttenuationPrior, ClearHaze, AODNet, Identity); pass scene= from "
+        "method.estimate"
     )
 
 

@@ -297,3 +297,14 @@ def test_a_child_forked_after_the_parent_ran_tiles_runs_them_too(rng):
                 got = pool.apply_async(_tiled_and_whole, (method, image)).get(timeout=120)
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)
+
+
+def test_identity_tiles_exactly(rng):
+    # the tables' floor: its scene reads no pixel, so it tiles (the command line's
+    # --method identity --tile printed library advice instead)
+    from dehaze.registry import Identity
+
+    image = hazy(rng, 30, 41, np.uint8)
+    method = Identity()
+    assert type(tiles.estimate_tiled(method, image)) is type(method.estimate(image))
+    assert_same(method(image), tiles.dehaze_tiled(method, image, tile=16), exact=True)
