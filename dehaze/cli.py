@@ -1343,6 +1343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status: 0 success, 1 some inputs failed, 2 usage error.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    # FFmpeg's own log lines (a codec tried and not available, say) are not the command's
+    # to show: it reports what failed itself. Read when OpenCV's FFmpeg backend starts.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     if args and args[0] == "--":
         return _run_files(args[1:])  # `dehaze -- demo -o OUT`: a file named like a command
     if args and args[0] in SUBCOMMANDS:

@@ -30,6 +30,7 @@ import os
 import struct
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -1099,9 +1100,10 @@ class VideoWriter:
                 with _UNWRITABLE_LOCK:
                     if (code, suffix) in _UNWRITABLE:
                         continue
-                writer = cv2.VideoWriter(
-                    self._file.name, cv2.VideoWriter.fourcc(*code), fps, self.written_size
-                )
+                with _opencv_quiet():  # a codec it cannot open is an expected answer
+                    writer = cv2.VideoWriter(
+                        self._file.name, cv2.VideoWriter.fourcc(*code), fps, self.written_size
+                    )
                 if writer.isOpened():
                     self._writer, self.codec = writer, code
                     break
@@ -1142,6 +1144,26 @@ class VideoWriter:
             self._writer.release()
             self._writer = None
         self._file.discard()
+
+
+_LOG_LOCK = threading.Lock()
+
+
+@contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """Silence OpenCV's own log lines for a block (restored after; threads in turn).
+
+    Trying a codec OpenCV cannot open (H.264 in the pip wheels) printed "[ERROR] ... Could
+    not open codec" lines beside the command's messages, for a fallback that then works.
+    """
+    logging = cv2.utils.logging
+    with _LOG_LOCK:
+        level = logging.getLogLevel()
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+        try:
+            yield
+        finally:
+            logging.setLogLevel(level)
 
 
 def choose_codecs(source_codec: str, output: StrPath) -> list[str]:

@@ -504,3 +504,21 @@ def test_odd_frame_sizes_are_padded_not_cropped(tmp_path: Path) -> None:
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "written at 128×96, not 127×95" in proc.stderr
+
+
+def test_a_codec_tried_and_missing_prints_nothing(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the writer tries codecs in turn; one OpenCV cannot open (H.264 in the pip wheels)
+    # printed OpenCV "[ERROR] ... Could not open codec" lines before the fallback worked
+    import dehaze.io as dio
+
+    monkeypatch.setattr(dio, "_UNWRITABLE", set())  # tried afresh, as in a new process
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines: the CLI's choice
+    capfd.readouterr()
+    with dio.VideoWriter(tmp_path / "a.mp4", 10.0, (64, 48), ["avc1", "mp4v"]) as writer:
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+        writer.commit()
+    assert writer.codec in ("avc1", "mp4v")  # avc1 where OpenCV has an H.264 encoder
+    assert "ERROR" not in capfd.readouterr().err
+    assert cv2.utils.logging.getLogLevel() != cv2.utils.logging.LOG_LEVEL_SILENT  # restored
