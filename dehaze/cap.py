@@ -112,7 +112,7 @@ class ColorAttenuationPrior:
         Scattering coefficient β in (0, 1e30] in t = exp(−β d) (1.0 in the paper; see
         :data:`MAX_BETA`).
     t0 : float
-        Lower bound on t in [1.2e-38, 1) during recovery (:data:`dehaze._validate.MIN_T0`).
+        Lower bound on t in [0.001, 1) during recovery (:data:`dehaze._validate.MIN_T0`).
     patch_radius : int
         Min-filter radius ≥ 0 on the depth (7 → the paper's 15 × 15).
     guided_radius : int

@@ -446,8 +446,8 @@ class ClearHaze:
     omega : float
         Fraction of the haze removed by the prior, in (0, 1].
     t0 : float
-        Lowest transmission used in recovery, in [1.2e-38, 1) (0.2: at most a 5× gain; the
-        lower end is float32's smallest normal number, :data:`dehaze._validate.MIN_T0`).
+        Lowest transmission used in recovery, in [0.001, 1) (0.2: at most a 5× gain; the
+        lower end is :data:`dehaze._validate.MIN_T0`).
     top_fraction : float
         Fraction in (0, 1] of the brightest dark-channel pixels whose brightest give A (rule 5).
     signal_radius : int

@@ -72,7 +72,7 @@ class DarkChannelPrior:
     omega : float
         ω in (0, 1]: fraction of haze removed (0.95, as in the paper).
     t0 : float
-        Lower bound on the transmission in [1.2e-38, 1) during recovery (and depth); 0.3 (the
+        Lower bound on the transmission in [0.001, 1) during recovery (and depth); 0.3 (the
         paper uses 0.1, which amplifies noise in dense haze). The returned transmission is
         clipped to [t0, 1]; the recovery divides by max(t, t0).
     patch_radius : int

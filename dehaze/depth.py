@@ -22,9 +22,9 @@ else:
 __all__ = ["colorize_depth", "depth_map", "depth_plane"]
 
 #: Smallest β :func:`depth_map` accepts. The largest depth is −ln(t0) / β, and t0 is at
-#: least float32's smallest normal number (:data:`dehaze._validate.MIN_T0`), so
-#: −ln(t0) ≤ 87.4: with β ≥ 1e-36 every depth is at most 8.8e37, finite in float32
-#: (max 3.4e38, so rounding cannot push it over) and in float64. A smaller β overflows
+#: least :data:`dehaze._validate.MIN_T0` (1e-3), so −ln(t0) ≤ 6.91: with β ≥ 1e-36 every
+#: depth is at most 6.9e36, finite in float32 (max 3.4e38, so rounding cannot push it
+#: over) and in float64. A smaller β overflows
 #: 1 / β or the depth to inf (and t = 1 gives 0 · inf = NaN).
 MIN_BETA = 1e-36
 
@@ -54,7 +54,7 @@ def depth_map(transmission: ArrayLike, *, beta: float = 1.0, t0: float = 0.1) ->
         Scattering coefficient β ≥ 1e-36 (:data:`MIN_BETA`, so that the largest depth
         −ln(t0)/β is finite in float32; default 1: depth in units of 1/β).
     t0 : float, optional
-        Lower bound on t in [1.2e-38, 1), as in the recovery step. t is taken in [t0, 1] before
+        Lower bound on t in [0.001, 1), as in the recovery step. t is taken in [t0, 1] before
         the logarithm (t > 1 would mean negative depth, t ≤ 0 infinite depth), so depth
         lies in [0, −ln(t0)/β].
 

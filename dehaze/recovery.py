@@ -79,9 +79,9 @@ def recover(
     atmospheric_light : float or (C,) array_like
         A on the [0, 1] scale, every component in (0, 1].
     t0 : float, optional
-        Lower bound on t in [1.2e-38, 1) (0.1 in the paper) so that noise is not amplified
-        without bound. The lower end is float32's smallest normal number
-        (:data:`dehaze._validate.MIN_T0`): smaller values are 0 in float32.
+        Lower bound on t in [0.001, 1) (0.1 in the paper) so that noise is not amplified
+        without bound. The lower end is :data:`dehaze._validate.MIN_T0`: below it the
+        float32 rounding of I − A, amplified by 1 / t0, reaches a grey level.
     clip : bool, optional
         Clip J to [0, 1] (default). Integer outputs are always clipped to the dtype's
         range; ``clip=False`` keeps float outputs unclipped.

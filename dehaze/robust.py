@@ -93,7 +93,7 @@ class RobustDCP:
     omega : float
         ω in (0, 1]: fraction of haze removed by the prior.
     t0 : float
-        Lower bound on t in [1.2e-38, 1).
+        Lower bound on t in [0.001, 1).
     patch_radius : int
         Dark-channel patch radius ≥ 0.
     guided_radius : int

@@ -227,7 +227,7 @@ def tolerance_transmission(
     tolerance : float
         K in [0, 1]; 0 leaves max(t, t0) unchanged.
     t0 : float, optional
-        Lower bound on t in [1.2e-38, 1) applied before scaling.
+        Lower bound on t in [0.001, 1) applied before scaling.
 
     Returns
     -------
