@@ -1023,7 +1023,9 @@ def run_job(
             _process_image(job, method, args, tally, wanted, show)
     except Exception as exc:  # bad input is a line and a count, never a traceback
         tally.failed += 1
-        return describe_error(exc)
+        text = describe_error(exc)
+        # the caller prints "SOURCE: text"; readers' messages often start "SOURCE: " too
+        return text.removeprefix(f"{job.source}: ")
     tally.done += 1
     return None
 

@@ -884,3 +884,16 @@ def test_a_side_output_of_another_input_is_not_taken_as_this_ones(tmp_path: Path
     proc = run(src / "a.png", "-o", out, "-q", "--save-depth", "--overwrite")
     assert proc.returncode == 0 and (out / "a.png").is_file()
     assert imread(out / "a_depth.png").shape[:2] == (30, 44)
+
+
+def test_an_error_names_its_file_once(tmp_path: Path) -> None:
+    # the command prints "dehaze: SOURCE: message"; a reader's message that starts with
+    # the path too was shown as "SOURCE: SOURCE: ..."
+    import tifffile
+
+    pixels = np.zeros((20, 30, 4), np.uint8)
+    tifffile.imwrite(tmp_path / "p.tif", pixels, photometric="rgb", extrasamples=[1])
+    proc = run(tmp_path / "p.tif", "-o", tmp_path / "out", "-q")
+    assert proc.returncode == 1
+    line = next(s for s in proc.stderr.splitlines() if "premultiplied" in s)
+    assert line.count(str(tmp_path / "p.tif")) == 1, line
