@@ -409,7 +409,8 @@ def dehaze_video(
     light_log : str or path-like, optional
         Also write a CSV with one row per frame: ``frame``, the frame's own estimate
         ``estimate_0..C-1`` (empty when not estimated) and the smoothed ``light_0..C-1``
-        used; written atomically like the clip, refused if it exists unless ``overwrite``.
+        used (both empty for a method without an atmospheric light, such as AOD-Net);
+        written atomically like the clip, refused if it exists unless ``overwrite``.
     progress : callable, optional
         Called after each frame with the number of frames done and the number the
         source reports (0 when it reports none; the count is a container estimate).
@@ -609,6 +610,13 @@ def _result(job: Future[DehazeResult] | DehazeResult) -> DehazeResult:
             continue
 
 
+def _light_cells(light: FloatArray | None) -> list[str]:
+    """Return the light log's three cells for one A: its values, or empty if it has none."""
+    if light is None:
+        return ["", "", ""]
+    return [f"{v:.6f}" for v in light]
+
+
 def _stream(
     reader: VideoReader,
     writer: VideoWriter,
@@ -679,11 +687,9 @@ def _stream(
         if not _put(dehazed, result.image, stop):
             check_writer()
         if log_writer is not None:
-            light = result.atmospheric_light
-            assert light is not None
+            light = result.atmospheric_light  # None for a method without one (AOD-Net)
             est: FloatArray | None = getattr(item.estimate, "atmospheric_light", None)
-            est_cells = ["" for _ in light] if est is None else [f"{v:.6f}" for v in est]
-            log_writer.writerow([item.index, *est_cells, *(f"{v:.6f}" for v in light)])
+            log_writer.writerow([item.index, *_light_cells(est), *_light_cells(light)])
         count += 1
         if progress is not None:
             progress(count, total)

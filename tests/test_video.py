@@ -522,3 +522,18 @@ def test_a_codec_tried_and_missing_prints_nothing(
     assert writer.codec in ("avc1", "mp4v")  # avc1 where OpenCV has an H.264 encoder
     assert "ERROR" not in capfd.readouterr().err
     assert cv2.utils.logging.getLogLevel() != cv2.utils.logging.LOG_LEVEL_SILENT  # restored
+
+
+def test_light_log_of_a_method_without_a_light_has_empty_cells(tmp_path: Path) -> None:
+    # --save-light with AOD-Net or identity failed the whole clip on an assertion
+    from dehaze.registry import Identity
+
+    source = tmp_path / "clip.avi"
+    write_clip(source, [hazy_frame(k) for k in range(3)], 10.0, "MJPG")
+    log = tmp_path / "out" / "light.csv"
+    summary = dehaze_video(source, tmp_path / "out" / "clip.avi", Identity(), light_log=log)
+    assert summary.frames == 3
+    with log.open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][0] == "frame" and [r[0] for r in rows[1:]] == ["0", "1", "2"]
+    assert all(cell == "" for r in rows[1:] for cell in r[1:])
