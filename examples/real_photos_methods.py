@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--limit must be at least 1")
     args.outdir.mkdir(parents=True, exist_ok=True)
     target = args.outdir / "real_photos_methods.png"
+    if target.exists():  # before the minutes of work, not after them
+        parser.error(f"{target} exists; remove it or choose another folder")
     imwrite(target, build_figure(args.max_size, args.limit))
     print(target)
     return 0

@@ -42,11 +42,13 @@ def test_figure_from_one_small_photo(tmp_path: Path):
     assert any(
         abs(row[:, k * 220 : (k + 1) * 220].astype(int) - hazy_cell).mean() > 1 for k in (1, 2, 4)
     )
-    # a second run refuses to overwrite: imwrite's FileExistsError, the figure untouched
+    # a second run refuses to overwrite before any work: a usage error, no traceback,
+    # the figure untouched
     before = (tmp_path / "out" / "real_photos_methods.png").read_bytes()
     again = _run(tmp_path / "out", data, "--max-size", "64")
-    assert again.returncode == 1, again.stderr
-    assert "FileExistsError" in again.stderr and "real_photos_methods.png exists" in again.stderr
+    assert again.returncode == 2, again.stderr
+    assert "real_photos_methods.png exists" in again.stderr
+    assert "Traceback" not in again.stderr
     assert (tmp_path / "out" / "real_photos_methods.png").read_bytes() == before
 
 
