@@ -651,6 +651,8 @@ def dehaze_dask(
 
     def apply_block(block: NDArray[Any], block_info: dict[Any, Any] | None = None) -> NDArray[Any]:
         assert block_info is not None
+        if array.ndim == 2 and block.ndim == 3:  # a gray image given an axis for the planes
+            block = block[:, :, 0]
         row, col = block_info[None]["chunk-location"][:2]
         out = (slice(rows[row], rows[row + 1]), slice(cols[col], cols[col + 1]))
         read = (
@@ -673,11 +675,13 @@ def dehaze_dask(
             stacked.append(np.asarray(plane, np.float64)[..., None])
         return np.concatenate(stacked, axis=2)
 
-    depths = {0: depth, 1: depth} | ({2: 0} if array.ndim == 3 else {})
+    # an axis shorter than the halo is one block: its overlap is the whole axis (map_overlap
+    # refuses a depth larger than the array, and the reads above are clipped to it anyway)
+    depths = {0: min(depth, height), 1: min(depth, width), 2: 0}
     if not planes:
         image = blocks.map_overlap(
             apply_block,
-            depth=depths,
+            depth={axis: depths[axis] for axis in range(array.ndim)},
             boundary="none",
             trim=False,
             allow_rechunk=False,
@@ -686,7 +690,9 @@ def dehaze_dask(
             meta=np.empty((0,) * array.ndim, array.dtype),
         )
         return DaskResult(image, None, None, prepared.scene)
-    stacked = blocks.map_overlap(
+    # the planes are stacked on a third axis: a gray image gets one of length 1 to carry them
+    source = blocks[:, :, np.newaxis] if array.ndim == 2 else blocks
+    stacked = source.map_overlap(
         apply_block,
         depth=depths,
         boundary="none",

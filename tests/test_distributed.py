@@ -372,6 +372,27 @@ def test_dask_array_gray_given_scene_and_numpy_input(client: Any) -> None:
     np.testing.assert_array_equal(small.image.compute(), expected)
 
 
+def test_dask_array_gray_with_planes_and_images_below_the_halo(client: Any) -> None:
+    # a gray image asking for planes in several blocks, and images narrower than the
+    # method's halo (one block per axis), failed inside Dask; both equal the whole call
+    import dask.array as da
+
+    import dehaze
+    from dehaze.distributed import dehaze_dask
+
+    method = dehaze.DarkChannelPrior(patch_radius=3, guided_radius=8)
+    gray = as_dtype(scene_image(130, 70)[..., 0], np.uint8)
+    lazy = dehaze_dask(method, da.from_array(gray), tile=32, outputs={"transmission"})
+    assert lazy.image.numblocks[0] >= 2 and lazy.transmission is not None
+    expected = method(gray)
+    np.testing.assert_array_equal(lazy.image.compute(), expected.image)
+    np.testing.assert_allclose(lazy.transmission.compute(), expected.transmission, atol=1e-6)
+    rgb = as_dtype(scene_image(130, 70), np.uint8)  # the default halo is 180
+    for m in (dehaze.DarkChannelPrior(), dehaze.ColorAttenuationPrior()):
+        out = dehaze_dask(m, rgb, outputs={"depth"})
+        np.testing.assert_array_equal(out.image.compute(), m(rgb).image)
+
+
 def test_dask_array_rejects_what_it_cannot_give(client: Any) -> None:
     import dehaze
     from dehaze.distributed import dehaze_dask
