@@ -365,18 +365,29 @@ def _build_demo_parser() -> argparse.ArgumentParser:
 # --- the demo -------------------------------------------------------------------------
 
 
+#: The files ``dehaze demo`` writes (and replaces on a second run).
+DEMO_FILES = ("demo_hazy.png", "demo_dehazed.png", "demo_transmission.png", "demo_depth.png")
+
+
 def _demo(argv: Sequence[str]) -> int:
     """Dehaze the built-in synthetic sample and write hazy, dehazed, t and depth PNGs.
 
     The outputs ``demo_hazy.png``, ``demo_dehazed.png``, ``demo_transmission.png`` and
     ``demo_depth.png`` are replaced when they exist, so the demo can be run again.
     """
-    args = _build_demo_parser().parse_args(argv)
+    parser = _build_demo_parser()
+    args = parser.parse_args(argv)
     from skimage.metrics import peak_signal_noise_ratio
 
     from dehaze._sample import synthetic_hazy
 
     out_dir = Path(args.output)
+    # checked before the work, as the main command does: a clear line, no traceback
+    if out_dir.exists() and not out_dir.is_dir():
+        parser.error(f"-o {out_dir} exists and is not a folder")
+    taken = [out_dir / name for name in DEMO_FILES if (out_dir / name).is_dir()]
+    if taken:
+        parser.error(f"{taken[0]} is a folder; the demo writes a file there")
     hazy, clear, _ = synthetic_hazy()
     method = build_method(DEFAULT_METHOD, MethodContext())  # the command's default method
     start = time.perf_counter()
@@ -384,12 +395,13 @@ def _demo(argv: Sequence[str]) -> int:
         result = method(hazy)
     elapsed = time.perf_counter() - start
     assert result.transmission is not None and result.depth is not None
-    outputs = {
-        "demo_hazy.png": hazy,
-        "demo_dehazed.png": result.image,
-        "demo_transmission.png": result.transmission.clip(0.0, 1.0),
-        "demo_depth.png": colorize_depth(result.depth),
-    }
+    outputs = dict(
+        zip(
+            DEMO_FILES,
+            (hazy, result.image, result.transmission.clip(0.0, 1.0), colorize_depth(result.depth)),
+            strict=True,
+        )
+    )
     # the four demo_*.png files are this command's own: a second run replaces them
     print(
         f"dehazed the {hazy.shape[1]}x{hazy.shape[0]} synthetic sample with --method "
@@ -398,8 +410,12 @@ def _demo(argv: Sequence[str]) -> int:
     before = peak_signal_noise_ratio(clear, hazy)
     after = peak_signal_noise_ratio(clear, result.image)
     print(f"PSNR against the clear image: hazy {before:.2f} dB, dehazed {after:.2f} dB")
-    for name, image in outputs.items():
-        print(f"wrote {imwrite(out_dir / name, image, overwrite=True)}")
+    try:
+        for name, image in outputs.items():
+            print(f"wrote {imwrite(out_dir / name, image, overwrite=True)}")
+    except OSError as exc:  # a folder that cannot be made or written: one line
+        print(f"dehaze demo: error: {describe_error(exc)}", file=sys.stderr)
+        return 1
     return 0
 
 

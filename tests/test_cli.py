@@ -897,3 +897,14 @@ def test_an_error_names_its_file_once(tmp_path: Path) -> None:
     assert proc.returncode == 1
     line = next(s for s in proc.stderr.splitlines() if "premultiplied" in s)
     assert line.count(str(tmp_path / "p.tif")) == 1, line
+
+
+def test_demo_output_that_is_no_folder_is_one_line(tmp_path: Path) -> None:
+    # `dehaze demo -o FILE` ended in a FileExistsError traceback after the work
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "d2" / "demo_hazy.png").mkdir(parents=True)
+    for target, status in (("afile", 2), ("afile/sub", 1), ("d2", 2)):
+        proc = run("demo", "-o", tmp_path / target)
+        assert proc.returncode == status, proc.stderr
+        assert "Traceback" not in proc.stderr and "error:" in proc.stderr
+    assert (tmp_path / "afile").read_text() == "x"
