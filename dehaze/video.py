@@ -454,6 +454,11 @@ def dehaze_video(
             raise ValueError(f"refusing to write over the input {src}")
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        if target.is_dir():  # checked before the clip is decoded, not after
+            raise ValueError(f"{target} is a folder; give the file to write")
+        blocking = next((p for p in target.parents if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise ValueError(f"{target} lies under {blocking}, which is a file, not a folder")
 
     start = time.perf_counter()
     with VideoReader(src, max_pixels=max_pixels) as reader:

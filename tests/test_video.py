@@ -537,3 +537,18 @@ def test_light_log_of_a_method_without_a_light_has_empty_cells(tmp_path: Path) -
         rows = list(csv.reader(fh))
     assert rows[0][0] == "frame" and [r[0] for r in rows[1:]] == ["0", "1", "2"]
     assert all(cell == "" for r in rows[1:] for cell in r[1:])
+
+
+def test_an_output_that_cannot_be_a_file_is_refused_before_decoding(tmp_path: Path) -> None:
+    # onto a folder (with overwrite) or under a file, the clip was decoded and dehazed
+    # first, then the write failed with a raw OS error
+    source = tmp_path / "clip.avi"
+    write_clip(source, [hazy_frame(k) for k in range(2)], 10.0, "MJPG")
+    (tmp_path / "folder.avi").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        dehaze_video(source, tmp_path / "folder.avi", METHOD, overwrite=True)
+    with pytest.raises(ValueError, match="which is a file"):
+        dehaze_video(source, source / "x.avi", METHOD)
+    with pytest.raises(ValueError, match="is a folder"):
+        dehaze_video(source, tmp_path / "o.avi", METHOD, light_log=tmp_path, overwrite=True)
+    assert not (tmp_path / "o.avi").exists()
