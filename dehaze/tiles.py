@@ -288,6 +288,11 @@ def _reads_free(image: ImageSource) -> bool:
 
 
 def _check_source(image: ImageSource) -> tuple[int, int, int]:
+    if not (hasattr(image, "shape") and hasattr(image, "dtype") and hasattr(image, "__getitem__")):
+        raise TypeError(
+            f"image must be an array read in blocks by slicing (a NumPy array, a memmap, a "
+            f"TiffSource), got {type(image).__name__}; pass np.asarray(image)"
+        )
     shape = tuple(int(v) for v in image.shape)
     if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3)):
         raise ValueError(f"image must be H×W or H×W×3, got shape {shape}")

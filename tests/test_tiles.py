@@ -189,6 +189,8 @@ def test_unsupported_estimates_are_refused_clearly(rng):
         tiles.estimate_tiled(object(), image)
     with pytest.raises(TypeError, match="dtype"):
         tiles.estimate_tiled(DarkChannelPrior(), image.astype(np.int32))
+    with pytest.raises(TypeError, match="got list; pass np.asarray"):  # was AttributeError
+        tiles.dehaze_tiled(DarkChannelPrior(), image.tolist())
     # a given scene makes any method with a halo tileable
     method = RobustDCP(light="quadtree")
     scene = method.estimate(image)
