@@ -296,6 +296,16 @@ def test_main_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exit_info:
         main([*base, "--limit", "0"])
     assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:  # ran every set, silently
+        main([*base, "--split", " , "])
+    assert exit_info.value.code == 2
+    assert "--split needs at least one set name" in capsys.readouterr().err
+    root = tmp_path / "root"  # an unknown set's message lists the photos folder too
+    _make_sots(root / "sots" / "indoor", n=1)
+    (root / "real").mkdir()
+    bad = ["--data", str(root), "--output", str(tmp_path / "o2"), "--no-plot", "--no-progress"]
+    assert main([*bad, "--split", "bogus"]) == 1
+    assert "available: indoor, real" in capsys.readouterr().err
     (data / "hazy" / "11_1.png").write_bytes(b"broken")
     (data / "gt" / "11.png").write_bytes(b"broken")
     assert main([*base, "--methods", "identity"]) == 1

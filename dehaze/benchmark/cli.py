@@ -182,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be ≥ 1, got {args.limit}")
+    if args.split is not None and not any(s.strip() for s in args.split.split(",")):
+        parser.error(f"--split needs at least one set name, got {args.split!r}")
     try:
         output: Path = args.output
         names = [n for n in OUTPUT_FILES if not (args.no_plot and n.endswith(".png"))]
@@ -198,7 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         pair_splits = [s for s in splits if s != PHOTO_SPLIT] if splits else None
         sets = []
         if splits is None or pair_splits:
-            sets = find_sets(data, splits=pair_splits, strict=not args.no_strict)
+            try:
+                sets = find_sets(data, splits=pair_splits, strict=not args.no_strict)
+            except ValueError as exc:  # an unknown set: the photos folder is one too
+                if (data / PHOTO_SPLIT).is_dir() and "available:" in str(exc):
+                    raise ValueError(f"{exc}, {PHOTO_SPLIT}") from None
+                raise
         photo_sets = [find_photos(folder) for folder in args.photos]
         if (splits is None or PHOTO_SPLIT in splits) and (data / PHOTO_SPLIT).is_dir():
             photo_sets.insert(0, find_photos(data / PHOTO_SPLIT, PHOTO_SPLIT))
