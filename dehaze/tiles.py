@@ -834,7 +834,10 @@ def dehaze_tiled(
     tile: int = DEFAULT_TILE,
     outputs: Collection[str] = ALL_OUTPUTS,
 ) -> DehazeResult:
-    """Dehaze ``image`` tile by tile into arrays in memory: ``method(image)``, bit for bit.
+    """Dehaze ``image`` tile by tile into arrays in memory: ``method(image)``.
+
+    Bit for bit for integer images (and for ClearHaze in any dtype); float images of the
+    other methods agree to 1e-6 (measured: about 1e-14, from summation order).
 
     The input is read one tile (plus halo) at a time, so a memory-mapped or out-of-core
     source never has to be loaded whole; the outputs are allocated whole. The tiles of a
