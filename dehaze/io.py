@@ -323,6 +323,9 @@ class _TiffLayout:
     samples: int
     extrasamples: tuple[int, ...]
     orientation: int
+    planar: int = 1  # PlanarConfiguration: 1 interleaved, 2 one plane per sample
+    tiled: bool = False
+    bits: int = 8
 
 
 def tiff_full_size_pages(pages: Sequence[Any]) -> int:
@@ -359,6 +362,9 @@ def _tiff_layout(path: Path, data: bytes) -> _TiffLayout:
                 samples=int(page.samplesperpixel),
                 extrasamples=tuple(int(e) for e in page.extrasamples),
                 orientation=1 if orientation_tag is None else int(orientation_tag.value),
+                planar=int(page.planarconfig),
+                tiled=bool(page.is_tiled),
+                bits=int(page.bitspersample),
             )
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error...
         raise ValueError(f"cannot read the TIFF structure of {path} ({exc})") from None
@@ -373,6 +379,36 @@ def _check_tiff_alpha(path: Path, layout: _TiffLayout) -> None:
         )
     if extras and extras[0] == _TIFF_ASSOCIATED_ALPHA:
         raise ValueError(f"{path}: {PREMULTIPLIED_REFUSAL}")
+
+
+def _read_tiff_with_tifffile(path: Path, data: bytes, layout: _TiffLayout) -> NDArray[Any]:
+    """Decode a gray or RGB TIFF with tifffile (H×W or H×W×3), upright; ValueError if not.
+
+    For the files OpenCV misreads (16-bit planar-separate RGB) or refuses (some valid
+    tiled files). tifffile needs imagecodecs for LZW and JPEG, which dehaze does not use:
+    those raise, and the caller decides what else can read them.
+    """
+    import tifffile
+
+    if not 1 <= layout.orientation <= 8:
+        raise ValueError(f"{path}: has an invalid orientation tag {layout.orientation} (1–8)")
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            page: Any = tiff.pages[0]
+            image = np.asarray(page.asarray())
+            compression = str(getattr(page.compression, "name", page.compression))
+    except Exception as exc:
+        raise ValueError(f"cannot decode the TIFF {path} ({exc})") from None
+    if layout.planar == 2 and image.ndim == 3 and layout.samples > 1:
+        image = np.moveaxis(image, 0, -1)  # separate planes: samples first
+    want = (layout.samples,) if layout.samples > 1 else ()
+    if image.dtype not in (np.uint8, np.uint16) or image.shape[2:] != want or image.ndim < 2:
+        raise ValueError(
+            f"{path}: decoded as {image.dtype} {image.shape} (compression {compression}), "
+            f"not 8/16-bit with {layout.samples} samples per pixel"
+        )
+    image = image.astype(image.dtype.newbyteorder("="), copy=False)
+    return _orient(image, layout.orientation)
 
 
 def _read_tiff_with_alpha(path: Path, data: bytes, layout: _TiffLayout) -> NDArray[Any]:
@@ -614,6 +650,15 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
             # OpenCV returns a gray+alpha TIFF as gray only, and an RGBA one with its
             # colours premultiplied by the alpha (libtiff's RGBA interface)
             return np.ascontiguousarray(_read_tiff_with_alpha(p, data, tiff))
+        if colour is not None and tiff.samples == colour and (tiff.planar == 2 or tiff.tiled):
+            # OpenCV 5 decodes 16-bit planar-separate RGB as garbage and refuses some valid
+            # tiled files: tifffile reads them as stored (as TiffSource does)
+            try:
+                return np.ascontiguousarray(_read_tiff_with_tifffile(p, data, tiff))
+            except ValueError:
+                if tiff.planar == 2 and tiff.bits == 16:  # OpenCV would give garbage
+                    raise
+                # a codec tifffile lacks (LZW, JPEG: imagecodecs): OpenCV reads those
     if header.format == "PPM" and data[:2] in _PNM_CHANNELS:
         return _read_pnm(p, data)
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)

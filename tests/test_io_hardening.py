@@ -631,3 +631,53 @@ def test_a_cmyk_tiff_reads_as_rgb_without_a_made_up_alpha(tmp_path: Path) -> Non
     assert got.shape == (20, 30, 3)
     with Image.open(tmp_path / "c.tif") as image:
         np.testing.assert_array_equal(got, np.asarray(image.convert("RGB")))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "layout"),
+    [
+        (np.uint16, {"planarconfig": "separate"}),
+        (np.uint8, {"tile": (16, 16)}),
+        (np.uint16, {"tile": (16, 32), "compression": "zlib", "predictor": 2}),
+    ],
+)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_planar_and_tiled_tiffs_read_as_stored(
+    tmp_path: Path, dtype: type, layout: dict[str, object], channels: int
+) -> None:
+    # OpenCV 5 decoded 16-bit planar-separate RGB as garbage and refused some valid tiled
+    # files that the tile-by-tile reader reads: both readers now give the stored pixels
+    import tifffile
+
+    from dehaze.largeimage import TiffSource
+
+    top = np.iinfo(dtype).max
+    shape = (37, 29) if channels == 1 else (37, 29, 3)
+    pixels = np.random.default_rng(8).integers(0, top + 1, shape, dtype=dtype)
+    separate = layout.get("planarconfig") == "separate" and channels == 3
+    stored = np.moveaxis(pixels, -1, 0) if separate else pixels
+    photometric = "minisblack" if channels == 1 else "rgb"
+    tifffile.imwrite(tmp_path / "a.tif", stored, photometric=photometric, **layout)
+    np.testing.assert_array_equal(imread(tmp_path / "a.tif"), pixels)
+    with TiffSource(tmp_path / "a.tif") as source:
+        np.testing.assert_array_equal(source[:, :], pixels)
+
+
+def test_a_planar_16_bit_tiff_tifffile_cannot_decode_is_refused_not_misread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tifffile lacks LZW and JPEG (no imagecodecs); OpenCV would return garbage for this
+    # layout, so the file is refused; an 8-bit tiled one falls back to OpenCV
+    import tifffile
+
+    def cannot(*args: object) -> None:
+        raise ValueError("cannot decode (as if LZW)")
+
+    rgb16 = np.random.default_rng(9).integers(0, 65536, (3, 20, 30), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "p.tif", rgb16, photometric="rgb", planarconfig="separate")
+    rgb8 = np.random.default_rng(9).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "t.tif", rgb8, photometric="rgb", tile=(16, 16), compression="zlib")
+    monkeypatch.setattr(dio, "_read_tiff_with_tifffile", cannot)
+    with pytest.raises(ValueError, match="as if LZW"):
+        imread(tmp_path / "p.tif")
+    np.testing.assert_array_equal(imread(tmp_path / "t.tif"), rgb8)  # OpenCV reads this one
