@@ -457,6 +457,14 @@ class TiffSource:
                 f"more than the {MAX_SEGMENT_BYTES // 2**20} MiB read at once; write it as a "
                 "tiled TIFF (e.g. 512×512 tiles) first"
             )
+        # checked as Python integers first: a BigTIFF offset or count near 2**64 does not
+        # fit an int64 (OverflowError), and one near 2**63 wrapped the end check below
+        for value in (*page.dataoffsets, *page.databytecounts):
+            if not 0 <= int(value) <= self._file_size:
+                raise self._refuse(
+                    f"has a data offset or byte count of {int(value)}, beyond its "
+                    f"{self._file_size}-byte file (corrupt header or truncated file)"
+                )
         layout = _Layout(
             height,
             width,

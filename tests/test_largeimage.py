@@ -1258,3 +1258,23 @@ def test_cli_tiled_path_says_when_it_changed_little_as_the_normal_path_does(
     assert [line.replace(str(tiled), "") for line in got] == [
         line.replace(str(whole), "") for line in expected
     ]
+
+
+@pytest.mark.parametrize("value", [2**64 - 1, 2**63 - 10])
+def test_bigtiff_offsets_beyond_int64_are_a_clear_error(tmp_path: Path, value: int) -> None:
+    # an offset near 2**64 raised OverflowError, one near 2**63 wrapped the end check and
+    # failed later with "[Errno 22] Invalid argument"
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, np.zeros((37, 29, 3), np.uint8), bigtiff=True, rowsperstrip=37)
+    with tifffile.TiffFile(path) as tiff:
+        offset = int(tiff.pages[0].dataoffsets[0])
+    data = path.read_bytes()
+    packed = struct.pack("<Q", offset)
+    assert data.count(packed) == 1
+    path.write_bytes(data.replace(packed, struct.pack("<Q", value)))
+    with pytest.raises(ValueError, match=f"data offset or byte count of {value}, beyond"):
+        TiffSource(path)
