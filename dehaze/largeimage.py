@@ -219,6 +219,17 @@ def check_expansion(
         )
 
 
+#: Bytes a cache entry costs beyond its pixels (the array object, its buffer, the ordered
+#: dict's slot): a file of 1×1-pixel tiles cached a million 1-byte segments as "1 MB" in
+#: about 550 MB of memory (an entry costs 400–600 bytes).
+_CACHE_ENTRY_BYTES = 512
+
+
+def _cached_size(segment: NDArray[Any] | None) -> int:
+    """Return what a decoded segment (None: an empty one) costs the cache's budget."""
+    return _CACHE_ENTRY_BYTES + (0 if segment is None else segment.nbytes)
+
+
 def _upright(block: NDArray[Any], orientation: int) -> NDArray[Any]:
     """Apply a TIFF/EXIF orientation (1–8) to a stored H×W×C block (a view, no copy).
 
@@ -671,14 +682,14 @@ class TiffSource:
             busy.wait()  # then from the cache (or, evicted or failed, decoded here)
         try:
             segment = self._read_rows(index) if self._row_blocks else self._decode(index)
-            size = 0 if segment is None else segment.nbytes
+            size = _cached_size(segment)
             with self._lock:
                 if keep and size <= self._cache_limit:
                     self._cache[index] = segment
                     self._cached_bytes += size
                     while self._cached_bytes > self._cache_limit:
                         _, dropped = self._cache.popitem(last=False)
-                        self._cached_bytes -= 0 if dropped is None else dropped.nbytes
+                        self._cached_bytes -= _cached_size(dropped)
         finally:
             with self._lock:
                 del self._decoding[index]
@@ -705,8 +716,7 @@ class TiffSource:
                 return
             self._unread.pop(index, None)
             if index in self._cache:
-                dropped = self._cache.pop(index)
-                self._cached_bytes -= 0 if dropped is None else dropped.nbytes
+                self._cached_bytes -= _cached_size(self._cache.pop(index))
 
     def _read_at(self, offset: int, count: int) -> bytes:
         """Return ``count`` bytes of the file from ``offset`` (fewer at its end); thread-safe."""
@@ -745,6 +755,11 @@ class TiffSource:
         if not layout.tiled:
             sy = index % layout.per_plane
             rows = min(rows, layout.height - sy * rows)
+        else:  # an edge tile's rows below the image are padding: never decoded (a 1×1
+            # image in one 16000×16000 tile would otherwise inflate 256 MB of it)
+            across = -(-layout.width // layout.segment_cols)
+            ty = (index % layout.per_plane) // across
+            rows = min(rows, layout.height - ty * rows)
         return rows, layout.segment_cols, layout.segment_samples
 
     def _decode(self, index: int) -> NDArray[Any] | None:

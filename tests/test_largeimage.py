@@ -213,7 +213,7 @@ def test_segments_are_decoded_once_and_dropped_once_read_when_reads_are_disjoint
         np.testing.assert_array_equal(source[0:8, 0:40], image[0:8, 0:40])
         assert sorted(source._cache) == [2]  # cut by column 40
         assert sorted(decoded) == [0, 1, 2, 4, 5, 8, 9, 12, 13]  # 0, 1, 8, 9 decoded once
-        assert source._cached_bytes == 16 * 16 * 3 * 2
+        assert source._cached_bytes == 16 * 16 * 3 * 2 + largeimage._CACHE_ENTRY_BYTES
         source.disjoint_reads = False  # a new pass: everything read is kept again
         source[16:17, 0:1]
         assert sorted(source._cache) == [2, 4]
@@ -1278,3 +1278,29 @@ def test_bigtiff_offsets_beyond_int64_are_a_clear_error(tmp_path: Path, value: i
     path.write_bytes(data.replace(packed, struct.pack("<Q", value)))
     with pytest.raises(ValueError, match=f"data offset or byte count of {value}, beyond"):
         TiffSource(path)
+
+
+def test_a_tile_far_larger_than_the_image_decodes_only_the_image_rows(tmp_path: Path) -> None:
+    # a 1×1 image stored in one 16000×16000 Deflate tile (a 249 kB file) made TiffSource
+    # inflate the whole tile: 256 MB cached, 0.5-0.7 GB of memory
+    import tifffile
+
+    path = tmp_path / "big_tile.tif"
+    with tifffile.TiffWriter(path) as writer:  # one 2048×2048 tile for a 3×5 image
+        writer.write(np.zeros((3, 5), np.uint8), tile=(2048, 2048), compression="zlib")
+    with TiffSource(path) as source:
+        np.testing.assert_array_equal(source[:, :], np.zeros((3, 5), np.uint8))
+        assert source._cached_bytes <= 3 * 2048 + largeimage._CACHE_ENTRY_BYTES
+
+
+def test_the_cache_counts_what_an_entry_costs_beyond_its_pixels(tmp_path: Path) -> None:
+    # a million 1-byte tiles were counted as 1 MB of a 256 MB budget, in ~500 MB of memory
+    import tifffile
+
+    image = np.arange(48 * 48, dtype=np.uint16).reshape(48, 48).astype(np.uint8)
+    path = tmp_path / "small_tiles.tif"
+    tifffile.imwrite(path, image, tile=(16, 16))
+    budget = 4 * (16 * 16 + largeimage._CACHE_ENTRY_BYTES)
+    with TiffSource(path, cache_bytes=budget) as source:
+        np.testing.assert_array_equal(source[:, :], image)
+        assert len(source._cache) <= 4 and source._cached_bytes <= budget
