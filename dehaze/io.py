@@ -381,44 +381,19 @@ def _check_tiff_alpha(path: Path, layout: _TiffLayout) -> None:
         raise ValueError(f"{path}: {PREMULTIPLIED_REFUSAL}")
 
 
-def _read_tiff_with_tifffile(path: Path, data: bytes, layout: _TiffLayout) -> NDArray[Any]:
-    """Decode a gray or RGB TIFF with tifffile (H×W or H×W×3), upright; ValueError if not.
+def _read_tiff_with_tifffile(
+    path: Path, data: bytes, layout: _TiffLayout, *, pillow: bool = False
+) -> NDArray[Any]:
+    """Decode a TIFF's samples with tifffile, as stored and upright: H×W or H×W×samples.
 
-    For the files OpenCV misreads (16-bit planar-separate RGB) or refuses (some valid
-    tiled files). tifffile needs imagecodecs for LZW and JPEG, which dehaze does not use:
-    those raise, and the caller decides what else can read them.
-    """
-    import tifffile
-
-    if not 1 <= layout.orientation <= 8:
-        raise ValueError(f"{path}: has an invalid orientation tag {layout.orientation} (1–8)")
-    try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
-            page: Any = tiff.pages[0]
-            image = np.asarray(page.asarray())
-            compression = str(getattr(page.compression, "name", page.compression))
-    except Exception as exc:
-        raise ValueError(f"cannot decode the TIFF {path} ({exc})") from None
-    if layout.planar == 2 and image.ndim == 3 and layout.samples > 1:
-        image = np.moveaxis(image, 0, -1)  # separate planes: samples first
-    want = (layout.samples,) if layout.samples > 1 else ()
-    if image.dtype not in (np.uint8, np.uint16) or image.shape[2:] != want or image.ndim < 2:
-        raise ValueError(
-            f"{path}: decoded as {image.dtype} {image.shape} (compression {compression}), "
-            f"not 8/16-bit with {layout.samples} samples per pixel"
-        )
-    image = image.astype(image.dtype.newbyteorder("="), copy=False)
-    return _orient(image, layout.orientation)
-
-
-def _read_tiff_with_alpha(path: Path, data: bytes, layout: _TiffLayout) -> NDArray[Any]:
-    """Decode a gray+alpha or RGBA TIFF with tifffile as H×W×2 or H×W×4, upright.
-
-    OpenCV drops the alpha of a gray+alpha TIFF and premultiplies the colours of an RGBA
-    one (unassociated alpha) by the alpha; tifffile returns the samples as stored. The
-    codecs tifffile needs the imagecodecs package for (LZW, the usual compression of RGBA
-    TIFFs from image editors, and JPEG) are decoded by Pillow instead, which returns 8-bit
-    unassociated samples as stored too; Pillow has no 16-bit RGBA or gray+alpha mode.
+    For the files OpenCV loses or misreads: it drops the alpha of a gray+alpha TIFF,
+    premultiplies the colours of an RGBA one (unassociated alpha) by the alpha, decodes
+    16-bit planar-separate RGB as garbage and refuses some valid tiled files. tifffile
+    needs the imagecodecs package, which dehaze does not use, for LZW (the usual
+    compression of RGBA TIFFs from image editors) and JPEG. With ``pillow`` those are
+    decoded by Pillow instead where it has a mode for them (8-bit gray+alpha and RGBA,
+    unassociated samples as stored; it has no 16-bit one); otherwise the file raises
+    ValueError, and the caller decides what else can read it.
     """
     import tifffile
 
@@ -430,25 +405,21 @@ def _read_tiff_with_alpha(path: Path, data: bytes, layout: _TiffLayout) -> NDArr
             page: Any = tiff.pages[0]
             compression = str(getattr(page.compression, "name", page.compression))
             image = np.asarray(page.asarray())
-            if int(page.planarconfig) == 2:  # separate planes: samples first
-                image = np.moveaxis(image, 0, -1)
+        if layout.planar == 2 and image.ndim == 3 and layout.samples > 1:
+            image = np.moveaxis(image, 0, -1)  # separate planes: samples first
     except Exception as exc:
-        fallback = _pillow_alpha_tiff(data, layout)
+        fallback = _pillow_alpha_tiff(data, layout) if pillow else None
         if fallback is None:
             raise ValueError(
-                f"cannot decode the TIFF with alpha {path} (compression {compression}: {exc}); "
-                "convert it to uncompressed or Deflate (zip) compression, e.g. with "
-                "`tiffcp -c zip`"
+                f"cannot decode the TIFF {path} (compression {compression}: {exc}); convert "
+                "it to uncompressed or Deflate (zip) compression, e.g. with `tiffcp -c zip`"
             ) from None
         image = fallback
-    if image.dtype not in (np.uint8, np.uint16):
+    want = (layout.samples,) if layout.samples > 1 else ()
+    if image.dtype not in (np.uint8, np.uint16) or image.ndim < 2 or image.shape[2:] != want:
         raise ValueError(
-            f"{path} has sample type {image.dtype}; only 8- and 16-bit images are read"
-        )
-    if image.ndim != 3 or image.shape[2] != layout.samples:
-        raise ValueError(
-            f"{path}: decoded as shape {image.shape}, not H×W×{layout.samples} "
-            f"({layout.samples} samples per pixel)"
+            f"{path}: decoded as {image.dtype} {image.shape} (compression {compression}), "
+            f"not 8/16-bit with {layout.samples} samples per pixel"
         )
     image = image.astype(image.dtype.newbyteorder("="), copy=False)
     return _orient(image, layout.orientation)
@@ -649,7 +620,7 @@ def imread(path: StrPath, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[An
         if tiff.extrasamples and colour is not None and tiff.samples == colour + 1:
             # OpenCV returns a gray+alpha TIFF as gray only, and an RGBA one with its
             # colours premultiplied by the alpha (libtiff's RGBA interface)
-            return np.ascontiguousarray(_read_tiff_with_alpha(p, data, tiff))
+            return np.ascontiguousarray(_read_tiff_with_tifffile(p, data, tiff, pillow=True))
         if colour is not None and tiff.samples == colour and (tiff.planar == 2 or tiff.tiled):
             # OpenCV 5 decodes 16-bit planar-separate RGB as garbage and refuses some valid
             # tiled files: tifffile reads them as stored (as TiffSource does)
