@@ -468,14 +468,18 @@ class TiffSource:
                 f"more than the {MAX_SEGMENT_BYTES // 2**20} MiB read at once; write it as a "
                 "tiled TIFF (e.g. 512×512 tiles) first"
             )
-        # checked as Python integers first: a BigTIFF offset or count near 2**64 does not
-        # fit an int64 (OverflowError), and one near 2**63 wrapped the end check below
-        for value in (*page.dataoffsets, *page.databytecounts):
-            if not 0 <= int(value) <= self._file_size:
-                raise self._refuse(
-                    f"has a data offset or byte count of {int(value)}, beyond its "
-                    f"{self._file_size}-byte file (corrupt header or truncated file)"
-                )
+        # checked as the unsigned values TIFF stores first: a BigTIFF offset or count near
+        # 2**64 does not fit an int64 (OverflowError), and one near 2**63 wrapped the end
+        # check below; within the file's size they fit, and their sums cannot overflow
+        offsets = np.asarray(page.dataoffsets, dtype=np.uint64)
+        counts = np.asarray(page.databytecounts, dtype=np.uint64)
+        beyond = np.concatenate([offsets, counts])
+        beyond = beyond[beyond > self._file_size]
+        if beyond.size:
+            raise self._refuse(
+                f"has a data offset or byte count of {int(beyond[0])}, beyond its "
+                f"{self._file_size}-byte file (corrupt header or truncated file)"
+            )
         layout = _Layout(
             height,
             width,
@@ -484,8 +488,8 @@ class TiffSource:
             bool(page.is_tiled),
             rows,
             cols,
-            np.asarray(page.dataoffsets, dtype=np.int64),
-            np.asarray(page.databytecounts, dtype=np.int64),
+            offsets.astype(np.int64),
+            counts.astype(np.int64),
         )
         expected = layout.per_plane * layout.planes
         if layout.offsets.size != expected or layout.counts.size != expected:
@@ -493,8 +497,6 @@ class TiffSource:
                 f"lists {layout.offsets.size} data offsets and {layout.counts.size} byte "
                 f"counts for an image of {expected} strips/tiles (corrupt header)"
             )
-        if np.any(layout.offsets < 0) or np.any(layout.counts < 0):
-            raise self._refuse("has negative data offsets or byte counts (corrupt header)")
         ends = layout.offsets + layout.counts
         if ends.size and int(ends.max()) > self._file_size:
             raise self._refuse(
